@@ -1,0 +1,7 @@
+//! Shared harness for the integration tests: storage emulators, buckets on
+//! each backend, servers on loopback and a Watch subscriber.
+
+pub mod bucket;
+pub mod emulator;
+pub mod process;
+pub mod store;

@@ -1,0 +1,244 @@
+//! Child processes for tests: started so they die with the test, stopped by
+//! PID on drop, and their listening port read from /proc rather than probed.
+
+use std::collections::HashSet;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A child process killed (by its PID) and reaped when dropped.
+pub struct ChildGuard {
+    pub child: Child,
+    name: String,
+}
+
+impl ChildGuard {
+    /// Spawns `command` so that it also dies if the test process dies first.
+    pub fn spawn(name: &str, command: &mut Command) -> ChildGuard {
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        ChildGuard {
+            child,
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for the process to listen on a TCP port and returns it.
+    pub fn listening_port(&mut self, timeout: Duration) -> u16 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited before listening: {status}", self.name);
+            }
+            if let Some(port) = listening_port(self.pid()) {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not listen within {timeout:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status, letting the
+    /// test's runtime run meanwhile (its clients must be able to hang up).
+    pub async fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child's PID.
+        unsafe {
+            libc::kill(self.pid() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop within {timeout:?} of SIGTERM",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The TCP port a process listens on, from its socket inodes and
+/// /proc/<pid>/net/tcp. Emulators started with port 0 do not all print the
+/// port they bound; the kernel knows.
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.ok()?.path()).ok()?;
+            let target = target.to_str()?;
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is fields[1] ("0100007F:1F90"), st is fields[3]
+            // (0A = LISTEN), inode is fields[9].
+            if fields.len() > 9
+                && fields[3] == "0A"
+                && fields[9].parse().is_ok_and(|i: u64| inodes.contains(&i))
+                && let Some((_, port)) = fields[1].split_once(':')
+                && let Ok(port) = u16::from_str_radix(port, 16)
+            {
+                return Some(port);
+            }
+        }
+    }
+    None
+}
+
+/// The workspace's root folder.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration-tests sits in the workspace")
+        .to_path_buf()
+}
+
+/// The project's Python virtualenv with the emulators (made by `.ci/setup`);
+/// `HOTSWAP_VENV` points elsewhere.
+pub fn venv() -> PathBuf {
+    let venv = std::env::var_os("HOTSWAP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv"));
+    assert!(
+        venv.join("bin/python").exists(),
+        "no Python virtualenv at {}: run `make test` (or .ci/setup), which creates it",
+        venv.display()
+    );
+    venv
+}
+
+/// The `hotswap` binary of this build (cargo builds it with the tests).
+pub fn hotswap_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/hotswap
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary sits in target/<profile>/deps");
+    let binary = profile_dir.join("hotswap");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --bin hotswap` (the test command does)",
+        binary.display()
+    );
+    binary
+}
+
+/// A running `hotswap` process whose log lines are collected.
+pub struct Hotswap {
+    pub process: ChildGuard,
+    /// The address it logged as bound.
+    pub addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Hotswap {
+    /// Starts `hotswap ARGS` with extra environment and waits (bounded) for
+    /// the line saying where it listens.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Hotswap {
+        let mut command = Command::new(hotswap_binary());
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut process = ChildGuard::spawn("hotswap", &mut command);
+        let stderr = process.child.stderr.take().expect("piped stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        // Drains stderr for the process's whole life so it never blocks on
+        // a full pipe.
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(addr) = line.split("addr=").nth(1) {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr.parse().expect("logged address"),
+            Err(_) => panic!(
+                "hotswap did not log its address: {:#?}",
+                log.lock().unwrap()
+            ),
+        };
+        Hotswap { process, addr, log }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Runs `hotswap ARGS` to completion (bounded) and returns its exit code and
+/// stderr.
+pub fn run_hotswap(args: &[&str]) -> (Option<i32>, String) {
+    let mut command = Command::new(hotswap_binary());
+    command
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut guard = ChildGuard::spawn("hotswap", &mut command);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = guard.child.try_wait().expect("wait") {
+            let mut stderr = String::new();
+            use std::io::Read;
+            guard
+                .child
+                .stderr
+                .take()
+                .expect("piped")
+                .read_to_string(&mut stderr)
+                .expect("read stderr");
+            return (status.code(), stderr);
+        }
+        assert!(Instant::now() < deadline, "hotswap {args:?} did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

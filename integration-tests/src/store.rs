@@ -1,0 +1,295 @@
+//! A model-store served on 127.0.0.1:0, and a Watch client over real gRPC
+//! that keeps the view a subscriber would keep.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hotswap_model_store::{ModelStoreConfig, PollSettings};
+use hotswap_proto::v1::model_store_client::ModelStoreClient;
+use hotswap_proto::v1::{
+    EventKind, ModelVersion, VersionState, WatchRequest, WatchResponse, watch_response,
+};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::Streaming;
+use tonic::transport::Channel;
+
+use crate::bucket::TestBucket;
+
+/// Every wait in these tests is bounded by this; it is a hang guard, not a
+/// speed claim.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Fast polling for tests: 100 ms polls, 300 ms settle.
+pub fn fast_polling() -> PollSettings {
+    PollSettings {
+        interval: Duration::from_millis(100),
+        settle: Duration::from_millis(300),
+        list_timeout: Duration::from_secs(10),
+        max_backoff: Duration::from_millis(500),
+    }
+}
+
+pub struct StoreServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), hotswap_model_store::Error>>>,
+}
+
+impl StoreServer {
+    /// Parses `config_yaml` and serves it on a fresh loopback port.
+    pub async fn start(
+        bucket: &TestBucket,
+        config_yaml: &str,
+        adjust: impl FnOnce(&mut ModelStoreConfig),
+    ) -> StoreServer {
+        let apis = hotswap_model_store::config::parse(config_yaml, std::path::Path::new("/"))
+            .unwrap_or_else(|e| panic!("test config: {e}\n{config_yaml}"));
+        let mut config = ModelStoreConfig::new(apis);
+        config.storage = bucket.storage_options();
+        config.poll = fast_polling();
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (shutdown, stop) = oneshot::channel();
+        let task = tokio::spawn(hotswap_model_store::serve(config, listener, async {
+            let _ = stop.await;
+        }));
+        StoreServer {
+            addr,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    pub async fn client(&self) -> ModelStoreClient<Channel> {
+        ModelStoreClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect to the model-store")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Stops the server and waits (bounded) until it has returned, which
+    /// it only does once every Watch stream has ended.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("graceful shutdown within the bound")
+            .expect("server task")
+            .expect("server result");
+    }
+}
+
+impl Drop for StoreServer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// One message as the watcher applied it.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    /// A complete snapshot (all its chunks) at a revision.
+    Snapshot(u64),
+    Event(EventKind, ModelVersion),
+}
+
+impl Seen {
+    pub fn event(&self) -> Option<(EventKind, &ModelVersion)> {
+        match self {
+            Seen::Event(kind, version) => Some((*kind, version)),
+            Seen::Snapshot(_) => None,
+        }
+    }
+}
+
+pub type Key = (String, String, u64);
+
+/// A Watch subscriber: applies snapshots and events to a view, as the data
+/// plane will, and checks revisions run without gaps.
+pub struct Watcher {
+    stream: Streaming<WatchResponse>,
+    pub incarnation: String,
+    pub revision: u64,
+    pub view: BTreeMap<Key, ModelVersion>,
+    building: Option<BTreeMap<Key, ModelVersion>>,
+    pub seen: Vec<Seen>,
+}
+
+impl Watcher {
+    pub async fn connect(server: &StoreServer, incarnation: &str, after_revision: u64) -> Watcher {
+        let request = WatchRequest {
+            incarnation: incarnation.to_owned(),
+            after_revision,
+        };
+        let stream = server
+            .client()
+            .await
+            .watch(request)
+            .await
+            .expect("watch")
+            .into_inner();
+        Watcher {
+            stream,
+            incarnation: incarnation.to_owned(),
+            revision: after_revision,
+            view: BTreeMap::new(),
+            building: None,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Connects and applies the initial snapshot.
+    pub async fn synced(server: &StoreServer) -> Watcher {
+        let mut watcher = Watcher::connect(server, "", 0).await;
+        let first = watcher.next(WAIT).await.expect("an initial snapshot");
+        assert!(matches!(first, Seen::Snapshot(_)), "{first:?}");
+        watcher
+    }
+
+    /// Reads and applies messages until one completes a snapshot or an
+    /// event; `None` when nothing arrives within `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Seen> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, self.stream.message()).await {
+                Err(_) => return None,
+                Ok(result) => result
+                    .expect("watch stream error")
+                    .expect("watch stream ended"),
+            };
+            if let Some(seen) = self.apply(message) {
+                self.seen.push(seen.clone());
+                return Some(seen);
+            }
+        }
+    }
+
+    fn apply(&mut self, message: WatchResponse) -> Option<Seen> {
+        match message.kind.expect("message kind") {
+            watch_response::Kind::Snapshot(chunk) => {
+                if chunk.first {
+                    self.building = Some(BTreeMap::new());
+                }
+                let building = self
+                    .building
+                    .as_mut()
+                    .expect("snapshot chunk after a first one");
+                for v in chunk.versions {
+                    building.insert(key(&v), v);
+                }
+                if chunk.last {
+                    self.view = self.building.take().expect("building");
+                    self.incarnation = message.incarnation;
+                    self.revision = message.revision;
+                    return Some(Seen::Snapshot(message.revision));
+                }
+                None
+            }
+            watch_response::Kind::Event(event) => {
+                assert_eq!(
+                    message.incarnation, self.incarnation,
+                    "incarnation changed mid-stream"
+                );
+                assert_eq!(
+                    message.revision,
+                    self.revision + 1,
+                    "revisions must not skip"
+                );
+                self.revision = message.revision;
+                let kind = EventKind::try_from(event.kind).expect("event kind");
+                let version = event.version.expect("event version");
+                match kind {
+                    EventKind::Removed => {
+                        assert!(
+                            self.view.remove(&key(&version)).is_some(),
+                            "removed unknown {version:?}"
+                        );
+                    }
+                    EventKind::Added => {
+                        assert!(
+                            self.view.insert(key(&version), version.clone()).is_none(),
+                            "added twice"
+                        );
+                    }
+                    EventKind::Updated => {
+                        assert!(
+                            self.view.insert(key(&version), version.clone()).is_some(),
+                            "updated unknown"
+                        );
+                    }
+                    EventKind::Unspecified => panic!("unspecified event kind"),
+                }
+                Some(Seen::Event(kind, version))
+            }
+        }
+    }
+
+    /// Applies messages until `done(view)` holds; panics with what was seen
+    /// if it does not within [`WAIT`]. Returns the events applied meanwhile.
+    pub async fn until(
+        &mut self,
+        what: &str,
+        done: impl Fn(&Watcher) -> bool,
+    ) -> Vec<(EventKind, ModelVersion)> {
+        let start = self.seen.len();
+        let deadline = Instant::now() + WAIT;
+        while !done(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.next(left).await.is_none() {
+                panic!(
+                    "timed out waiting for {what}; saw {:#?}\nview: {:#?}",
+                    &self.seen[start..],
+                    self.view.keys()
+                );
+            }
+        }
+        self.seen[start..]
+            .iter()
+            .filter_map(|s| s.event().map(|(k, v)| (k, v.clone())))
+            .collect()
+    }
+
+    /// Asserts that no message arrives for `quiet`.
+    pub async fn assert_quiet(&mut self, quiet: Duration) {
+        if let Some(seen) = self.next(quiet).await {
+            panic!("expected no change, got {seen:?}");
+        }
+    }
+
+    pub fn get(&self, api: &str, model: &str, version: u64) -> Option<&ModelVersion> {
+        self.view.get(&(api.to_owned(), model.to_owned(), version))
+    }
+
+    pub fn has(&self, api: &str, model: &str, version: u64) -> bool {
+        self.get(api, model, version).is_some()
+    }
+}
+
+pub fn key(v: &ModelVersion) -> Key {
+    (v.api.clone(), v.model.clone(), v.version)
+}
+
+pub fn is_valid(v: &ModelVersion) -> bool {
+    v.state == VersionState::Valid as i32
+}
+
+pub fn file_paths(v: &ModelVersion) -> Vec<&str> {
+    v.files.iter().map(|f| f.path.as_str()).collect()
+}

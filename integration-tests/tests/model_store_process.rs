@@ -1,0 +1,161 @@
+//! `hotswap model-store` as a real process: it logs the address it bound,
+//! reads cloud endpoints and credentials from the standard environment,
+//! reports health, stops cleanly on SIGTERM and refuses bad configs.
+
+use std::time::Duration;
+
+use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::process::{Hotswap, run_hotswap};
+use hotswap_proto::v1::GetModelRequest;
+use hotswap_proto::v1::model_store_client::ModelStoreClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+fn write_config(dir: &std::path::Path, text: &str) -> String {
+    let path = dir.join("apis.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Starts the process on `bucket` and checks what an operator would: health
+/// turns SERVING and the model is listed with its version.
+async fn serve_and_check(bucket: &TestBucket, env: &[(&str, &str)]) {
+    bucket.put("iris/7/model.onnx", "onnx bytes").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "- {{name: iris, predictor: {{type: onnx, models: {{path: \"{}\"}}}}}}",
+            bucket.uri("iris")
+        ),
+    );
+    let mut hotswap = Hotswap::start(
+        &[
+            "model-store",
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            "100ms",
+        ],
+        env,
+    );
+    let uri = format!("http://{}", hotswap.addr);
+    let channel = tonic::transport::Channel::from_shared(uri.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "hotswap.v1.ModelStore".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        if status == ServingStatus::Serving as i32 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never healthy: {:#?}",
+            hotswap.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = ModelStoreClient::connect(uri).await.unwrap();
+    let model = client
+        .get_model(GetModelRequest {
+            api: "iris".into(),
+            model: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(model.latest, Some(7));
+    assert_eq!(model.versions[0].location, bucket.uri("iris/7/"));
+
+    // Connected clients do not hold up a clean exit.
+    let status = hotswap.process.terminate(Duration::from_secs(8)).await;
+    drop((client, health));
+    assert!(status.success(), "exit {status}: {:#?}", hotswap.log());
+    let log = hotswap.log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("published") && l.contains("version=7")),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test]
+async fn serves_a_local_folder() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    serve_and_check(&bucket, &[]).await;
+}
+
+#[tokio::test]
+async fn serves_s3_with_the_standard_aws_environment() {
+    let bucket = TestBucket::new(Backend::S3).await;
+    let endpoint = bucket.emulator_endpoint().unwrap().to_owned();
+    serve_and_check(
+        &bucket,
+        &[
+            ("HOTSWAP_S3_ENDPOINT", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            // Keep the credential chain off the network and off this
+            // machine's own AWS files.
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn serves_gcs_through_storage_emulator_host() {
+    let bucket = TestBucket::new(Backend::Gcs).await;
+    let host = bucket
+        .emulator_endpoint()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    serve_and_check(&bucket, &[("STORAGE_EMULATOR_HOST", &host)]).await;
+}
+
+#[test]
+fn a_bad_config_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "- name: iris\n  predictor:\n    type: onnx\n    models: {dir: /m, cache_size: 4, disk_cache_size: 2}\n",
+    );
+    let (code, stderr) = run_hotswap(&[
+        "model-store",
+        "--config",
+        &config,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "api `iris`: predictor.models.cache_size: must not exceed disk_cache_size (4 > 2)"
+        ),
+        "{stderr}"
+    );
+    let (code, stderr) = run_hotswap(&["model-store", "--config", "/nonexistent.yaml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent.yaml: cannot read"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,200 @@
+//! The API config: a YAML list of APIs with Cortex's field names, parsed
+//! strictly (an unknown field is an error naming it) and validated into
+//! [`ApiConfig`]s whose invariants later code relies on.
+
+mod raw;
+
+use std::path::{Path, PathBuf};
+
+use hotswap_proto::v1 as proto;
+
+use crate::Error;
+use crate::location::Location;
+pub use raw::PredictorType;
+
+/// One validated API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    pub name: String,
+    pub kind: String,
+    pub predictor_type: PredictorType,
+    /// The user's predictor class file, resolved against the config's folder.
+    pub predictor_path: Option<PathBuf>,
+    /// `predictor.models` (or `multi_model_reloading` for python). Absent for
+    /// a python predictor that loads what it wants itself.
+    pub models: Option<ModelsConfig>,
+    pub processes_per_replica: u32,
+    pub threads_per_process: u32,
+    /// `predictor.config`, handed to the predictor's constructor.
+    pub config: serde_json::Value,
+    /// `compute.inf`: Inferentia chips; > 0 changes the TensorFlow layout.
+    pub inferentia: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelsConfig {
+    pub sources: ModelSources,
+    /// Models held in memory per worker; `None` means all.
+    pub cache_size: Option<u32>,
+    /// Models held on local disk per worker; `None` means all.
+    pub disk_cache_size: Option<u32>,
+    pub signature_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSources {
+    /// `path`: one model, named after the API.
+    Single(Location),
+    /// `paths`: several named models.
+    Named(Vec<NamedModel>),
+    /// `dir`: every sub-folder is a model named after it.
+    Dir(Location),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedModel {
+    pub name: String,
+    pub location: Location,
+    pub signature_key: Option<String>,
+}
+
+/// What a version folder must contain, per predictor type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Python,
+    TensorFlow,
+    /// TensorFlow compiled for Inferentia: `saved_model.pb` alone.
+    Inferentia,
+    Onnx,
+}
+
+impl ApiConfig {
+    pub fn layout(&self) -> Layout {
+        match self.predictor_type {
+            PredictorType::Python => Layout::Python,
+            PredictorType::Tensorflow if self.inferentia > 0 => Layout::Inferentia,
+            PredictorType::Tensorflow => Layout::TensorFlow,
+            PredictorType::Onnx => Layout::Onnx,
+        }
+    }
+
+    /// The API as subscribers receive it.
+    pub fn to_proto(&self) -> proto::Api {
+        let models = self.models.as_ref();
+        proto::Api {
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            predictor_type: match self.predictor_type {
+                PredictorType::Python => proto::PredictorType::Python,
+                PredictorType::Tensorflow => proto::PredictorType::Tensorflow,
+                PredictorType::Onnx => proto::PredictorType::Onnx,
+            } as i32,
+            predictor_path: self
+                .predictor_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            sources: self
+                .sources()
+                .into_iter()
+                .map(|s| proto::ModelSource {
+                    is_dir: s.model.is_none(),
+                    name: s.model.unwrap_or_default(),
+                    location: s.location.to_string(),
+                    signature_key: s.signature_key.unwrap_or_default(),
+                })
+                .collect(),
+            cache_size: models.and_then(|m| m.cache_size).unwrap_or(0),
+            disk_cache_size: models.and_then(|m| m.disk_cache_size).unwrap_or(0),
+            processes_per_replica: self.processes_per_replica,
+            threads_per_process: self.threads_per_process,
+            config_json: self.config.to_string(),
+            inferentia: self.inferentia,
+            signature_key: models
+                .and_then(|m| m.signature_key.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every place this API's models come from.
+    pub fn sources(&self) -> Vec<SourceConfig> {
+        let Some(models) = &self.models else {
+            return Vec::new();
+        };
+        match &models.sources {
+            ModelSources::Single(location) => vec![SourceConfig {
+                model: Some(self.name.clone()),
+                location: location.clone(),
+                signature_key: None,
+            }],
+            ModelSources::Named(named) => named
+                .iter()
+                .map(|m| SourceConfig {
+                    model: Some(m.name.clone()),
+                    location: m.location.clone(),
+                    signature_key: m.signature_key.clone(),
+                })
+                .collect(),
+            ModelSources::Dir(location) => vec![SourceConfig {
+                model: None,
+                location: location.clone(),
+                signature_key: None,
+            }],
+        }
+    }
+}
+
+/// One listing target: a single model's folder, or a folder of models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    /// The model it holds; `None` for a `dir` (one model per sub-folder).
+    pub model: Option<String>,
+    pub location: Location,
+    pub signature_key: Option<String>,
+}
+
+/// Reads and validates an API config file. Relative model paths and
+/// predictor paths are resolved against the file's folder.
+pub fn load(path: &Path) -> Result<Vec<ApiConfig>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        file: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = std::path::absolute(&base).unwrap_or(base);
+    parse(&text, &base).map_err(|message| Error::Config {
+        file: path.display().to_string(),
+        message,
+    })
+}
+
+/// Parses and validates config text; `base` resolves relative paths.
+/// The error message names the API and the field.
+pub fn parse(text: &str, base: &Path) -> Result<Vec<ApiConfig>, String> {
+    let raw = raw::parse(text)?;
+    if raw.is_empty() {
+        return Err("the config lists no APIs".to_owned());
+    }
+    let mut apis = Vec::with_capacity(raw.len());
+    for (i, api) in raw.into_iter().enumerate() {
+        let label = if api.name.is_empty() {
+            format!("api #{}", i + 1)
+        } else {
+            format!("api `{}`", api.name)
+        };
+        let api = api
+            .validate(base)
+            .map_err(|(field, msg)| format!("{label}: {field}: {msg}"))?;
+        if apis.iter().any(|a: &ApiConfig| a.name == api.name) {
+            return Err(format!("{label}: name: another API has this name"));
+        }
+        apis.push(api);
+    }
+    Ok(apis)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,354 @@
+//! The config exactly as written (serde, unknown fields rejected), and its
+//! validation into [`ApiConfig`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{ApiConfig, ModelSources, ModelsConfig, NamedModel};
+use crate::location::Location;
+
+/// A validation failure: the field (dotted path) and what is wrong with it.
+type Invalid = (String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PredictorType {
+    Python,
+    Tensorflow,
+    Onnx,
+}
+
+impl PredictorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PredictorType::Python => "python",
+            PredictorType::Tensorflow => "tensorflow",
+            PredictorType::Onnx => "onnx",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    #[serde(default)]
+    pub name: String,
+    kind: Option<String>,
+    predictor: RawPredictor,
+    #[serde(default)]
+    compute: RawCompute,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPredictor {
+    #[serde(rename = "type")]
+    predictor_type: PredictorType,
+    path: Option<String>,
+    models: Option<RawModels>,
+    multi_model_reloading: Option<RawModels>,
+    processes_per_replica: Option<u32>,
+    threads_per_process: Option<u32>,
+    config: Option<serde_json::Value>,
+    // Cortex fields the worker's Python runtime reads; accepted here so a
+    // Cortex config loads unchanged.
+    #[allow(dead_code)]
+    env: Option<BTreeMap<String, String>>,
+    #[allow(dead_code)]
+    python_path: Option<String>,
+    #[allow(dead_code)]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModels {
+    path: Option<String>,
+    paths: Option<Vec<RawNamedPath>>,
+    dir: Option<String>,
+    cache_size: Option<u32>,
+    disk_cache_size: Option<u32>,
+    signature_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNamedPath {
+    name: String,
+    path: String,
+    signature_key: Option<String>,
+}
+
+/// Cortex's compute section. Only `inf` changes what hotswap does; cpu, gpu
+/// and mem are resource requests for whoever schedules the workers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompute {
+    #[allow(dead_code)]
+    cpu: Option<serde_yaml::Value>,
+    #[allow(dead_code)]
+    gpu: Option<u32>,
+    inf: Option<u32>,
+    #[allow(dead_code)]
+    mem: Option<serde_yaml::Value>,
+}
+
+/// Parses the YAML list; errors name the field path, e.g.
+/// `[0].predictor.modles: unknown field ...`.
+pub(super) fn parse(text: &str) -> Result<Vec<RawApi>, String> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            inner.to_string()
+        } else {
+            let field = path
+                .strip_prefix('[')
+                .and_then(|p| p.split_once(']'))
+                .map(|(i, rest)| {
+                    let n: usize = i.parse().unwrap_or(0);
+                    format!("api #{}: {}", n + 1, rest.trim_start_matches('.'))
+                })
+                .unwrap_or(path);
+            format!("{field}: {inner}")
+        }
+    })
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Invalid {
+    (field.to_owned(), message.into())
+}
+
+/// Kubernetes-style names, as Cortex required of API names: they end up in
+/// URLs, metric labels and folder names.
+fn check_api_name(name: &str) -> Result<(), Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "name",
+            format!(
+                "{name:?} is not a valid API name (lowercase letters, digits and '-', 1-63 characters)"
+            ),
+        ))
+    }
+}
+
+/// Model names become folder names in workers' caches and request fields.
+fn check_model_name(field: &str, name: &str) -> Result<(), Invalid> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("{name:?} is not a valid model name"),
+        ))
+    }
+}
+
+fn check_positive(field: &str, value: Option<u32>) -> Result<(), Invalid> {
+    match value {
+        Some(0) => Err(invalid(field, "must be at least 1")),
+        _ => Ok(()),
+    }
+}
+
+impl RawApi {
+    pub(super) fn validate(self, base: &Path) -> Result<ApiConfig, Invalid> {
+        check_api_name(&self.name)?;
+        let kind = self.kind.unwrap_or_else(|| "RealtimeAPI".to_owned());
+        if kind != "RealtimeAPI" {
+            return Err(invalid(
+                "kind",
+                format!("{kind:?} is not supported; hotswap serves RealtimeAPI"),
+            ));
+        }
+        let p = self.predictor;
+        let ty = p.predictor_type;
+        let inferentia = self.compute.inf.unwrap_or(0);
+        if inferentia > 0 && ty == PredictorType::Onnx {
+            return Err(invalid(
+                "compute.inf",
+                "Inferentia serves tensorflow and python predictors, not onnx",
+            ));
+        }
+
+        // Python predictors call the models section multi_model_reloading;
+        // the other types call it models. Accepting the wrong one silently
+        // would disable live reloading, so name the right one.
+        let (models, models_field) = match ty {
+            PredictorType::Python => {
+                if p.models.is_some() {
+                    return Err(invalid(
+                        "predictor.models",
+                        "python predictors name their models in predictor.multi_model_reloading",
+                    ));
+                }
+                (p.multi_model_reloading, "predictor.multi_model_reloading")
+            }
+            _ => {
+                if p.multi_model_reloading.is_some() {
+                    return Err(invalid(
+                        "predictor.multi_model_reloading",
+                        format!(
+                            "only python predictors use this field; {} predictors use predictor.models",
+                            ty.as_str()
+                        ),
+                    ));
+                }
+                (p.models, "predictor.models")
+            }
+        };
+        if ty == PredictorType::Python && p.path.is_none() {
+            return Err(invalid(
+                "predictor.path",
+                "python predictors need the file with their PythonPredictor class",
+            ));
+        }
+        if ty != PredictorType::Python && models.is_none() {
+            return Err(invalid(
+                "predictor.models",
+                format!(
+                    "{} predictors need a model: set path, paths or dir",
+                    ty.as_str()
+                ),
+            ));
+        }
+        let models = models
+            .map(|m| m.validate(models_field, ty, base))
+            .transpose()?;
+
+        check_positive("predictor.processes_per_replica", p.processes_per_replica)?;
+        check_positive("predictor.threads_per_process", p.threads_per_process)?;
+        let predictor_path = match p.path {
+            Some(path) if path.trim().is_empty() => {
+                return Err(invalid("predictor.path", "must not be empty"));
+            }
+            Some(path) => Some(base.join(path)),
+            None => None,
+        };
+        let config = p
+            .config
+            .unwrap_or(serde_json::Value::Object(Default::default()));
+        if !config.is_object() {
+            return Err(invalid("predictor.config", "must be a mapping"));
+        }
+        Ok(ApiConfig {
+            name: self.name,
+            kind,
+            predictor_type: ty,
+            predictor_path,
+            models,
+            processes_per_replica: p.processes_per_replica.unwrap_or(1),
+            threads_per_process: p.threads_per_process.unwrap_or(1),
+            config,
+            inferentia,
+        })
+    }
+}
+
+impl RawModels {
+    fn validate(
+        self,
+        field: &str,
+        ty: PredictorType,
+        base: &Path,
+    ) -> Result<ModelsConfig, Invalid> {
+        let f = |name: &str| format!("{field}.{name}");
+        let sources = match (self.path, self.paths, self.dir) {
+            (Some(path), None, None) => ModelSources::Single(location(&f("path"), &path, base)?),
+            (None, Some(paths), None) => {
+                if paths.is_empty() {
+                    return Err(invalid(&f("paths"), "lists no models"));
+                }
+                let mut named: Vec<NamedModel> = Vec::with_capacity(paths.len());
+                for (i, entry) in paths.into_iter().enumerate() {
+                    let at = f(&format!("paths[{i}]"));
+                    check_model_name(&format!("{at}.name"), &entry.name)?;
+                    if named.iter().any(|m| m.name == entry.name) {
+                        return Err(invalid(
+                            &format!("{at}.name"),
+                            format!("model {:?} is listed twice", entry.name),
+                        ));
+                    }
+                    if entry.signature_key.is_some() && ty != PredictorType::Tensorflow {
+                        return Err(invalid(
+                            &format!("{at}.signature_key"),
+                            "only tensorflow predictors have signatures",
+                        ));
+                    }
+                    named.push(NamedModel {
+                        name: entry.name,
+                        location: location(&format!("{at}.path"), &entry.path, base)?,
+                        signature_key: entry.signature_key,
+                    });
+                }
+                ModelSources::Named(named)
+            }
+            (None, None, Some(dir)) => ModelSources::Dir(location(&f("dir"), &dir, base)?),
+            (None, None, None) => {
+                return Err(invalid(field, "set one of path, paths or dir"));
+            }
+            (path, paths, dir) => {
+                let set: Vec<&str> = [
+                    path.is_some().then_some("path"),
+                    paths.is_some().then_some("paths"),
+                    dir.is_some().then_some("dir"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                return Err(invalid(
+                    field,
+                    format!(
+                        "set only one of path, paths or dir (found {})",
+                        set.join(" and ")
+                    ),
+                ));
+            }
+        };
+        check_positive(&f("cache_size"), self.cache_size)?;
+        check_positive(&f("disk_cache_size"), self.disk_cache_size)?;
+        if let (Some(mem), Some(disk)) = (self.cache_size, self.disk_cache_size)
+            && mem > disk
+        {
+            return Err(invalid(
+                &f("cache_size"),
+                format!(
+                    "must not exceed disk_cache_size ({mem} > {disk}): a model in memory is also on disk"
+                ),
+            ));
+        }
+        if self.signature_key.is_some() && ty != PredictorType::Tensorflow {
+            return Err(invalid(
+                &f("signature_key"),
+                "only tensorflow predictors have signatures",
+            ));
+        }
+        Ok(ModelsConfig {
+            sources,
+            cache_size: self.cache_size,
+            disk_cache_size: self.disk_cache_size,
+            signature_key: self.signature_key,
+        })
+    }
+}
+
+fn location(field: &str, text: &str, base: &Path) -> Result<Location, Invalid> {
+    Location::parse(text, base).map_err(|msg| invalid(field, msg))
+}

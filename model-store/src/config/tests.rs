@@ -1,0 +1,247 @@
+use std::path::Path;
+
+use super::*;
+
+const BASE: &str = "/srv/config";
+
+fn parse_ok(text: &str) -> Vec<ApiConfig> {
+    parse(text, Path::new(BASE)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn parse_err(text: &str) -> String {
+    match parse(text, Path::new(BASE)) {
+        Ok(apis) => panic!("expected an error, parsed {apis:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_cortex_config_parses_with_every_field() {
+    let apis = parse_ok(
+        r#"
+- name: iris-classifier
+  kind: RealtimeAPI
+  predictor:
+    type: onnx
+    path: predictor.py
+    models:
+      path: s3://my-bucket/models/iris/
+    processes_per_replica: 2
+    threads_per_process: 4
+    config: {threshold: 0.5, labels: [a, b]}
+  compute: {cpu: 1, mem: 2G, gpu: 0}
+- name: text
+  kind: RealtimeAPI
+  predictor:
+    type: tensorflow
+    models:
+      paths:
+        - {name: gen, path: gs://bkt/gen}
+        - {name: sent, path: models/sent, signature_key: predict}
+      cache_size: 1
+      disk_cache_size: 2
+      signature_key: serving_default
+- name: py
+  predictor:
+    type: python
+    path: py/predictor.py
+    multi_model_reloading:
+      dir: file:///models
+- name: neuron
+  predictor:
+    type: tensorflow
+    models: {path: /m/neuron}
+  compute: {inf: 1}
+"#,
+    );
+    assert_eq!(apis.len(), 4);
+    let iris = &apis[0];
+    assert_eq!(iris.predictor_type, PredictorType::Onnx);
+    assert_eq!(iris.layout(), Layout::Onnx);
+    assert_eq!(
+        iris.predictor_path.as_deref(),
+        Some(Path::new("/srv/config/predictor.py"))
+    );
+    assert_eq!(
+        (iris.processes_per_replica, iris.threads_per_process),
+        (2, 4)
+    );
+    assert_eq!(iris.config["labels"][1], "b");
+    let sources = iris.sources();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[0].model.as_deref(), Some("iris-classifier"));
+    assert_eq!(
+        sources[0].location.to_string(),
+        "s3://my-bucket/models/iris/"
+    );
+
+    let text = &apis[1];
+    let models = text.models.as_ref().unwrap();
+    assert_eq!(
+        (models.cache_size, models.disk_cache_size),
+        (Some(1), Some(2))
+    );
+    let sources = text.sources();
+    assert_eq!(
+        sources[1].location.to_string(),
+        "file:///srv/config/models/sent/"
+    );
+    assert_eq!(sources[1].signature_key.as_deref(), Some("predict"));
+
+    let py = &apis[2];
+    assert_eq!(py.kind, "RealtimeAPI");
+    assert_eq!(py.sources()[0].model, None);
+    assert_eq!(py.layout(), Layout::Python);
+    assert_eq!(apis[3].layout(), Layout::Inferentia);
+
+    let proto = text.to_proto();
+    assert_eq!(proto.sources.len(), 2);
+    assert_eq!(proto.cache_size, 1);
+    assert_eq!(proto.signature_key, "serving_default");
+}
+
+#[test]
+fn a_python_predictor_without_models_loads_what_it_wants() {
+    let apis = parse_ok("- {name: p, predictor: {type: python, path: p.py}}");
+    assert!(apis[0].models.is_none());
+    assert!(apis[0].sources().is_empty());
+}
+
+#[test]
+fn unknown_fields_are_named() {
+    let e = parse_err("- {name: a, predictor: {type: onnx, modles: {path: /m}}}");
+    assert!(
+        e.contains("api #1: predictor") && e.contains("unknown field `modles`"),
+        "{e}"
+    );
+    let e = parse_err("- {name: a, predictor: {type: onnx, models: {path: /m, cache: 1}}}");
+    assert!(
+        e.contains("predictor.models") && e.contains("unknown field `cache`"),
+        "{e}"
+    );
+    let e = parse_err("- {name: a, autoscaling: {}, predictor: {type: onnx, models: {path: /m}}}");
+    assert!(e.contains("unknown field `autoscaling`"), "{e}");
+}
+
+#[test]
+fn invalid_combinations_are_named() {
+    let cases = [
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, dir: /d}}}",
+            "api `a`: predictor.models: set only one of path, paths or dir (found path and dir)",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {dir: /d, cache_size: 3, disk_cache_size: 2}}}",
+            "api `a`: predictor.models.cache_size: must not exceed disk_cache_size (3 > 2)",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {}}}",
+            "api `a`: predictor.models: set one of path, paths or dir",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx}}",
+            "api `a`: predictor.models: onnx predictors need a model",
+        ),
+        (
+            "- {name: a, predictor: {type: python, path: p.py, models: {path: /m}}}",
+            "api `a`: predictor.models: python predictors name their models in predictor.multi_model_reloading",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, multi_model_reloading: {path: /m}}}",
+            "api `a`: predictor.multi_model_reloading: only python predictors use this field",
+        ),
+        (
+            "- {name: a, predictor: {type: python}}",
+            "api `a`: predictor.path: python predictors need the file",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m}, processes_per_replica: 0}}",
+            "api `a`: predictor.processes_per_replica: must be at least 1",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, cache_size: 0}}}",
+            "api `a`: predictor.models.cache_size: must be at least 1",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {paths: [{name: x, path: /1}, {name: x, path: /2}]}}}",
+            "api `a`: predictor.models.paths[1].name: model \"x\" is listed twice",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {paths: []}}}",
+            "api `a`: predictor.models.paths: lists no models",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: 'ftp://h/m'}}}",
+            "api `a`: predictor.models.path: \"ftp://h/m\": unsupported scheme",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, signature_key: s}}}",
+            "api `a`: predictor.models.signature_key: only tensorflow predictors have signatures",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m}}, compute: {inf: 1}}",
+            "api `a`: compute.inf: Inferentia serves tensorflow and python predictors, not onnx",
+        ),
+        (
+            "- {name: Bad_Name, predictor: {type: onnx, models: {path: /m}}}",
+            "api `Bad_Name`: name: \"Bad_Name\" is not a valid API name",
+        ),
+        (
+            "- {name: a, kind: BatchAPI, predictor: {type: onnx, models: {path: /m}}}",
+            "api `a`: kind: \"BatchAPI\" is not supported",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m}, config: [1]}}",
+            "api `a`: predictor.config: must be a mapping",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = parse_err(text);
+        assert!(
+            e.starts_with(expected),
+            "{text}\n  got:      {e}\n  expected: {expected}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_names_wrong_types_and_empty_files_are_errors() {
+    let e = parse_err(
+        "- {name: a, predictor: {type: onnx, models: {path: /m}}}\n- {name: a, predictor: {type: onnx, models: {path: /n}}}",
+    );
+    assert!(
+        e.contains("api `a`: name: another API has this name"),
+        "{e}"
+    );
+    let e = parse_err("- {name: a, predictor: {type: torch, models: {path: /m}}}");
+    assert!(
+        e.contains("predictor.type") && e.contains("unknown variant `torch`"),
+        "{e}"
+    );
+    assert!(parse_err("").contains("no APIs") || parse_err("").contains("invalid type"));
+    assert!(parse_err("[]").contains("no APIs"));
+}
+
+#[test]
+fn load_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("apis.yaml");
+    std::fs::write(
+        &path,
+        "- {name: a, predictor: {type: onnx, models: {path: models/a}}}",
+    )
+    .unwrap();
+    let apis = load(&path).unwrap();
+    assert_eq!(
+        apis[0].sources()[0].location.to_string(),
+        format!("file://{}/models/a/", dir.path().display())
+    );
+    std::fs::write(&path, "- {name: a}").unwrap();
+    let e = load(&path).unwrap_err().to_string();
+    assert!(e.contains("apis.yaml") && e.contains("predictor"), "{e}");
+    let missing = load(&dir.path().join("nope.yaml")).unwrap_err().to_string();
+    assert!(
+        missing.contains("nope.yaml") && missing.contains("cannot read"),
+        "{missing}"
+    );
+}

@@ -1,0 +1,271 @@
+//! The published index: which model versions exist, the revisioned history
+//! of changes to it, and the settle rule that keeps half-uploaded versions
+//! out of it.
+
+mod query;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotswap_proto::v1::{
+    Api, EventKind, ModelVersion, SourceStatus, VersionEvent, WatchResponse, watch_response,
+};
+use tokio::sync::broadcast;
+
+/// Identifies a version across the whole index.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VersionKey {
+    pub api: String,
+    pub model: String,
+    pub version: u64,
+}
+
+impl VersionKey {
+    fn of(v: &ModelVersion) -> VersionKey {
+        VersionKey {
+            api: v.api.clone(),
+            model: v.model.clone(),
+            version: v.version,
+        }
+    }
+}
+
+/// The part of the index one source's listing speaks for: a listing replaces
+/// what was known in its scope and nothing else.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// A `path` / `paths` source: one model.
+    Model(&'a str),
+    /// A `dir` source: every model of the API.
+    Api,
+}
+
+/// A change seen but not yet stable for a settle interval.
+struct Pending {
+    content_hash: String,
+    since: Instant,
+}
+
+/// The whole index at one revision.
+pub struct Snapshot {
+    pub revision: u64,
+    pub apis: Vec<Api>,
+    pub versions: Vec<Arc<ModelVersion>>,
+}
+
+/// Where a subscriber starts.
+pub enum Start {
+    /// The subscriber's view is current once it applies these events.
+    Replay(Vec<Arc<WatchResponse>>),
+    Snapshot(Snapshot),
+}
+
+pub struct Index {
+    incarnation: String,
+    revision: u64,
+    apis: Vec<Api>,
+    published: BTreeMap<VersionKey, Arc<ModelVersion>>,
+    pending: HashMap<VersionKey, Pending>,
+    /// The latest events, oldest first, for subscribers that resume.
+    history: VecDeque<Arc<WatchResponse>>,
+    history_limit: usize,
+    events: broadcast::Sender<Arc<WatchResponse>>,
+    sources: BTreeMap<String, Vec<SourceStatus>>,
+}
+
+impl Index {
+    /// `subscriber_buffer` bounds how far one subscriber may fall behind
+    /// before it is sent a fresh snapshot instead of the events it missed.
+    pub fn new(apis: Vec<Api>, history_limit: usize, subscriber_buffer: usize) -> Index {
+        let (events, _) = broadcast::channel(subscriber_buffer.max(1));
+        let sources = apis
+            .iter()
+            .map(|api| {
+                let statuses = api
+                    .sources
+                    .iter()
+                    .map(|s| SourceStatus {
+                        location: s.location.clone(),
+                        ..SourceStatus::default()
+                    })
+                    .collect();
+                (api.name.clone(), statuses)
+            })
+            .collect();
+        Index {
+            incarnation: uuid::Uuid::new_v4().to_string(),
+            revision: 0,
+            apis,
+            published: BTreeMap::new(),
+            pending: HashMap::new(),
+            history: VecDeque::new(),
+            history_limit,
+            events,
+            sources,
+        }
+    }
+
+    pub fn incarnation(&self) -> &str {
+        &self.incarnation
+    }
+
+    #[cfg(test)]
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Applies one complete listing of `scope` in `api`, made at `now` (when
+    /// the listing started). A version is published once the same content
+    /// has been seen in listings at least `settle` apart; a version no
+    /// longer listed is removed at once. Returns the events published.
+    pub fn apply(
+        &mut self,
+        api: &str,
+        scope: Scope<'_>,
+        observed: Vec<ModelVersion>,
+        now: Instant,
+        settle: Duration,
+    ) -> Vec<Arc<WatchResponse>> {
+        let in_scope = |key: &VersionKey| {
+            key.api == api
+                && match scope {
+                    Scope::Model(model) => key.model == model,
+                    Scope::Api => true,
+                }
+        };
+        let mut observed: BTreeMap<VersionKey, ModelVersion> = observed
+            .into_iter()
+            .map(|v| (VersionKey::of(&v), v))
+            .collect();
+        self.pending
+            .retain(|key, _| !in_scope(key) || observed.contains_key(key));
+
+        let mut changes: Vec<(EventKind, Arc<ModelVersion>)> = Vec::new();
+        let gone: Vec<VersionKey> = self
+            .published
+            .keys()
+            .filter(|key| in_scope(key) && !observed.contains_key(*key))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(old) = self.published.remove(&key) {
+                changes.push((EventKind::Removed, old));
+            }
+        }
+        for (key, version) in std::mem::take(&mut observed) {
+            let current = self.published.get(&key);
+            if current.is_some_and(|c| c.content_hash == version.content_hash) {
+                self.pending.remove(&key);
+                continue;
+            }
+            let settled = match self.pending.get(&key) {
+                Some(p) if p.content_hash == version.content_hash => {
+                    now.saturating_duration_since(p.since) >= settle
+                }
+                _ => {
+                    self.pending.insert(
+                        key.clone(),
+                        Pending {
+                            content_hash: version.content_hash.clone(),
+                            since: now,
+                        },
+                    );
+                    settle.is_zero()
+                }
+            };
+            if settled {
+                self.pending.remove(&key);
+                let kind = if current.is_some() {
+                    EventKind::Updated
+                } else {
+                    EventKind::Added
+                };
+                let version = Arc::new(version);
+                self.published.insert(key, version.clone());
+                changes.push((kind, version));
+            }
+        }
+        changes.sort_by(|a, b| VersionKey::of(&a.1).cmp(&VersionKey::of(&b.1)));
+        changes
+            .into_iter()
+            .map(|(kind, version)| self.publish(kind, version))
+            .collect()
+    }
+
+    fn publish(&mut self, kind: EventKind, version: Arc<ModelVersion>) -> Arc<WatchResponse> {
+        self.revision += 1;
+        let event = Arc::new(WatchResponse {
+            incarnation: self.incarnation.clone(),
+            revision: self.revision,
+            kind: Some(watch_response::Kind::Event(VersionEvent {
+                kind: kind as i32,
+                version: Some(ModelVersion::clone(&version)),
+            })),
+        });
+        self.history.push_back(event.clone());
+        while self.history.len() > self.history_limit {
+            self.history.pop_front();
+        }
+        // No receivers is fine: nobody is watching yet.
+        let _ = self.events.send(event.clone());
+        event
+    }
+
+    /// Where a subscriber resuming after (`incarnation`, `after`) starts,
+    /// and the receiver for every event after that start. Both are taken
+    /// under the same lock, so nothing is missed or repeated between them.
+    pub fn subscribe(
+        &self,
+        incarnation: &str,
+        after: u64,
+    ) -> (Start, broadcast::Receiver<Arc<WatchResponse>>) {
+        let receiver = self.events.subscribe();
+        let resumable = incarnation == self.incarnation && after > 0 && after <= self.revision;
+        let start = if !resumable {
+            Start::Snapshot(self.snapshot())
+        } else if after == self.revision {
+            Start::Replay(Vec::new())
+        } else {
+            match self.history.front() {
+                // Everything after `after` is still in the history.
+                Some(oldest) if oldest.revision <= after + 1 => Start::Replay(
+                    self.history
+                        .iter()
+                        .filter(|e| e.revision > after)
+                        .cloned()
+                        .collect(),
+                ),
+                _ => Start::Snapshot(self.snapshot()),
+            }
+        };
+        (start, receiver)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            revision: self.revision,
+            apis: self.apis.clone(),
+            versions: self.published.values().cloned().collect(),
+        }
+    }
+
+    /// Records the outcome of a source's latest listing.
+    pub fn set_source_status(&mut self, api: &str, index: usize, status: SourceStatus) {
+        if let Some(slot) = self.sources.get_mut(api).and_then(|s| s.get_mut(index)) {
+            *slot = status;
+        }
+    }
+
+    pub fn source_status(&self, api: &str, index: usize) -> Option<&SourceStatus> {
+        self.sources.get(api).and_then(|s| s.get(index))
+    }
+
+    /// True when every source's latest listing succeeded.
+    pub fn sources_healthy(&self) -> bool {
+        self.sources.values().flatten().all(|s| s.healthy)
+    }
+}
+
+#[cfg(test)]
+mod tests;

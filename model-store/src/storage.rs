@@ -1,0 +1,135 @@
+//! Object storage behind one trait: a local folder, S3 and GCS. The indexer
+//! lists through it; workers download through it.
+
+mod fs;
+mod gcs;
+mod key;
+mod s3;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use tokio::sync::OnceCell;
+
+use crate::Error;
+use crate::location::Location;
+pub use gcs::{GcsOptions, client as gcs_client};
+pub use key::{KeyCheck, check_key};
+pub use s3::{S3Options, client as s3_client};
+
+/// One object as a listing reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Relative to the listed prefix, '/'-separated.
+    pub key: String,
+    pub size: u64,
+    /// ETag (S3), generation (GCS) or a metadata fingerprint (local folder):
+    /// whatever changes when the object is rewritten.
+    pub etag: String,
+    pub modified: Option<SystemTime>,
+}
+
+pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
+
+/// A bucket (or a local root folder).
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Every object under `prefix` (empty or ending in '/'), keys relative to
+    /// it. Pages through the whole listing and fails rather than return part
+    /// of it: a partial listing would read as deleted models.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, Error>;
+
+    /// The bytes of the object at `key` (a full key, prefix included).
+    async fn get(&self, key: &str) -> Result<ByteStream, Error>;
+}
+
+/// Endpoint and credential settings for the cloud backends.
+#[derive(Debug, Clone, Default)]
+pub struct StorageOptions {
+    pub s3: S3Options,
+    pub gcs: GcsOptions,
+}
+
+/// A [`Location`] opened on its backend.
+#[derive(Clone)]
+pub struct Folder {
+    pub location: Location,
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+}
+
+impl Folder {
+    /// Every object under the folder, keys relative to it.
+    pub async fn list(&self) -> Result<Vec<ObjectMeta>, Error> {
+        self.store.list(&self.prefix).await
+    }
+
+    /// The bytes of `rel`, a path relative to the folder; a path that could
+    /// leave the folder is refused before any request is made.
+    pub async fn get(&self, rel: &str) -> Result<ByteStream, Error> {
+        match check_key(rel) {
+            KeyCheck::File => self.store.get(&format!("{}{rel}", self.prefix)).await,
+            KeyCheck::FolderMarker | KeyCheck::Unsafe(_) => Err(Error::UnsafeKey {
+                key: rel.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Opens locations, sharing one client per cloud.
+pub struct Storage {
+    options: StorageOptions,
+    s3: OnceCell<aws_sdk_s3::Client>,
+    gcs: OnceCell<gcloud_storage::client::Client>,
+}
+
+impl Storage {
+    pub fn new(options: StorageOptions) -> Storage {
+        Storage {
+            options,
+            s3: OnceCell::new(),
+            gcs: OnceCell::new(),
+        }
+    }
+
+    pub async fn open(&self, location: &Location) -> Result<Folder, Error> {
+        let (store, prefix): (Arc<dyn ObjectStore>, String) = match location {
+            Location::Local(root) => (Arc::new(fs::LocalStore::new(root.clone())), String::new()),
+            Location::S3 { bucket, prefix } => {
+                let client = self
+                    .s3
+                    .get_or_init(|| s3::client(&self.options.s3))
+                    .await
+                    .clone();
+                (
+                    Arc::new(s3::S3Store::new(client, bucket.clone())),
+                    prefix.clone(),
+                )
+            }
+            Location::Gcs { bucket, prefix } => {
+                let client = self
+                    .gcs
+                    .get_or_try_init(|| gcs::client(&self.options.gcs))
+                    .await?
+                    .clone();
+                (
+                    Arc::new(gcs::GcsStore::new(client, bucket.clone())),
+                    prefix.clone(),
+                )
+            }
+        };
+        Ok(Folder {
+            location: location.clone(),
+            store,
+            prefix,
+        })
+    }
+}
+
+/// Strips `prefix` from a full key; listings only return keys under it.
+fn relative(key: &str, prefix: &str) -> Option<String> {
+    key.strip_prefix(prefix).map(str::to_owned)
+}

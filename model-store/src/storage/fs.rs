@@ -1,0 +1,132 @@
+//! A local folder as a bucket: the embedded default, and what docker compose
+//! mounts.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio_util::io::ReaderStream;
+
+use super::{ByteStream, ObjectMeta, ObjectStore};
+use crate::Error;
+
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: PathBuf) -> LocalStore {
+        LocalStore { root }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, Error> {
+        let dir = self.root.join(prefix);
+        // A walk over tens of thousands of files is blocking work.
+        tokio::task::spawn_blocking(move || walk(&dir))
+            .await
+            .map_err(|e| Error::Storage {
+                location: "local folder".to_owned(),
+                message: format!("listing task failed: {e}"),
+            })?
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, Error> {
+        let path = self.root.join(key);
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => Error::ObjectNotFound {
+                    key: key.to_owned(),
+                },
+                _ => io_error(&path, &e),
+            })?;
+        let shown = path.display().to_string();
+        Ok(ReaderStream::new(file)
+            .map(move |r| {
+                r.map_err(|e| Error::Storage {
+                    location: shown.clone(),
+                    message: e.to_string(),
+                })
+            })
+            .boxed())
+    }
+}
+
+/// Lists every file below `dir`. A folder that does not exist lists as empty,
+/// like a prefix with no objects; any other I/O error fails the listing.
+fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, &e)),
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::Storage {
+                location: dir.display().to_string(),
+                message: "not a folder".to_owned(),
+            });
+        }
+        Ok(_) => {}
+    }
+    let mut out = Vec::new();
+    // Symlinked model folders are common on local disks; walkdir detects
+    // loops.
+    for entry in walkdir::WalkDir::new(dir).follow_links(true).min_depth(1) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.loop_ancestor().is_some() => {
+                tracing::warn!(path = ?e.path(), "skipping symlink loop");
+                continue;
+            }
+            Err(e) if e.io_error().map(|io| io.kind()) == Some(ErrorKind::NotFound) => {
+                // Deleted between readdir and stat: it is gone, like in the
+                // next listing.
+                continue;
+            }
+            Err(e) => {
+                return Err(Error::Storage {
+                    location: dir.display().to_string(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let Some(key) = rel.to_str() else {
+            tracing::warn!(path = ?entry.path(), "skipping file whose name is not UTF-8");
+            continue;
+        };
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.io_error().map(|io| io.kind()) == Some(ErrorKind::NotFound) => continue,
+            Err(e) => {
+                return Err(Error::Storage {
+                    location: entry.path().display().to_string(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        // No ETag on a disk: mtime, size and inode together change on every
+        // rewrite, including an atomic rename over the file.
+        let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+        out.push(ObjectMeta {
+            key: key.to_owned(),
+            size: meta.len(),
+            etag: format!("{mtime_ns:x}-{:x}-{:x}", meta.len(), meta.ino()),
+            modified: meta.modified().ok(),
+        });
+    }
+    Ok(out)
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> Error {
+    Error::Storage {
+        location: path.display().to_string(),
+        message: e.to_string(),
+    }
+}

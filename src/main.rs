@@ -1,0 +1,61 @@
+//! `hotswap`: one binary, one subcommand per service.
+
+mod model_store_cmd;
+mod shutdown;
+
+use std::io::IsTerminal;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hotswap",
+    version,
+    about = "Serve ML models over gRPC and swap new versions in live"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Index model buckets and stream version events (hotswap.v1.ModelStore).
+    ModelStore(model_store_cmd::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hotswap: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::ModelStore(args) => model_store_cmd::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "hotswap stopped");
+            eprintln!("hotswap: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// Structured logs on stderr; RUST_LOG overrides the default level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

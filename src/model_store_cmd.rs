@@ -1,0 +1,73 @@
+//! `hotswap model-store`: the model-store service on its own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use hotswap_model_store::storage::{GcsOptions, S3Options, StorageOptions};
+use hotswap_model_store::{ModelStoreConfig, PollSettings};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The API config (YAML, Cortex field names).
+    #[arg(long)]
+    config: PathBuf,
+    /// Address to serve gRPC on; port 0 picks a free port (the log says which).
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    listen: String,
+    /// How often each bucket is listed.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// How long a version's files must stay unchanged before it is published
+    /// [default: the poll interval].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    settle: Option<Duration>,
+    /// Events kept for subscribers that resume with after_revision.
+    #[arg(long, default_value_t = 10_000)]
+    history: usize,
+    /// An S3-compatible endpoint (emulator, MinIO); also switches to
+    /// path-style requests. Credentials and region come from the AWS chain.
+    #[arg(long, env = "HOTSWAP_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// A GCS-compatible endpoint; STORAGE_EMULATOR_HOST is honoured too.
+    #[arg(long, env = "HOTSWAP_GCS_ENDPOINT")]
+    gcs_endpoint: Option<String>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let apis = hotswap_model_store::config::load(&args.config)?;
+    let mut config = ModelStoreConfig::new(apis);
+    config.poll = PollSettings {
+        interval: args.poll_interval,
+        settle: args.settle.unwrap_or(args.poll_interval),
+        ..PollSettings::default()
+    };
+    config.history_limit = args.history;
+    config.storage = StorageOptions {
+        s3: S3Options {
+            endpoint: args.s3_endpoint,
+            ..S3Options::default()
+        },
+        gcs: GcsOptions {
+            endpoint: args.gcs_endpoint.or_else(emulator_host),
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    hotswap_model_store::serve(config, listener, crate::shutdown::signal()).await?;
+    Ok(())
+}
+
+/// The variable Google's own clients read for an emulator: `host:port`.
+fn emulator_host() -> Option<String> {
+    let host = std::env::var("STORAGE_EMULATOR_HOST").ok()?;
+    let host = host.trim();
+    if host.is_empty() {
+        None
+    } else if host.contains("://") {
+        Some(host.to_owned())
+    } else {
+        Some(format!("http://{host}"))
+    }
+}

@@ -1,24 +1,52 @@
 //! Compiles the .proto files beside this crate. protoc comes from the
 //! `protoc-bin-vendored` crate so a fresh machine needs no system package.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-const PROTOS: &[&str] = &["hotswap/v1/model_store.proto"];
+/// hotswap's own API: every method is implemented, so the generated traits
+/// have no defaults and a forgotten method is a compile error.
+const HOTSWAP: &[&str] = &["hotswap/v1/model_store.proto"];
+
+/// The Open Inference Protocol. Servers implement the methods hotswap
+/// supports; the rest (Triton's shared-memory and settings extensions)
+/// answer UNIMPLEMENTED through generated default methods.
+const INFERENCE: &[&str] = &[
+    "inference/grpc_service.proto",
+    "inference/model_config.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    let include = protoc_bin_vendored::include_path()?;
-
-    let protos: Vec<PathBuf> = PROTOS.iter().map(|p| root.join(p)).collect();
-    let mut config = tonic_prost_build::Config::new();
-    config.protoc_executable(protoc);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out.join("descriptor.bin"))
-        .compile_with_config(config, &protos, &[root.clone(), include])?;
+    compile(&root, HOTSWAP, &out.join("hotswap_descriptor.bin"), false)?;
+    compile(
+        &root,
+        INFERENCE,
+        &out.join("inference_descriptor.bin"),
+        true,
+    )?;
     for dir in ["hotswap", "inference"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
+    Ok(())
+}
+
+fn compile(
+    root: &Path,
+    files: &[&str],
+    descriptor: &Path,
+    default_stubs: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let protos: Vec<PathBuf> = files.iter().map(|p| root.join(p)).collect();
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure()
+        .generate_default_stubs(default_stubs)
+        .file_descriptor_set_path(descriptor)
+        .compile_with_config(
+            config,
+            &protos,
+            &[root.to_path_buf(), protoc_bin_vendored::include_path()?],
+        )?;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! `hotswap`: one binary, one subcommand per service.
 
+mod data_plane_cmd;
 mod model_store_cmd;
 mod shutdown;
+mod storage_args;
 
 use std::io::IsTerminal;
 
@@ -22,6 +24,9 @@ struct Cli {
 enum Command {
     /// Index model buckets and stream version events (hotswap.v1.ModelStore).
     ModelStore(model_store_cmd::Args),
+    /// Serve models from the model-store's index, swapping versions live
+    /// (hotswap.v1.Predictor and the Open Inference Protocol).
+    DataPlane(data_plane_cmd::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::ModelStore(args) => model_store_cmd::run(args).await,
+            Command::DataPlane(args) => data_plane_cmd::run(args).await,
         }
     });
     match result {

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use hotswap_model_store::storage::{GcsOptions, S3Options, StorageOptions};
 use hotswap_model_store::{ModelStoreConfig, PollSettings};
 
 #[derive(clap::Args)]
@@ -25,13 +24,8 @@ pub struct Args {
     /// Events kept for subscribers that resume with after_revision.
     #[arg(long, default_value_t = 10_000)]
     history: usize,
-    /// An S3-compatible endpoint (emulator, MinIO); also switches to
-    /// path-style requests. Credentials and region come from the AWS chain.
-    #[arg(long, env = "HOTSWAP_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-    /// A GCS-compatible endpoint; STORAGE_EMULATOR_HOST is honoured too.
-    #[arg(long, env = "HOTSWAP_GCS_ENDPOINT")]
-    gcs_endpoint: Option<String>,
+    #[command(flatten)]
+    storage: crate::storage_args::StorageArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -43,31 +37,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..PollSettings::default()
     };
     config.history_limit = args.history;
-    config.storage = StorageOptions {
-        s3: S3Options {
-            endpoint: args.s3_endpoint,
-            ..S3Options::default()
-        },
-        gcs: GcsOptions {
-            endpoint: args.gcs_endpoint.or_else(emulator_host),
-        },
-    };
+    config.storage = args.storage.options();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     hotswap_model_store::serve(config, listener, crate::shutdown::signal()).await?;
     Ok(())
-}
-
-/// The variable Google's own clients read for an emulator: `host:port`.
-fn emulator_host() -> Option<String> {
-    let host = std::env::var("STORAGE_EMULATOR_HOST").ok()?;
-    let host = host.trim();
-    if host.is_empty() {
-        None
-    } else if host.contains("://") {
-        Some(host.to_owned())
-    } else {
-        Some(format!("http://{host}"))
-    }
 }

@@ -1,0 +1,234 @@
+//! ONNX models through ONNX Runtime (`ort`, loaded at run time from the
+//! library the project's setup installs; see `runtime.rs`).
+
+mod runtime;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use ort::session::Session;
+use ort::value::{DynValue, TensorElementType, ValueType};
+
+use crate::Error;
+use crate::backend::Model;
+use crate::signature::{Signature, TensorSpec};
+use crate::tensor::{DataType, Tensor, TensorData};
+
+pub use runtime::library_path;
+
+pub struct OnnxModel {
+    /// `Session::run` takes `&mut self`, so concurrent requests each need a
+    /// session of their own: a small pool, sized by the CPU count.
+    sessions: Vec<Mutex<Session>>,
+    next: AtomicUsize,
+    signature: Signature,
+}
+
+/// Sessions per loaded model: enough for the cores to be busy, few enough
+/// that a model's weights are not held many times over.
+fn pool_size() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+impl OnnxModel {
+    /// Loads the one `*.onnx` file in `dir` (the model-store validated that
+    /// there is exactly one).
+    pub fn load(dir: &Path, what: &str) -> Result<OnnxModel, Error> {
+        let fail = |message: String| Error::Load {
+            what: what.to_owned(),
+            message,
+        };
+        let file = onnx_file(dir).map_err(fail)?;
+        let env = runtime::environment().map_err(fail)?;
+        let mut sessions = Vec::new();
+        for _ in 0..pool_size() {
+            let session = Session::builder(&env)
+                .and_then(|mut b| b.commit_from_file(&file))
+                .map_err(|e| fail(format!("{}: {e}", file.display())))?;
+            sessions.push(Mutex::new(session));
+        }
+        let signature = {
+            let first = sessions[0].lock().unwrap_or_else(PoisonError::into_inner);
+            Signature {
+                inputs: specs(first.inputs()).map_err(fail)?,
+                outputs: specs(first.outputs()).map_err(fail)?,
+            }
+        };
+        Ok(OnnxModel {
+            sessions,
+            next: AtomicUsize::new(0),
+            signature,
+        })
+    }
+
+    /// A free session if there is one, else the next in turn.
+    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        for s in &self.sessions {
+            if let Ok(guard) = s.try_lock() {
+                return guard;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        self.sessions[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Model for OnnxModel {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn platform(&self) -> &'static str {
+        "onnxruntime_onnx"
+    }
+
+    fn infer(&self, inputs: Vec<Tensor>, outputs: &[String]) -> Result<Vec<Tensor>, Error> {
+        let values = inputs
+            .into_iter()
+            .map(|t| Ok((t.name.clone(), to_value(t)?)))
+            .collect::<Result<Vec<(String, DynValue)>, Error>>()?;
+        let mut session = self.session();
+        let mut results = session
+            .run(values)
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let wanted: Vec<String> = if outputs.is_empty() {
+            self.signature.output_names()
+        } else {
+            outputs.to_vec()
+        };
+        wanted
+            .iter()
+            .map(|name| {
+                let value = results.remove(name).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "unknown output `{name}`; the model's outputs: {}",
+                        self.signature.output_names().join(", ")
+                    ))
+                })?;
+                from_value(name, &value)
+            })
+            .collect()
+    }
+}
+
+fn onnx_file(dir: &Path) -> Result<PathBuf, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "onnx") && path.is_file() {
+            found.push(path);
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        n => Err(format!(
+            "expected exactly one *.onnx file in the version, found {n}"
+        )),
+    }
+}
+
+fn dtype(t: TensorElementType) -> Result<DataType, String> {
+    Ok(match t {
+        TensorElementType::Bool => DataType::Bool,
+        TensorElementType::Uint8 => DataType::U8,
+        TensorElementType::Uint16 => DataType::U16,
+        TensorElementType::Uint32 => DataType::U32,
+        TensorElementType::Uint64 => DataType::U64,
+        TensorElementType::Int8 => DataType::I8,
+        TensorElementType::Int16 => DataType::I16,
+        TensorElementType::Int32 => DataType::I32,
+        TensorElementType::Int64 => DataType::I64,
+        TensorElementType::Float16 => DataType::F16,
+        TensorElementType::Bfloat16 => DataType::BF16,
+        TensorElementType::Float32 => DataType::F32,
+        TensorElementType::Float64 => DataType::F64,
+        TensorElementType::String => DataType::Bytes,
+        other => return Err(format!("element type {other:?} is not supported")),
+    })
+}
+
+fn specs(outlets: &[ort::value::Outlet]) -> Result<Vec<TensorSpec>, String> {
+    outlets
+        .iter()
+        .map(|o| match o.dtype() {
+            ValueType::Tensor { ty, shape, .. } => Ok(TensorSpec {
+                name: o.name().to_owned(),
+                dtype: dtype(*ty).map_err(|e| format!("`{}`: {e}", o.name()))?,
+                shape: shape.iter().copied().collect(),
+            }),
+            other => Err(format!(
+                "`{}` is a {other:?}; only tensor inputs and outputs are served",
+                o.name()
+            )),
+        })
+        .collect()
+}
+
+fn to_value(t: Tensor) -> Result<DynValue, Error> {
+    fn make<T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static>(
+        shape: Vec<i64>,
+        data: Vec<T>,
+    ) -> ort::Result<DynValue> {
+        Ok(ort::value::Tensor::from_array((shape, data))?.into_dyn())
+    }
+    let name = t.name;
+    let shape = t.shape;
+    let value = match t.data {
+        TensorData::Bool(v) => make(shape, v),
+        TensorData::U8(v) => make(shape, v),
+        TensorData::U16(v) => make(shape, v),
+        TensorData::U32(v) => make(shape, v),
+        TensorData::U64(v) => make(shape, v),
+        TensorData::I8(v) => make(shape, v),
+        TensorData::I16(v) => make(shape, v),
+        TensorData::I32(v) => make(shape, v),
+        TensorData::I64(v) => make(shape, v),
+        TensorData::F32(v) => make(shape, v),
+        TensorData::F64(v) => make(shape, v),
+    };
+    value.map_err(|e| Error::invalid(format!("input `{name}`: {e}")))
+}
+
+fn from_value(name: &str, value: &DynValue) -> Result<Tensor, Error> {
+    fn read<T: ort::value::PrimitiveTensorElementType + Clone>(
+        value: &DynValue,
+    ) -> ort::Result<(Vec<i64>, Vec<T>)> {
+        let (shape, data) = value.try_extract_tensor::<T>()?;
+        Ok((shape.to_vec(), data.to_vec()))
+    }
+    let ty = match value.dtype() {
+        ValueType::Tensor { ty, .. } => *ty,
+        other => {
+            return Err(Error::Inference(format!(
+                "output `{name}` is a {other:?}, not a tensor"
+            )));
+        }
+    };
+    let fail = |e: ort::Error| Error::Inference(format!("output `{name}`: {e}"));
+    let (shape, data) =
+        match dtype(ty).map_err(|e| Error::Inference(format!("output `{name}`: {e}")))? {
+            DataType::Bool => read::<bool>(value).map(|(s, d)| (s, TensorData::Bool(d))),
+            DataType::U8 => read::<u8>(value).map(|(s, d)| (s, TensorData::U8(d))),
+            DataType::U16 => read::<u16>(value).map(|(s, d)| (s, TensorData::U16(d))),
+            DataType::U32 => read::<u32>(value).map(|(s, d)| (s, TensorData::U32(d))),
+            DataType::U64 => read::<u64>(value).map(|(s, d)| (s, TensorData::U64(d))),
+            DataType::I8 => read::<i8>(value).map(|(s, d)| (s, TensorData::I8(d))),
+            DataType::I16 => read::<i16>(value).map(|(s, d)| (s, TensorData::I16(d))),
+            DataType::I32 => read::<i32>(value).map(|(s, d)| (s, TensorData::I32(d))),
+            DataType::I64 => read::<i64>(value).map(|(s, d)| (s, TensorData::I64(d))),
+            DataType::F32 => read::<f32>(value).map(|(s, d)| (s, TensorData::F32(d))),
+            DataType::F64 => read::<f64>(value).map(|(s, d)| (s, TensorData::F64(d))),
+            other => {
+                return Err(Error::Inference(format!(
+                    "output `{name}` has datatype {}, which hotswap cannot return yet",
+                    other.name()
+                )));
+            }
+        }
+        .map_err(fail)?;
+    Tensor::new(name, shape, data).map_err(|e| Error::Inference(e.to_string()))
+}

@@ -1,0 +1,182 @@
+//! The worker's disk cache: one folder per model version and content hash,
+//! filled through a temporary folder and one atomic rename, so a folder
+//! that exists is always complete. Object keys are checked before any path
+//! is built: nothing is written outside the cache root.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use hotswap_model_store::location::Location;
+use hotswap_model_store::storage::{KeyCheck, Storage, check_key};
+use hotswap_proto::v1::ModelVersion;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::Error;
+
+pub struct DiskCache {
+    root: PathBuf,
+    storage: Arc<Storage>,
+}
+
+impl DiskCache {
+    /// Uses `root` (created if missing, emptied if not: what an earlier
+    /// process left there is not accounted for).
+    pub fn new(root: PathBuf, storage: Arc<Storage>) -> std::io::Result<DiskCache> {
+        if root.exists() {
+            for entry in std::fs::read_dir(&root)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path)?;
+                } else {
+                    std::fs::remove_file(&path)?;
+                }
+            }
+        }
+        std::fs::create_dir_all(root.join(".tmp"))?;
+        Ok(DiskCache { root, storage })
+    }
+
+    /// The folder holding `version`'s files, downloading them if needed.
+    pub async fn fetch(&self, version: &ModelVersion) -> Result<PathBuf, Error> {
+        let dir = self.dir_for(version);
+        if tokio::fs::try_exists(&dir).await.unwrap_or(false) {
+            return Ok(dir);
+        }
+        let what = describe(version);
+        let fail = |message: String| Error::Download {
+            what: what.clone(),
+            message,
+        };
+        let location = Location::parse(&version.location, Path::new("/"))
+            .map_err(|e| fail(format!("location {}: {e}", version.location)))?;
+        let folder = self
+            .storage
+            .open(&location)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let tmp = self
+            .root
+            .join(".tmp")
+            .join(uuid::Uuid::new_v4().to_string());
+        let result = async {
+            tokio::fs::create_dir_all(&tmp)
+                .await
+                .map_err(|e| fail(format!("{}: {e}", tmp.display())))?;
+            for file in &version.files {
+                let KeyCheck::File = check_key(&file.path) else {
+                    return Err(fail(format!("file path {:?} could leave the cache; refused", file.path)));
+                };
+                let target = tmp.join(&file.path);
+                if let Some(parent) = target.parent() {
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .map_err(|e| fail(format!("{}: {e}", parent.display())))?;
+                }
+                let mut out = tokio::fs::File::create(&target)
+                    .await
+                    .map_err(|e| fail(format!("{}: {e}", target.display())))?;
+                let mut stream = folder.get(&file.path).await.map_err(|e| fail(e.to_string()))?;
+                let mut written = 0u64;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+                    written += chunk.len() as u64;
+                    // A file that grew since it was listed is a newer upload:
+                    // stop early, the next event brings the right size.
+                    if written > file.size {
+                        break;
+                    }
+                    out.write_all(&chunk)
+                        .await
+                        .map_err(|e| fail(format!("{}: {e}", target.display())))?;
+                }
+                if written != file.size {
+                    return Err(fail(format!(
+                        "{}: got {written} bytes, the listing said {}; it changed during the download",
+                        file.path, file.size
+                    )));
+                }
+                out.flush()
+                    .await
+                    .map_err(|e| fail(format!("{}: {e}", target.display())))?;
+            }
+            if let Some(parent) = dir.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| fail(format!("{}: {e}", parent.display())))?;
+            }
+            match tokio::fs::rename(&tmp, &dir).await {
+                Ok(()) => Ok(()),
+                // Another download of the same content finished first.
+                Err(_) if tokio::fs::try_exists(&dir).await.unwrap_or(false) => Ok(()),
+                Err(e) => Err(fail(format!("{}: {e}", dir.display()))),
+            }
+        }
+        .await;
+        if tokio::fs::try_exists(&tmp).await.unwrap_or(false) {
+            let _ = tokio::fs::remove_dir_all(&tmp).await;
+        }
+        result.map(|()| dir)
+    }
+
+    /// Deletes a version's folder (it may be in use by a loaded model: the
+    /// backends read files only while loading).
+    pub async fn remove(&self, dir: &Path) {
+        if let Err(e) = tokio::fs::remove_dir_all(dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not delete a cached version");
+        }
+    }
+
+    /// `root/<api>/<model>/<version>-<hash>`: names are reduced to safe
+    /// characters, with a digest so that different names never collide.
+    pub fn dir_for(&self, version: &ModelVersion) -> PathBuf {
+        let hash: String = version.content_hash.chars().take(16).collect();
+        self.root
+            .join(safe_name(&version.api))
+            .join(safe_name(&version.model))
+            .join(format!("{}-{}", version.version, safe_name(&hash)))
+    }
+}
+
+fn safe_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if clean == name && !name.is_empty() {
+        return clean;
+    }
+    let digest = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    format!("{clean}~{digest}")
+}
+
+pub fn describe(version: &ModelVersion) -> String {
+    format!(
+        "{}/{} version {}",
+        version.api, version.model, version.version
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape_or_collide() {
+        assert_eq!(safe_name("iris"), "iris");
+        assert!(!safe_name("..").contains('.'));
+        assert!(!safe_name("a/b").contains('/'));
+        assert_ne!(safe_name("a/b"), safe_name("a_b"));
+        assert_ne!(safe_name(""), "");
+    }
+}

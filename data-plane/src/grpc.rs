@@ -1,0 +1,102 @@
+//! Thin tonic adapters over the transport-free services.
+
+use hotswap_proto::inference::grpc_inference_service_server::GrpcInferenceService;
+use hotswap_proto::inference::{self as pb};
+use hotswap_proto::v1::predictor_server::Predictor;
+use hotswap_proto::v1::{PredictRequest, PredictResponse};
+use tonic::{Request, Response, Status};
+
+use crate::inference::InferenceService;
+use crate::predict::{PredictorService, WorkerService};
+
+pub struct GrpcPredictor(pub WorkerService);
+
+#[tonic::async_trait]
+impl Predictor for GrpcPredictor {
+    async fn predict(
+        &self,
+        request: Request<PredictRequest>,
+    ) -> Result<Response<PredictResponse>, Status> {
+        Ok(Response::new(self.0.predict(request.into_inner()).await?))
+    }
+}
+
+pub struct GrpcInference(pub WorkerService);
+
+#[tonic::async_trait]
+impl GrpcInferenceService for GrpcInference {
+    async fn server_live(
+        &self,
+        _: Request<pb::ServerLiveRequest>,
+    ) -> Result<Response<pb::ServerLiveResponse>, Status> {
+        Ok(Response::new(self.0.server_live().await?))
+    }
+
+    async fn server_ready(
+        &self,
+        _: Request<pb::ServerReadyRequest>,
+    ) -> Result<Response<pb::ServerReadyResponse>, Status> {
+        Ok(Response::new(self.0.server_ready().await?))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<pb::ServerMetadataRequest>,
+    ) -> Result<Response<pb::ServerMetadataResponse>, Status> {
+        Ok(Response::new(self.0.server_metadata().await?))
+    }
+
+    async fn model_ready(
+        &self,
+        request: Request<pb::ModelReadyRequest>,
+    ) -> Result<Response<pb::ModelReadyResponse>, Status> {
+        Ok(Response::new(
+            self.0.model_ready(request.into_inner()).await?,
+        ))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<pb::ModelMetadataRequest>,
+    ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
+        Ok(Response::new(
+            self.0.model_metadata(request.into_inner()).await?,
+        ))
+    }
+
+    async fn model_infer(
+        &self,
+        request: Request<pb::ModelInferRequest>,
+    ) -> Result<Response<pb::ModelInferResponse>, Status> {
+        Ok(Response::new(
+            self.0.model_infer(request.into_inner()).await?,
+        ))
+    }
+
+    async fn model_config(
+        &self,
+        request: Request<pb::ModelConfigRequest>,
+    ) -> Result<Response<pb::ModelConfigResponse>, Status> {
+        Ok(Response::new(
+            self.0.model_config(request.into_inner()).await?,
+        ))
+    }
+
+    async fn model_statistics(
+        &self,
+        request: Request<pb::ModelStatisticsRequest>,
+    ) -> Result<Response<pb::ModelStatisticsResponse>, Status> {
+        Ok(Response::new(
+            self.0.model_statistics(request.into_inner()).await?,
+        ))
+    }
+
+    async fn repository_index(
+        &self,
+        request: Request<pb::RepositoryIndexRequest>,
+    ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
+        Ok(Response::new(
+            self.0.repository_index(request.into_inner()).await?,
+        ))
+    }
+}

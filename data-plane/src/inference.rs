@@ -1,0 +1,315 @@
+//! The Open Inference Protocol (KServe v2) with Triton's ModelConfig,
+//! ModelStatistics and RepositoryIndex extensions, transport-free.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use hotswap_proto::inference::{
+    self as pb, DataType as ConfigType, ModelConfig, ModelInput, ModelOutput,
+    model_metadata_response::TensorMetadata, repository_index_response::ModelIndex,
+};
+
+use crate::catalog::{Catalog, VersionKey};
+use crate::predict::WorkerService;
+use crate::signature::TensorSpec;
+use crate::tensor::{DataType, wire};
+use crate::worker::ModelRef;
+use crate::{Error, lock};
+
+#[async_trait]
+pub trait InferenceService: Send + Sync + 'static {
+    async fn server_live(&self) -> Result<pb::ServerLiveResponse, Error>;
+    async fn server_ready(&self) -> Result<pb::ServerReadyResponse, Error>;
+    async fn model_ready(&self, r: pb::ModelReadyRequest) -> Result<pb::ModelReadyResponse, Error>;
+    async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Error>;
+    async fn model_metadata(
+        &self,
+        r: pb::ModelMetadataRequest,
+    ) -> Result<pb::ModelMetadataResponse, Error>;
+    async fn model_infer(&self, r: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error>;
+    async fn model_config(
+        &self,
+        r: pb::ModelConfigRequest,
+    ) -> Result<pb::ModelConfigResponse, Error>;
+    async fn model_statistics(
+        &self,
+        r: pb::ModelStatisticsRequest,
+    ) -> Result<pb::ModelStatisticsResponse, Error>;
+    async fn repository_index(
+        &self,
+        r: pb::RepositoryIndexRequest,
+    ) -> Result<pb::RepositoryIndexResponse, Error>;
+}
+
+/// Extensions of the protocol this server speaks, by their Triton names.
+const EXTENSIONS: &[&str] = &["model_repository", "model_configuration", "statistics"];
+
+#[async_trait]
+impl InferenceService for WorkerService {
+    async fn server_live(&self) -> Result<pb::ServerLiveResponse, Error> {
+        Ok(pb::ServerLiveResponse { live: true })
+    }
+
+    async fn server_ready(&self) -> Result<pb::ServerReadyResponse, Error> {
+        Ok(pb::ServerReadyResponse {
+            ready: self.worker.ready(),
+        })
+    }
+
+    async fn model_ready(&self, r: pb::ModelReadyRequest) -> Result<pb::ModelReadyResponse, Error> {
+        let m = self.worker.model_by_name(&r.name)?;
+        let ready = match self.worker.resolve(&m, &r.version) {
+            Ok(target) => self.worker.servable(&target),
+            Err(Error::NotFound(message)) => return Err(Error::NotFound(message)),
+            Err(_) => false,
+        };
+        Ok(pb::ModelReadyResponse { ready })
+    }
+
+    async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Error> {
+        Ok(pb::ServerMetadataResponse {
+            name: "hotswap".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            extensions: EXTENSIONS.iter().map(|e| (*e).to_owned()).collect(),
+        })
+    }
+
+    async fn model_metadata(
+        &self,
+        r: pb::ModelMetadataRequest,
+    ) -> Result<pb::ModelMetadataResponse, Error> {
+        let m = self.worker.model_by_name(&r.name)?;
+        let target = self.worker.resolve(&m, &r.version)?;
+        let loaded = self.worker.acquire(&target).await?;
+        let signature = loaded.model.signature();
+        let meta = |s: &TensorSpec| TensorMetadata {
+            name: s.name.clone(),
+            datatype: s.dtype.name().to_owned(),
+            shape: s.shape.clone(),
+        };
+        Ok(pb::ModelMetadataResponse {
+            name: m.protocol_name(),
+            versions: self.valid_versions(&m),
+            platform: loaded.model.platform().to_owned(),
+            inputs: signature.inputs.iter().map(meta).collect(),
+            outputs: signature.outputs.iter().map(meta).collect(),
+        })
+    }
+
+    async fn model_infer(&self, r: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
+        let m = self.worker.model_by_name(&r.model_name)?;
+        let target = self.worker.resolve(&m, &r.model_version)?;
+        let loaded = self.worker.acquire(&target).await?;
+        if !r.raw_input_contents.is_empty() && r.raw_input_contents.len() != r.inputs.len() {
+            return Err(Error::invalid(format!(
+                "raw_input_contents has {} entries for {} inputs; send one per input, in order",
+                r.raw_input_contents.len(),
+                r.inputs.len()
+            )));
+        }
+        let mut inputs = Vec::with_capacity(r.inputs.len());
+        for (i, input) in r.inputs.iter().enumerate() {
+            let raw = r.raw_input_contents.get(i).map(|b| b.as_slice());
+            let size = raw.map_or_else(
+                || {
+                    input
+                        .contents
+                        .as_ref()
+                        .map_or(0, prost::Message::encoded_len)
+                },
+                <[u8]>::len,
+            );
+            self.check_size(&format!("input `{}`", input.name), size)?;
+            inputs.push(wire::from_infer_input(input, raw)?);
+        }
+        let wanted: Vec<String> = r.outputs.iter().map(|o| o.name.clone()).collect();
+        let outputs = self.worker.infer(&loaded, inputs, wanted).await?;
+        let (outputs, raw): (Vec<_>, Vec<_>) = outputs.iter().map(wire::to_infer_output).unzip();
+        Ok(pb::ModelInferResponse {
+            model_name: r.model_name,
+            model_version: loaded.key.version.to_string(),
+            id: r.id,
+            parameters: Default::default(),
+            outputs,
+            raw_output_contents: raw,
+        })
+    }
+
+    async fn model_config(
+        &self,
+        r: pb::ModelConfigRequest,
+    ) -> Result<pb::ModelConfigResponse, Error> {
+        let m = self.worker.model_by_name(&r.name)?;
+        let target = self.worker.resolve(&m, &r.version)?;
+        let loaded = self.worker.acquire(&target).await?;
+        let signature = loaded.model.signature();
+        let platform = loaded.model.platform();
+        Ok(pb::ModelConfigResponse {
+            config: Some(ModelConfig {
+                name: m.protocol_name(),
+                platform: platform.to_owned(),
+                backend: platform.split('_').next().unwrap_or(platform).to_owned(),
+                // Shapes below include any batch dimension the model has.
+                max_batch_size: 0,
+                version_policy: Some(pb::ModelVersionPolicy {
+                    policy_choice: Some(pb::model_version_policy::PolicyChoice::All(
+                        pb::model_version_policy::All {},
+                    )),
+                }),
+                input: signature
+                    .inputs
+                    .iter()
+                    .map(|s| ModelInput {
+                        name: s.name.clone(),
+                        data_type: config_type(s.dtype) as i32,
+                        dims: s.shape.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                output: signature
+                    .outputs
+                    .iter()
+                    .map(|s| ModelOutput {
+                        name: s.name.clone(),
+                        data_type: config_type(s.dtype) as i32,
+                        dims: s.shape.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                instance_group: vec![pb::ModelInstanceGroup {
+                    name: m.protocol_name(),
+                    kind: pb::model_instance_group::Kind::Cpu as i32,
+                    count: 1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        })
+    }
+
+    async fn model_statistics(
+        &self,
+        r: pb::ModelStatisticsRequest,
+    ) -> Result<pb::ModelStatisticsResponse, Error> {
+        let only = if r.name.is_empty() {
+            None
+        } else {
+            Some(self.worker.model_by_name(&r.name)?)
+        };
+        let version: Option<u64> = match r.version.trim() {
+            "" => None,
+            v => Some(v.parse().map_err(|_| {
+                Error::NotFound(format!("version {v:?} not found; versions are numbers"))
+            })?),
+        };
+        let model_stats = self
+            .worker
+            .stats()
+            .all()
+            .into_iter()
+            .filter(|(k, _)| {
+                only.as_ref()
+                    .is_none_or(|m| k.api == m.api && k.model == m.model)
+                    && version.is_none_or(|v| k.version == v)
+            })
+            .map(|(k, s)| s.to_proto(&k, &name_of(&k)))
+            .collect();
+        Ok(pb::ModelStatisticsResponse { model_stats })
+    }
+
+    async fn repository_index(
+        &self,
+        r: pb::RepositoryIndexRequest,
+    ) -> Result<pb::RepositoryIndexResponse, Error> {
+        let catalog = self.worker.catalog();
+        let now = Instant::now();
+        let models = catalog
+            .versions
+            .iter()
+            .map(|(key, v)| {
+                let (state, reason) = if !Catalog::valid(v) {
+                    ("UNAVAILABLE", format!("invalid: {}", v.reason))
+                } else {
+                    match self.worker.table().get(key) {
+                        None => ("UNAVAILABLE", "unloaded".to_owned()),
+                        Some(slot) => {
+                            let s = lock(&slot.state);
+                            let current = slot.current.load();
+                            let failure = s
+                                .failure
+                                .as_ref()
+                                .filter(|f| f.content_hash == v.content_hash);
+                            match (current.as_ref(), failure) {
+                                // Serving, but its newest content failed to load.
+                                (Some(_), Some(f)) => {
+                                    ("READY", format!("update failed: {}", f.message))
+                                }
+                                (Some(_), None) if s.loading => {
+                                    ("READY", "update loading".to_owned())
+                                }
+                                (Some(_), None) => ("READY", String::new()),
+                                (None, Some(f)) => (
+                                    "UNAVAILABLE",
+                                    format!(
+                                        "load failed: {} (retry in {}s)",
+                                        f.message,
+                                        f.retry_at.saturating_duration_since(now).as_secs()
+                                    ),
+                                ),
+                                (None, None) if s.loading => ("LOADING", String::new()),
+                                (None, None) => ("UNAVAILABLE", "unloaded".to_owned()),
+                            }
+                        }
+                    }
+                };
+                ModelIndex {
+                    name: name_of(key),
+                    version: key.version.to_string(),
+                    state: state.to_owned(),
+                    reason,
+                }
+            })
+            .filter(|m| !r.ready || m.state == "READY")
+            .collect();
+        Ok(pb::RepositoryIndexResponse { models })
+    }
+}
+
+impl WorkerService {
+    fn valid_versions(&self, m: &ModelRef) -> Vec<String> {
+        self.worker
+            .catalog()
+            .versions(&m.api, &m.model)
+            .iter()
+            .filter(|v| Catalog::valid(v))
+            .map(|v| v.version.to_string())
+            .collect()
+    }
+}
+
+fn name_of(key: &VersionKey) -> String {
+    ModelRef {
+        api: key.api.clone(),
+        model: key.model.clone(),
+    }
+    .protocol_name()
+}
+
+fn config_type(d: DataType) -> ConfigType {
+    match d {
+        DataType::Bool => ConfigType::TypeBool,
+        DataType::U8 => ConfigType::TypeUint8,
+        DataType::U16 => ConfigType::TypeUint16,
+        DataType::U32 => ConfigType::TypeUint32,
+        DataType::U64 => ConfigType::TypeUint64,
+        DataType::I8 => ConfigType::TypeInt8,
+        DataType::I16 => ConfigType::TypeInt16,
+        DataType::I32 => ConfigType::TypeInt32,
+        DataType::I64 => ConfigType::TypeInt64,
+        DataType::F16 => ConfigType::TypeFp16,
+        DataType::BF16 => ConfigType::TypeBf16,
+        DataType::F32 => ConfigType::TypeFp32,
+        DataType::F64 => ConfigType::TypeFp64,
+        DataType::Bytes => ConfigType::TypeString,
+    }
+}

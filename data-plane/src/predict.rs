@@ -1,0 +1,134 @@
+//! `hotswap.v1.Predictor/Predict`, transport-free: Cortex-style JSON (or
+//! named tensors) in, JSON (or tensors) out, with the version that answered.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hotswap_proto::v1::{
+    OutputFormat, PredictRequest, PredictResponse, Tensors, predict_request, predict_response,
+};
+use serde_json::Value;
+
+use crate::Error;
+use crate::signature::Signature;
+use crate::tensor::{Tensor, json, wire};
+use crate::worker::Worker;
+
+#[async_trait]
+pub trait PredictorService: Send + Sync + 'static {
+    async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error>;
+}
+
+/// Both front-door services of a worker, over one [`Worker`].
+#[derive(Clone)]
+pub struct WorkerService {
+    pub(crate) worker: Arc<Worker>,
+    /// Largest request payload accepted, in bytes.
+    pub(crate) max_request_bytes: usize,
+}
+
+impl WorkerService {
+    pub fn new(worker: Arc<Worker>, max_request_bytes: usize) -> WorkerService {
+        WorkerService {
+            worker,
+            max_request_bytes,
+        }
+    }
+
+    pub(crate) fn check_size(&self, what: &str, bytes: usize) -> Result<(), Error> {
+        if bytes > self.max_request_bytes {
+            return Err(Error::invalid(format!(
+                "{what} is {bytes} bytes; requests are limited to {} bytes",
+                self.max_request_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PredictorService for WorkerService {
+    async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
+        let m = self.worker.model_ref(&request.api, &request.model)?;
+        let target = self.worker.resolve(&m, &request.version)?;
+        let loaded = self.worker.acquire(&target).await?;
+        let signature = loaded.model.signature();
+        let sent_tensors = matches!(request.payload, Some(predict_request::Payload::Tensors(_)));
+        let inputs = match request.payload {
+            None => return Err(Error::invalid("payload is missing: send json or tensors")),
+            Some(predict_request::Payload::Json(text)) => {
+                self.check_size("payload", text.len())?;
+                json_inputs(signature, &text)?
+            }
+            Some(predict_request::Payload::Tensors(t)) => t
+                .tensors
+                .iter()
+                .map(|t| {
+                    self.check_size(&format!("input `{}`", t.name), t.data.len())?;
+                    wire::from_v1(t)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let outputs = self.worker.infer(&loaded, inputs, Vec::new()).await?;
+        let as_tensors = match OutputFormat::try_from(request.output_format) {
+            Ok(OutputFormat::Tensors) => true,
+            Ok(OutputFormat::Json) => false,
+            _ => sent_tensors,
+        };
+        let output = if as_tensors {
+            predict_response::Output::Tensors(Tensors {
+                tensors: outputs.iter().map(wire::to_v1).collect(),
+            })
+        } else {
+            let object: serde_json::Map<String, Value> = outputs
+                .iter()
+                .map(|t| (t.name.clone(), json::to_json(t)))
+                .collect();
+            predict_response::Output::Json(Value::Object(object).to_string())
+        };
+        Ok(PredictResponse {
+            api: m.api,
+            model: m.model,
+            version: loaded.key.version,
+            output: Some(output),
+        })
+    }
+}
+
+/// An object of input name -> nested list, or a bare nested list for a
+/// model with one input.
+fn json_inputs(signature: &Signature, text: &str) -> Result<Vec<Tensor>, Error> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?;
+    match value {
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, v)| {
+                let spec = signature.input(name).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "unknown input `{name}`; the model's inputs: {}",
+                        input_names(signature)
+                    ))
+                })?;
+                json::from_json(name, spec.dtype, v)
+            })
+            .collect(),
+        other => match signature.inputs.as_slice() {
+            [only] => Ok(vec![json::from_json(&only.name, only.dtype, &other)?]),
+            _ => Err(Error::invalid(format!(
+                "payload is a bare value but the model has inputs {}: send an object of \
+                 input name -> nested list",
+                input_names(signature)
+            ))),
+        },
+    }
+}
+
+fn input_names(signature: &Signature) -> String {
+    signature
+        .inputs
+        .iter()
+        .map(|s| format!("`{}`", s.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,111 @@
+//! The Watch subscription: keeps the worker's catalog in step with the
+//! model-store, reconnecting with backoff and resuming from the last
+//! revision applied. While the model-store is away, the catalog stays as it
+//! was, so the worker keeps serving what it has.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hotswap_proto::v1::WatchRequest;
+use hotswap_proto::v1::model_store_client::ModelStoreClient;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+use crate::catalog::{Applied, Catalog, CatalogBuilder};
+
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown`; publishes every complete state of the catalog.
+pub async fn run(
+    model_store: String,
+    catalog: watch::Sender<Arc<Catalog>>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = BACKOFF_START;
+    let mut resume = true;
+    loop {
+        let result = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = follow(&model_store, &catalog, &mut backoff, &mut resume) => r,
+        };
+        if let Err(e) = result {
+            tracing::warn!(model_store = %model_store, error = %e, retry_in = ?backoff, "model-store subscription interrupted");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One connection: resumes from what the catalog holds (unless `resume` was
+/// cleared: then from a fresh snapshot), applies messages until the stream
+/// ends. Resets the backoff once messages flow.
+async fn follow(
+    model_store: &str,
+    catalog: &watch::Sender<Arc<Catalog>>,
+    backoff: &mut Duration,
+    resume: &mut bool,
+) -> Result<(), String> {
+    let uri = if model_store.contains("://") {
+        model_store.to_owned()
+    } else {
+        format!("http://{model_store}")
+    };
+    let channel = Endpoint::from_shared(uri)
+        .map_err(|e| format!("address {model_store}: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        // Finds a model-store whose host vanished without closing the
+        // connection.
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut client = ModelStoreClient::new(channel).max_decoding_message_size(64 << 20);
+    let (incarnation, after_revision) = {
+        let c = catalog.borrow();
+        if c.complete && *resume {
+            (c.incarnation.clone(), c.revision)
+        } else {
+            (String::new(), 0)
+        }
+    };
+    let mut stream = client
+        .watch(WatchRequest {
+            incarnation,
+            after_revision,
+        })
+        .await
+        .map_err(|s| format!("watch: {}", s.message()))?
+        .into_inner();
+    let mut builder = CatalogBuilder::default();
+    let mut working: Catalog = (**catalog.borrow()).clone();
+    loop {
+        let msg = stream
+            .message()
+            .await
+            .map_err(|s| format!("stream: {}", s.message()))?;
+        let Some(msg) = msg else {
+            return Err("stream ended".to_owned());
+        };
+        *backoff = BACKOFF_START;
+        match builder.apply(&mut working, msg) {
+            Applied::Pending => {}
+            Applied::Changed => {
+                *resume = true;
+                tracing::debug!(revision = working.revision, "catalog updated");
+                catalog.send_replace(Arc::new(working.clone()));
+            }
+            Applied::OutOfOrder => {
+                // Start over from a snapshot rather than apply a gap; the
+                // old catalog keeps serving until the snapshot lands.
+                *resume = false;
+                return Err("out-of-order message; resubscribing for a snapshot".to_owned());
+            }
+        }
+    }
+}

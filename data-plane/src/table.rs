@@ -1,0 +1,216 @@
+//! The swap table: for every model version the worker knows, the loaded
+//! instance requests use, behind one atomic pointer. Publishing a new
+//! instance is one pointer swap; a request clones the pointer it found and
+//! finishes on that instance even if a newer one is published meanwhile;
+//! an instance is freed when the last request holding it ends.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+
+use crate::backend::Model;
+use crate::catalog::VersionKey;
+use crate::lock;
+
+/// A loaded model version.
+pub struct Loaded {
+    pub key: VersionKey,
+    /// The content it was loaded from.
+    pub content_hash: String,
+    pub model: Arc<dyn Model>,
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Why the last load of a version's content failed, and when to retry.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub content_hash: String,
+    pub message: String,
+    pub attempts: u32,
+    pub retry_at: Instant,
+}
+
+/// Mutable bookkeeping of one slot; held briefly, never across an await.
+#[derive(Default)]
+pub struct SlotState {
+    pub failure: Option<Failure>,
+    /// A background load is scheduled or running.
+    pub loading: bool,
+    /// The cached folder and the content it holds.
+    pub disk: Option<(PathBuf, String)>,
+}
+
+pub struct Slot {
+    pub current: ArcSwapOption<Loaded>,
+    /// Serialises loads of this version: concurrent first requests wait for
+    /// the one load instead of starting their own.
+    pub load_lock: tokio::sync::Mutex<()>,
+    pub state: Mutex<SlotState>,
+    /// Tick of the last use, for LRU.
+    last_used: AtomicU64,
+}
+
+impl Slot {
+    pub fn touch(&self, tick: u64) {
+        self.last_used.fetch_max(tick, Ordering::Relaxed);
+    }
+
+    pub fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+pub struct Table {
+    slots: RwLock<HashMap<VersionKey, Arc<Slot>>>,
+    /// Serialises "evict, then publish" so concurrent loads of one API never
+    /// leave more instances published than its cache allows.
+    publish: Mutex<()>,
+    clock: AtomicU64,
+    /// Instances created and not yet dropped, published or not.
+    live: Arc<AtomicUsize>,
+    loads: AtomicU64,
+    /// Highest number of instances published at once, per API.
+    high_water: Mutex<HashMap<String, usize>>,
+}
+
+impl Table {
+    pub fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn get(&self, key: &VersionKey) -> Option<Arc<Slot>> {
+        lock_read(&self.slots).get(key).cloned()
+    }
+
+    pub fn slot(&self, key: &VersionKey) -> Arc<Slot> {
+        if let Some(slot) = self.get(key) {
+            return slot;
+        }
+        let mut slots = self
+            .slots
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    current: ArcSwapOption::empty(),
+                    load_lock: tokio::sync::Mutex::new(()),
+                    state: Mutex::new(SlotState::default()),
+                    last_used: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Forgets a version: requests holding its instance finish on it.
+    pub fn remove(&self, key: &VersionKey) -> Option<Arc<Slot>> {
+        let slot = self
+            .slots
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key)?;
+        slot.current.store(None);
+        Some(slot)
+    }
+
+    pub fn entries(&self) -> Vec<(VersionKey, Arc<Slot>)> {
+        lock_read(&self.slots)
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect()
+    }
+
+    /// Wraps a freshly loaded model.
+    pub fn instance(&self, key: VersionKey, content_hash: String, model: Arc<dyn Model>) -> Loaded {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        Loaded {
+            key,
+            content_hash,
+            model,
+            live: self.live.clone(),
+        }
+    }
+
+    /// Publishes `loaded` in its slot. With `cache_size` > 0, first unpublishes
+    /// the least recently used other instances of the API so that at most
+    /// `cache_size` are published at once. Returns the evicted versions.
+    pub fn publish(&self, slot: &Slot, loaded: Arc<Loaded>, cache_size: usize) -> Vec<VersionKey> {
+        let _guard = lock(&self.publish);
+        let api = loaded.key.api.clone();
+        let mut evicted = Vec::new();
+        if cache_size > 0 {
+            let mut resident: Vec<(u64, VersionKey, Arc<Slot>)> = self
+                .entries()
+                .into_iter()
+                .filter(|(k, s)| k.api == api && *k != loaded.key && s.current.load().is_some())
+                .map(|(k, s)| (s.last_used(), k, s))
+                .collect();
+            resident.sort_by_key(|(t, k, _)| (*t, k.clone()));
+            while resident.len() >= cache_size {
+                let (_, key, victim) = resident.remove(0);
+                victim.current.store(None);
+                evicted.push(key);
+            }
+        }
+        slot.current.store(Some(loaded));
+        let published = self
+            .entries()
+            .iter()
+            .filter(|(k, s)| k.api == api && s.current.load().is_some())
+            .count();
+        let mut high = lock(&self.high_water);
+        let entry = high.entry(api).or_default();
+        *entry = (*entry).max(published);
+        evicted
+    }
+
+    pub fn stats(&self) -> TableStats {
+        let entries = self.entries();
+        TableStats {
+            published: entries
+                .iter()
+                .filter(|(_, s)| s.current.load().is_some())
+                .count(),
+            live: self.live.load(Ordering::SeqCst),
+            loads: self.loads.load(Ordering::Relaxed),
+            on_disk: entries
+                .iter()
+                .filter(|(_, s)| lock(&s.state).disk.is_some())
+                .count(),
+            high_water: lock(&self.high_water).clone(),
+        }
+    }
+}
+
+/// Counters for operators and tests.
+#[derive(Debug, Clone, Default)]
+pub struct TableStats {
+    /// Versions with a published instance.
+    pub published: usize,
+    /// Instances not yet freed (published, or still held by a request).
+    pub live: usize,
+    /// Successful loads since start.
+    pub loads: u64,
+    /// Versions with files in the disk cache.
+    pub on_disk: usize,
+    /// Per API, the most instances published at the same time.
+    pub high_water: HashMap<String, usize>,
+}
+
+fn lock_read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,189 @@
+//! Tensors from and to JSON nested lists, Cortex-style: `[[5.1, 3.5, 1.4,
+//! 0.2]]` is a float tensor of shape [1, 4] once the model says the input is
+//! FP32. Leaves are converted to the model's element type; a value that does
+//! not fit (a fraction for an integer input, an out-of-range number, a
+//! string) is refused with the input's name.
+
+use serde_json::Value;
+
+use super::{DataType, Tensor, TensorData, dtype_supported};
+use crate::Error;
+
+/// Reads a nested list as a tensor of `dtype`.
+pub fn from_json(name: &str, dtype: DataType, value: &Value) -> Result<Tensor, Error> {
+    if !dtype_supported(dtype) {
+        return Err(Error::invalid(format!(
+            "input `{name}`: datatype {} is not supported by hotswap",
+            dtype.name()
+        )));
+    }
+    let mut shape = Vec::new();
+    let mut probe = value;
+    while let Value::Array(items) = probe {
+        shape.push(items.len() as i64);
+        match items.first() {
+            Some(first) => probe = first,
+            None => break,
+        }
+    }
+    let mut leaves = Vec::new();
+    collect(name, value, &shape, 0, &mut leaves)?;
+    let data = convert(name, dtype, &leaves)?;
+    Tensor::new(name, shape, data)
+}
+
+/// Walks the nested lists depth first, checking that every list at a depth
+/// has the length the first one had.
+fn collect<'a>(
+    name: &str,
+    value: &'a Value,
+    shape: &[i64],
+    depth: usize,
+    out: &mut Vec<&'a Value>,
+) -> Result<(), Error> {
+    match value {
+        Value::Array(items) => {
+            if depth >= shape.len() || items.len() as i64 != shape[depth] {
+                return Err(Error::invalid(format!(
+                    "input `{name}`: nested lists are not rectangular"
+                )));
+            }
+            items
+                .iter()
+                .try_for_each(|item| collect(name, item, shape, depth + 1, out))
+        }
+        leaf => {
+            if depth != shape.len() {
+                return Err(Error::invalid(format!(
+                    "input `{name}`: nested lists are not rectangular"
+                )));
+            }
+            out.push(leaf);
+            Ok(())
+        }
+    }
+}
+
+fn convert(name: &str, dtype: DataType, leaves: &[&Value]) -> Result<TensorData, Error> {
+    fn each<T>(
+        name: &str,
+        dtype: DataType,
+        leaves: &[&Value],
+        f: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Vec<T>, Error> {
+        leaves
+            .iter()
+            .map(|v| {
+                f(v).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "input `{name}`: {v} is not a valid {} element",
+                        dtype.name()
+                    ))
+                })
+            })
+            .collect()
+    }
+    fn int<T: TryFrom<i64> + TryFrom<u64>>(v: &Value) -> Option<T> {
+        if let Some(i) = v.as_i64() {
+            return T::try_from(i).ok();
+        }
+        if let Some(u) = v.as_u64() {
+            return T::try_from(u).ok();
+        }
+        // 2.0 is an integer written as a float; 2.5 is not.
+        let f = v.as_f64()?;
+        (f.fract() == 0.0 && f.abs() < 9.0e15)
+            .then(|| T::try_from(f as i64).ok())
+            .flatten()
+    }
+    Ok(match dtype {
+        DataType::Bool => TensorData::Bool(each(name, dtype, leaves, Value::as_bool)?),
+        DataType::U8 => TensorData::U8(each(name, dtype, leaves, int)?),
+        DataType::U16 => TensorData::U16(each(name, dtype, leaves, int)?),
+        DataType::U32 => TensorData::U32(each(name, dtype, leaves, int)?),
+        DataType::U64 => TensorData::U64(each(name, dtype, leaves, int)?),
+        DataType::I8 => TensorData::I8(each(name, dtype, leaves, int)?),
+        DataType::I16 => TensorData::I16(each(name, dtype, leaves, int)?),
+        DataType::I32 => TensorData::I32(each(name, dtype, leaves, int)?),
+        DataType::I64 => TensorData::I64(each(name, dtype, leaves, int)?),
+        DataType::F32 => {
+            TensorData::F32(each(name, dtype, leaves, |v| v.as_f64().map(|f| f as f32))?)
+        }
+        DataType::F64 => TensorData::F64(each(name, dtype, leaves, Value::as_f64)?),
+        DataType::F16 | DataType::BF16 | DataType::Bytes => {
+            unreachable!("refused by from_json")
+        }
+    })
+}
+
+/// Writes a tensor as nested lists (a scalar for shape []).
+pub fn to_json(tensor: &Tensor) -> Value {
+    let leaves: Vec<Value> = match &tensor.data {
+        TensorData::Bool(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        TensorData::U8(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        TensorData::U16(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        TensorData::U32(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        TensorData::U64(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        TensorData::I8(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        TensorData::I16(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        TensorData::I32(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        TensorData::I64(v) => v.iter().map(|x| Value::from(*x)).collect(),
+        // JSON has no NaN or infinity: those become null.
+        TensorData::F32(v) => v.iter().map(|x| Value::from(f64::from(*x))).collect(),
+        TensorData::F64(v) => v.iter().map(|x| Value::from(*x)).collect(),
+    };
+    let dims: Vec<usize> = tensor.shape.iter().map(|&d| d.max(0) as usize).collect();
+    let mut iter = leaves.into_iter();
+    nest(&dims, &mut iter)
+}
+
+fn nest(dims: &[usize], leaves: &mut impl Iterator<Item = Value>) -> Value {
+    match dims.split_first() {
+        None => leaves.next().unwrap_or(Value::Null),
+        Some((&n, rest)) => Value::Array((0..n).map(|_| nest(rest, leaves)).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_lists_become_tensors_and_back() {
+        let v = json!([[5.1, 3.5, 1.4, 0.2], [1, 2, 3, 4]]);
+        let t = from_json("input", DataType::F32, &v).unwrap();
+        assert_eq!(t.shape, vec![2, 4]);
+        assert_eq!(t.data.len(), 8);
+        let back = to_json(&t);
+        assert_eq!(back[1], json!([1.0, 2.0, 3.0, 4.0]));
+        assert!((back[0][0].as_f64().unwrap() - 5.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn integer_inputs_refuse_fractions_and_strings() {
+        let ok = from_json("ids", DataType::I64, &json!([[1, 2.0]])).unwrap();
+        assert_eq!(ok.data, TensorData::I64(vec![1, 2]));
+        let err = from_json("ids", DataType::I64, &json!([[1, 2.5]])).unwrap_err();
+        assert!(err.to_string().contains("input `ids`"), "{err}");
+        let err = from_json("ids", DataType::I32, &json!([["a"]])).unwrap_err();
+        assert!(err.to_string().contains("INT32"), "{err}");
+        let err = from_json("ids", DataType::U8, &json!([300])).unwrap_err();
+        assert!(err.to_string().contains("300"), "{err}");
+    }
+
+    #[test]
+    fn ragged_lists_are_refused() {
+        for bad in [json!([[1, 2], [3]]), json!([[1, 2], 3]), json!([1, [2]])] {
+            let err = from_json("x", DataType::F64, &bad).unwrap_err();
+            assert!(err.to_string().contains("not rectangular"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn scalars_have_an_empty_shape() {
+        let t = from_json("s", DataType::F64, &json!(2.5)).unwrap();
+        assert!(t.shape.is_empty());
+        assert_eq!(to_json(&t), json!(2.5));
+    }
+}

@@ -1,0 +1,42 @@
+//! `hotswap data-plane`: a worker on its own.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, ServeConfig, WorkerConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// host:port of the model-store to subscribe to.
+    #[arg(long)]
+    model_store: String,
+    /// Address to serve gRPC on; port 0 picks a free port (the log says which).
+    #[arg(long, default_value = "127.0.0.1:7002")]
+    listen: String,
+    /// Folder for downloaded model versions (emptied at start)
+    /// [default: a fresh temporary folder, deleted at exit].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Largest request payload in bytes; larger inputs are refused with
+    /// INVALID_ARGUMENT naming the input.
+    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    max_request_bytes: usize,
+    #[command(flatten)]
+    storage: crate::storage_args::StorageArgs,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = ServeConfig {
+        worker: WorkerConfig {
+            model_store: args.model_store,
+            cache_dir: args.cache_dir,
+            storage: args.storage.options(),
+        },
+        max_request_bytes: args.max_request_bytes,
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    hotswap_data_plane::serve(config, listener, crate::shutdown::signal()).await?;
+    Ok(())
+}

@@ -5,3 +5,4 @@ pub mod bucket;
 pub mod emulator;
 pub mod process;
 pub mod store;
+pub mod worker;

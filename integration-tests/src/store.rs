@@ -44,13 +44,24 @@ impl StoreServer {
         config_yaml: &str,
         adjust: impl FnOnce(&mut ModelStoreConfig),
     ) -> StoreServer {
+        StoreServer::start_on("127.0.0.1:0", bucket, config_yaml, adjust).await
+    }
+
+    /// As [`StoreServer::start`], on a given address (a restart on the
+    /// address an earlier server had).
+    pub async fn start_on(
+        addr: &str,
+        bucket: &TestBucket,
+        config_yaml: &str,
+        adjust: impl FnOnce(&mut ModelStoreConfig),
+    ) -> StoreServer {
         let apis = hotswap_model_store::config::parse(config_yaml, std::path::Path::new("/"))
             .unwrap_or_else(|e| panic!("test config: {e}\n{config_yaml}"));
         let mut config = ModelStoreConfig::new(apis);
         config.storage = bucket.storage_options();
         config.poll = fast_polling();
         adjust(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");

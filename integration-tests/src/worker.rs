@@ -1,0 +1,211 @@
+//! A data-plane worker served on 127.0.0.1:0 in this process, subscribed to
+//! a [`StoreServer`], with clients for both of its front-door services and
+//! the model files the tests publish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, Worker, WorkerConfig};
+use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use hotswap_proto::inference::{ModelInferRequest, RepositoryIndexRequest, model_infer_request};
+use hotswap_proto::v1::predictor_client::PredictorClient;
+use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::bucket::TestBucket;
+use crate::process::workspace_root;
+use crate::store::{StoreServer, WAIT};
+
+pub struct WorkerServer {
+    pub addr: SocketAddr,
+    pub worker: Arc<Worker>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), hotswap_data_plane::Error>>>,
+}
+
+#[derive(Default)]
+pub struct WorkerOptions {
+    pub cache_dir: Option<PathBuf>,
+    pub max_request_bytes: Option<usize>,
+}
+
+impl WorkerServer {
+    pub async fn start(store: &StoreServer, bucket: &TestBucket) -> WorkerServer {
+        WorkerServer::start_with(store.addr, bucket, WorkerOptions::default()).await
+    }
+
+    pub async fn start_with(
+        model_store: SocketAddr,
+        bucket: &TestBucket,
+        options: WorkerOptions,
+    ) -> WorkerServer {
+        let worker = Worker::start(WorkerConfig {
+            model_store: model_store.to_string(),
+            cache_dir: options.cache_dir,
+            storage: bucket.storage_options(),
+        })
+        .expect("start the worker");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (shutdown, stop) = oneshot::channel();
+        let task = tokio::spawn(hotswap_data_plane::serve_worker(
+            worker.clone(),
+            options
+                .max_request_bytes
+                .unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+            listener,
+            async {
+                let _ = stop.await;
+            },
+        ));
+        WorkerServer {
+            addr,
+            worker,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to the worker")
+    }
+
+    pub async fn predictor(&self) -> PredictorClient<Channel> {
+        PredictorClient::new(self.channel().await)
+    }
+
+    pub async fn inference(&self) -> GrpcInferenceServiceClient<Channel> {
+        GrpcInferenceServiceClient::new(self.channel().await)
+    }
+
+    /// Names and versions the worker reports READY.
+    pub async fn ready_versions(&self) -> Vec<(String, String)> {
+        let index = self
+            .inference()
+            .await
+            .repository_index(RepositoryIndexRequest {
+                ready: true,
+                ..Default::default()
+            })
+            .await
+            .expect("repository index")
+            .into_inner();
+        index
+            .models
+            .into_iter()
+            .map(|m| (m.name, m.version))
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("graceful shutdown within the bound")
+            .expect("server task")
+            .expect("server result");
+        self.worker.shut_down();
+    }
+}
+
+impl Drop for WorkerServer {
+    fn drop(&mut self) {
+        self.worker.shut_down();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Retries `check` every 50 ms until it returns Some; panics after [`WAIT`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The iris-like example model whose answer is label `label` (0, 1 or 2)
+/// for [`IRIS_INPUT`]: the example's version `label + 1`.
+pub fn iris(label: usize) -> Vec<u8> {
+    std::fs::read(workspace_root().join(format!(
+        "examples/iris-onnx/models/iris/{}/model.onnx",
+        label + 1
+    )))
+    .expect("example model")
+}
+
+/// A fixture from integration-tests/fixtures/onnx (see make_fixtures.py).
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        workspace_root().join(format!("integration-tests/fixtures/onnx/{name}/model.onnx")),
+    )
+    .expect("fixture model")
+}
+
+/// An input the iris versions tell apart.
+pub const IRIS_INPUT: &str = "[[5.1, 3.5, 1.4, 0.2]]";
+
+pub fn predict_json(api: &str, model: &str, version: &str, json: &str) -> PredictRequest {
+    PredictRequest {
+        api: api.to_owned(),
+        model: model.to_owned(),
+        version: version.to_owned(),
+        payload: Some(predict_request::Payload::Json(json.to_owned())),
+        ..Default::default()
+    }
+}
+
+/// The JSON output of a Predict response.
+pub fn output_json(response: &PredictResponse) -> serde_json::Value {
+    match &response.output {
+        Some(predict_response::Output::Json(text)) => {
+            serde_json::from_str(text).expect("json output")
+        }
+        other => panic!("expected JSON output, got {other:?}"),
+    }
+}
+
+/// The label an iris response gives.
+pub fn iris_label(response: &PredictResponse) -> i64 {
+    output_json(response)["label"][0].as_i64().expect("label")
+}
+
+/// A ModelInfer request for the iris model with FP32 raw contents.
+pub fn iris_infer(name: &str, version: &str) -> ModelInferRequest {
+    let values: [f32; 4] = [5.1, 3.5, 1.4, 0.2];
+    ModelInferRequest {
+        model_name: name.to_owned(),
+        model_version: version.to_owned(),
+        inputs: vec![model_infer_request::InferInputTensor {
+            name: "input".into(),
+            datatype: "FP32".into(),
+            shape: vec![1, 4],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![values.iter().flat_map(|v| v.to_le_bytes()).collect()],
+        ..Default::default()
+    }
+}

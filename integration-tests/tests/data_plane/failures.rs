@@ -1,0 +1,156 @@
+//! What goes wrong never takes a working version away: a corrupt new
+//! version, a corrupt in-place update, a model-store that restarts.
+
+use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::worker::{
+    IRIS_INPUT, WorkerServer, eventually, iris, iris_label, predict_json,
+};
+use hotswap_proto::inference::RepositoryIndexRequest;
+use hotswap_proto::inference::repository_index_response::ModelIndex;
+use tonic::Code;
+
+use super::stack;
+
+const CONFIG: &str = "- {name: iris, predictor: {type: onnx, models: {path: '{root}iris'}}}";
+
+async fn index_entry(worker: &WorkerServer, version: &str) -> Option<ModelIndex> {
+    let index = worker
+        .inference()
+        .await
+        .repository_index(RepositoryIndexRequest::default())
+        .await
+        .ok()?
+        .into_inner();
+    index.models.into_iter().find(|m| m.version == version)
+}
+
+#[tokio::test]
+async fn a_corrupt_model_never_replaces_a_working_one() {
+    let (bucket, store, worker) = stack(CONFIG).await;
+    bucket.put("iris/1/model.onnx", iris(0)).await;
+    let mut p = worker.predictor().await;
+    eventually("version 1 served", || {
+        let mut p = p.clone();
+        async move {
+            p.predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()
+        }
+    })
+    .await;
+
+    // A new version whose file is not a model: the model-store cannot tell
+    // (one *.onnx file), the worker's load fails and says so.
+    bucket
+        .put("iris/2/model.onnx", "this is not an onnx model")
+        .await;
+    let failed = eventually("version 2 reported failed", || async {
+        index_entry(&worker, "2")
+            .await
+            .filter(|m| m.reason.contains("load failed"))
+    })
+    .await;
+    assert_eq!(failed.state, "UNAVAILABLE");
+    let latest = p
+        .predict(predict_json("iris", "", "", IRIS_INPUT))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((latest.version, iris_label(&latest)), (1, 0));
+    let pinned = p
+        .predict(predict_json("iris", "", "2", IRIS_INPUT))
+        .await
+        .unwrap_err();
+    assert_eq!(pinned.code(), Code::Unavailable, "{pinned:?}");
+    assert!(
+        pinned.message().contains("version 2"),
+        "{}",
+        pinned.message()
+    );
+
+    // A corrupt rewrite of the serving version: the old content keeps
+    // answering, the index says the update failed.
+    bucket.put("iris/1/model.onnx", "garbage again").await;
+    let update = eventually("failed update of version 1 reported", || async {
+        index_entry(&worker, "1")
+            .await
+            .filter(|m| m.reason.contains("update failed"))
+    })
+    .await;
+    assert_eq!(update.state, "READY");
+    let still = p
+        .predict(predict_json("iris", "", "1", IRIS_INPUT))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(iris_label(&still), 0);
+
+    // A good upload over the broken version is loaded at once (new content,
+    // no backoff) and becomes latest.
+    bucket.put("iris/2/model.onnx", iris(2)).await;
+    let fixed = eventually("version 2 served after the fix", || {
+        let mut p = p.clone();
+        async move {
+            let r = p
+                .predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()?
+                .into_inner();
+            (r.version == 2).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(iris_label(&fixed), 2);
+    worker.stop().await;
+    store.stop().await;
+}
+
+#[tokio::test]
+async fn the_worker_outlives_a_model_store_restart() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("iris/1/model.onnx", iris(0)).await;
+    let config = CONFIG.replace("{root}", &bucket.uri(""));
+    let store = StoreServer::start(&bucket, &config, |_| {}).await;
+    let addr = store.addr.to_string();
+    let worker = WorkerServer::start(&store, &bucket).await;
+    let mut p = worker.predictor().await;
+    eventually("version 1 served", || {
+        let mut p = p.clone();
+        async move {
+            p.predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()
+        }
+    })
+    .await;
+
+    store.stop().await;
+    // Serving goes on from what the worker holds.
+    for _ in 0..20 {
+        let r = p
+            .predict(predict_json("iris", "", "", IRIS_INPUT))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.version, 1);
+    }
+    bucket.put("iris/2/model.onnx", iris(1)).await;
+    let store = StoreServer::start_on(&addr, &bucket, &config, |_| {}).await;
+    let caught_up = eventually("version 2 after the restart", || {
+        let mut p = p.clone();
+        async move {
+            let r = p
+                .predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()?
+                .into_inner();
+            (r.version == 2).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(iris_label(&caught_up), 1);
+    assert_eq!(worker.worker.catalog().versions.len(), 2);
+    worker.stop().await;
+    store.stop().await;
+}

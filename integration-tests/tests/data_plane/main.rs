@@ -1,0 +1,27 @@
+//! The data-plane worker over real gRPC on loopback, subscribed to a real
+//! model-store on a local-folder bucket, serving real ONNX models.
+
+mod bad_input;
+mod cache_limits;
+mod end_to_end;
+mod failures;
+mod swap;
+
+use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::worker::WorkerServer;
+
+/// A local bucket, a model-store over it with `config` (where `{root}` is
+/// the bucket's URI), and a worker subscribed to it.
+pub async fn stack(config: &str) -> (TestBucket, StoreServer, WorkerServer) {
+    let bucket = TestBucket::new(Backend::Local).await;
+    let (store, worker) = stack_on(&bucket, config).await;
+    (bucket, store, worker)
+}
+
+pub async fn stack_on(bucket: &TestBucket, config: &str) -> (StoreServer, WorkerServer) {
+    let config = config.replace("{root}", &bucket.uri(""));
+    let store = StoreServer::start(bucket, &config, |_| {}).await;
+    let worker = WorkerServer::start(&store, bucket).await;
+    (store, worker)
+}

@@ -1,17 +1,19 @@
 # The README's two commands. Each installs what it needs first (idempotent).
-#   make up    run hotswap on the example bucket (a local folder)
+#   make up    run hotswap (model-store + one worker) on the example bucket,
+#              a local folder
 #   make test  run every test (storage emulators included)
 
 CONFIG ?= examples/iris-onnx/hotswap.yaml
-LISTEN ?= 127.0.0.1:7001
+LISTEN ?= 127.0.0.1:7000
 
 .PHONY: up test setup
 
 setup:
 	@.ci/setup
 
-up:
-	cargo run --bin hotswap -- model-store --config $(CONFIG) --listen $(LISTEN)
+# The worker loads ONNX Runtime from the virtualenv the setup makes.
+up: setup
+	cargo run --bin hotswap -- up $(CONFIG) --listen $(LISTEN)
 
 # The integration tests start the hotswap binary, so it is built first.
 test: setup

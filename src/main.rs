@@ -4,6 +4,7 @@ mod data_plane_cmd;
 mod model_store_cmd;
 mod shutdown;
 mod storage_args;
+mod up_cmd;
 
 use std::io::IsTerminal;
 
@@ -22,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run everything in one process on a config: model-store and a worker
+    /// (the embedded default: a local folder as the bucket).
+    Up(up_cmd::Args),
     /// Index model buckets and stream version events (hotswap.v1.ModelStore).
     ModelStore(model_store_cmd::Args),
     /// Serve models from the model-store's index, swapping versions live
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Up(args) => up_cmd::run(args).await,
             Command::ModelStore(args) => model_store_cmd::run(args).await,
             Command::DataPlane(args) => data_plane_cmd::run(args).await,
         }

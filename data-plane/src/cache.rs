@@ -170,6 +170,68 @@ pub fn describe(version: &ModelVersion) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hotswap_model_store::storage::StorageOptions;
+    use hotswap_proto::v1::ModelFile;
+
+    fn version(bucket: &Path, files: &[(&str, u64)]) -> ModelVersion {
+        ModelVersion {
+            api: "a".into(),
+            model: "m".into(),
+            version: 1,
+            location: format!("file://{}/", bucket.display()),
+            content_hash: "abcdef0123456789".into(),
+            files: files
+                .iter()
+                .map(|(p, size)| ModelFile {
+                    path: (*p).into(),
+                    size: *size,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn downloads_are_checked_and_stay_inside_the_cache() {
+        let bucket = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(bucket.path().join("sub")).unwrap();
+        std::fs::write(bucket.path().join("model.onnx"), b"12345").unwrap();
+        std::fs::write(bucket.path().join("sub/extra.txt"), b"xy").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let cache_root = root.path().join("cache");
+        let cache = DiskCache::new(
+            cache_root.clone(),
+            Arc::new(Storage::new(StorageOptions::default())),
+        )
+        .unwrap();
+
+        let good = version(bucket.path(), &[("model.onnx", 5), ("sub/extra.txt", 2)]);
+        let dir = cache.fetch(&good).await.unwrap();
+        assert!(dir.starts_with(&cache_root));
+        assert_eq!(std::fs::read(dir.join("sub/extra.txt")).unwrap(), b"xy");
+
+        // A size that disagrees with the listing: nothing is kept.
+        let mut wrong = version(bucket.path(), &[("model.onnx", 6)]);
+        wrong.content_hash = "other".into();
+        let err = cache.fetch(&wrong).await.unwrap_err().to_string();
+        assert!(err.contains("got 5 bytes"), "{err}");
+        assert!(!cache.dir_for(&wrong).exists());
+
+        // Keys that could leave the cache are refused before any write.
+        for bad in ["../escape", "/abs", "a//b", "sub/../../x"] {
+            let mut v = version(bucket.path(), &[(bad, 1)]);
+            v.content_hash = format!("h{bad}");
+            let err = cache.fetch(&v).await.unwrap_err().to_string();
+            assert!(err.contains("refused"), "{bad}: {err}");
+        }
+        assert!(!root.path().join("escape").exists() && !root.path().join("x").exists());
+        // Temporary folders are cleaned up after failures.
+        assert_eq!(
+            std::fs::read_dir(cache_root.join(".tmp")).unwrap().count(),
+            0
+        );
+    }
 
     #[test]
     fn names_cannot_escape_or_collide() {

@@ -156,3 +156,126 @@ impl CatalogBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotswap_proto::v1::{SnapshotChunk, VersionEvent};
+
+    fn version(model: &str, n: u64) -> ModelVersion {
+        ModelVersion {
+            api: "a".into(),
+            model: model.into(),
+            version: n,
+            state: VersionState::Valid as i32,
+            ..Default::default()
+        }
+    }
+
+    fn chunk(rev: u64, first: bool, last: bool, versions: Vec<ModelVersion>) -> WatchResponse {
+        WatchResponse {
+            incarnation: "i1".into(),
+            revision: rev,
+            kind: Some(watch_response::Kind::Snapshot(SnapshotChunk {
+                first,
+                last,
+                apis: vec![Api {
+                    name: "a".into(),
+                    ..Default::default()
+                }],
+                versions,
+            })),
+        }
+    }
+
+    fn event(incarnation: &str, rev: u64, kind: EventKind, v: ModelVersion) -> WatchResponse {
+        WatchResponse {
+            incarnation: incarnation.into(),
+            revision: rev,
+            kind: Some(watch_response::Kind::Event(VersionEvent {
+                kind: kind as i32,
+                version: Some(v),
+            })),
+        }
+    }
+
+    #[test]
+    fn snapshots_apply_whole_and_events_in_order() {
+        let mut catalog = Catalog::default();
+        let mut b = CatalogBuilder::default();
+        assert_eq!(
+            b.apply(&mut catalog, chunk(5, true, false, vec![version("m", 1)])),
+            Applied::Pending
+        );
+        assert!(!catalog.complete, "half a snapshot is not applied");
+        assert_eq!(
+            b.apply(&mut catalog, chunk(5, false, true, vec![version("m", 2)])),
+            Applied::Changed
+        );
+        assert!(catalog.complete);
+        assert_eq!((catalog.revision, catalog.versions.len()), (5, 2));
+        assert_eq!(catalog.models("a"), vec!["m"]);
+
+        assert_eq!(
+            b.apply(
+                &mut catalog,
+                event("i1", 6, EventKind::Added, version("n", 1))
+            ),
+            Applied::Changed
+        );
+        assert_eq!(
+            b.apply(
+                &mut catalog,
+                event("i1", 7, EventKind::Removed, version("m", 1))
+            ),
+            Applied::Changed
+        );
+        assert_eq!(catalog.revision, 7);
+        let versions: Vec<u64> = catalog
+            .versions("a", "m")
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        assert_eq!(versions, vec![2]);
+        assert_eq!(catalog.models("a"), vec!["m", "n"]);
+
+        // A gap or another incarnation is not applied: the caller resubscribes.
+        let before = catalog.versions.len();
+        assert_eq!(
+            b.apply(
+                &mut catalog,
+                event("i1", 9, EventKind::Added, version("x", 1))
+            ),
+            Applied::OutOfOrder
+        );
+        assert_eq!(
+            b.apply(
+                &mut catalog,
+                event("i2", 8, EventKind::Added, version("x", 1))
+            ),
+            Applied::OutOfOrder
+        );
+        assert_eq!(catalog.versions.len(), before);
+        assert_eq!(catalog.revision, 7);
+    }
+
+    #[test]
+    fn a_new_snapshot_replaces_everything() {
+        let mut catalog = Catalog::default();
+        let mut b = CatalogBuilder::default();
+        b.apply(
+            &mut catalog,
+            chunk(3, true, true, vec![version("m", 1), version("m", 2)]),
+        );
+        b.apply(&mut catalog, chunk(9, true, true, vec![version("z", 4)]));
+        assert_eq!(catalog.revision, 9);
+        assert_eq!(
+            catalog
+                .versions
+                .keys()
+                .map(|k| k.model.as_str())
+                .collect::<Vec<_>>(),
+            vec!["z"]
+        );
+    }
+}

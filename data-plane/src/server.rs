@@ -87,8 +87,12 @@ pub async fn serve_worker(
     let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        // One request log line per call, with its status and latency.
-        .layer(tower_http::trace::TraceLayer::new_for_grpc())
+        // One request log line per call, with its status and latency; a
+        // failed call is most often the caller's mistake, so WARN, not ERROR.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -15,26 +15,44 @@ use tokio::io::AsyncWriteExt;
 
 use crate::Error;
 
+/// Marks a folder as a hotswap cache, which a worker may empty.
+const MARKER: &str = ".hotswap-cache";
+
 pub struct DiskCache {
     root: PathBuf,
     storage: Arc<Storage>,
 }
 
 impl DiskCache {
-    /// Uses `root` (created if missing, emptied if not: what an earlier
-    /// process left there is not accounted for).
+    /// Uses `root`: created if missing; emptied if it is a cache an earlier
+    /// worker left (its contents are not accounted for). A non-empty folder
+    /// without the cache's marker file is refused rather than emptied: a
+    /// mistyped `--cache-dir` must not delete someone's files.
     pub fn new(root: PathBuf, storage: Arc<Storage>) -> std::io::Result<DiskCache> {
+        let marker = root.join(MARKER);
         if root.exists() {
-            for entry in std::fs::read_dir(&root)? {
+            let mut entries = std::fs::read_dir(&root)?.peekable();
+            if entries.peek().is_some() && !marker.exists() {
+                return Err(std::io::Error::other(format!(
+                    "{} is not empty and is not a hotswap cache (no {MARKER} file); \
+                     give an empty or new folder",
+                    root.display()
+                )));
+            }
+            for entry in entries {
                 let path = entry?.path();
                 if path.is_dir() {
                     std::fs::remove_dir_all(&path)?;
-                } else {
+                } else if path != marker {
                     std::fs::remove_file(&path)?;
                 }
             }
         }
         std::fs::create_dir_all(root.join(".tmp"))?;
+        std::fs::write(
+            &marker,
+            "hotswap worker disk cache: emptied at every worker start\n",
+        )?;
         Ok(DiskCache { root, storage })
     }
 

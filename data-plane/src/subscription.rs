@@ -4,15 +4,37 @@
 //! was, so the worker keeps serving what it has.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hotswap_proto::v1::WatchRequest;
 use hotswap_proto::v1::model_store_client::ModelStoreClient;
+use hotswap_proto::v1::{WatchRequest, watch_response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
 use crate::catalog::{Applied, Catalog, CatalogBuilder};
+
+/// Counters of the subscription, for operators and tests.
+#[derive(Debug, Default)]
+pub struct SubscriptionStats {
+    /// Watch streams opened.
+    pub connects: AtomicU64,
+    /// Complete snapshots applied.
+    pub snapshots: AtomicU64,
+    /// Events applied.
+    pub events: AtomicU64,
+}
+
+impl SubscriptionStats {
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.connects.load(Ordering::Relaxed),
+            self.snapshots.load(Ordering::Relaxed),
+            self.events.load(Ordering::Relaxed),
+        )
+    }
+}
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -21,6 +43,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub async fn run(
     model_store: String,
     catalog: watch::Sender<Arc<Catalog>>,
+    stats: Arc<SubscriptionStats>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_START;
@@ -28,7 +51,7 @@ pub async fn run(
     loop {
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = follow(&model_store, &catalog, &mut backoff, &mut resume) => r,
+            r = follow(&model_store, &catalog, &stats, &mut backoff, &mut resume) => r,
         };
         if let Err(e) = result {
             tracing::warn!(model_store = %model_store, error = %e, retry_in = ?backoff, "model-store subscription interrupted");
@@ -47,6 +70,7 @@ pub async fn run(
 async fn follow(
     model_store: &str,
     catalog: &watch::Sender<Arc<Catalog>>,
+    stats: &SubscriptionStats,
     backoff: &mut Duration,
     resume: &mut bool,
 ) -> Result<(), String> {
@@ -82,6 +106,7 @@ async fn follow(
         .await
         .map_err(|s| format!("watch: {}", s.message()))?
         .into_inner();
+    stats.connects.fetch_add(1, Ordering::Relaxed);
     let mut builder = CatalogBuilder::default();
     let mut working: Catalog = (**catalog.borrow()).clone();
     loop {
@@ -93,10 +118,17 @@ async fn follow(
             return Err("stream ended".to_owned());
         };
         *backoff = BACKOFF_START;
+        let is_event = matches!(msg.kind, Some(watch_response::Kind::Event(_)));
         match builder.apply(&mut working, msg) {
             Applied::Pending => {}
             Applied::Changed => {
                 *resume = true;
+                let counter = if is_event {
+                    &stats.events
+                } else {
+                    &stats.snapshots
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(revision = working.revision, "catalog updated");
                 catalog.send_replace(Arc::new(working.clone()));
             }

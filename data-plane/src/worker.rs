@@ -20,6 +20,7 @@ use crate::backend;
 use crate::cache::{DiskCache, describe};
 use crate::catalog::{Catalog, VersionKey};
 use crate::stats::Stats;
+use crate::subscription::SubscriptionStats;
 use crate::table::{Failure, Loaded, Table, TableStats};
 use crate::tensor::Tensor;
 use crate::{Error, lock, subscription};
@@ -44,6 +45,7 @@ pub struct Worker {
     table: Table,
     cache: DiskCache,
     stats: Stats,
+    subscription: Arc<SubscriptionStats>,
     shutdown: CancellationToken,
     /// Keeps the default cache folder alive (and deletes it at the end).
     _cache_tmp: Option<tempfile::TempDir>,
@@ -74,10 +76,16 @@ impl Worker {
             table: Table::default(),
             cache,
             stats: Stats::default(),
+            subscription: Arc::default(),
             shutdown: shutdown.clone(),
             _cache_tmp: cache_tmp,
         });
-        tokio::spawn(subscription::run(config.model_store, tx, shutdown));
+        tokio::spawn(subscription::run(
+            config.model_store,
+            tx,
+            worker.subscription.clone(),
+            shutdown,
+        ));
         tokio::spawn(reconcile::run(worker.clone()));
         Ok(worker)
     }
@@ -98,6 +106,11 @@ impl Worker {
 
     pub fn table_stats(&self) -> TableStats {
         self.table.stats()
+    }
+
+    /// Watch streams opened, snapshots applied, events applied.
+    pub fn subscription_stats(&self) -> (u64, u64, u64) {
+        self.subscription.get()
     }
 
     pub(crate) fn stats(&self) -> &Stats {

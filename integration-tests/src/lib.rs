@@ -4,5 +4,6 @@
 pub mod bucket;
 pub mod emulator;
 pub mod process;
+pub mod proxy;
 pub mod store;
 pub mod worker;

@@ -1,10 +1,12 @@
 //! What goes wrong never takes a working version away: a corrupt new
-//! version, a corrupt in-place update, a model-store that restarts.
+//! version, a corrupt in-place update, a model-store that restarts, a Watch
+//! stream that breaks (and resumes from the last revision applied).
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
-use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::proxy::Proxy;
+use hotswap_integration_tests::store::{StoreServer, Watcher};
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerServer, eventually, iris, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_label, predict_json,
 };
 use hotswap_proto::inference::RepositoryIndexRequest;
 use hotswap_proto::inference::repository_index_response::ModelIndex;
@@ -151,6 +153,65 @@ async fn the_worker_outlives_a_model_store_restart() {
     .await;
     assert_eq!(iris_label(&caught_up), 1);
     assert_eq!(worker.worker.catalog().versions.len(), 2);
+    worker.stop().await;
+    store.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_stream_resumes_from_the_last_revision() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("iris/1/model.onnx", iris(0)).await;
+    let config = CONFIG.replace("{root}", &bucket.uri(""));
+    let store = StoreServer::start(&bucket, &config, |_| {}).await;
+    let proxy = Proxy::start(store.addr).await;
+    let worker = WorkerServer::start_with(proxy.addr, &bucket, WorkerOptions::default()).await;
+    let mut p = worker.predictor().await;
+    eventually("version 1 served", || {
+        let mut p = p.clone();
+        async move {
+            p.predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()
+        }
+    })
+    .await;
+    assert_eq!(worker.worker.subscription_stats(), (1, 1, 0));
+
+    // The stream breaks; the model-store publishes meanwhile.
+    proxy.down();
+    let mut watcher = Watcher::synced(&store).await;
+    bucket.put("iris/2/model.onnx", iris(1)).await;
+    watcher
+        .until("version 2 published", |w| w.has("iris", "iris", 2))
+        .await;
+    let r = p
+        .predict(predict_json("iris", "", "", IRIS_INPUT))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.version, 1, "still serving what it had");
+
+    proxy.up();
+    eventually("version 2 served after the reconnect", || {
+        let mut p = p.clone();
+        async move {
+            let r = p
+                .predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()?
+                .into_inner();
+            (r.version == 2).then_some(())
+        }
+    })
+    .await;
+    let (connects, snapshots, events) = worker.worker.subscription_stats();
+    assert!(connects >= 2, "reconnected ({connects} streams)");
+    assert_eq!(
+        snapshots, 1,
+        "resumed from its revision: no second snapshot"
+    );
+    assert_eq!(events, 1, "exactly the missed event");
+    assert_eq!(worker.worker.catalog().revision, watcher.revision);
     worker.stop().await;
     store.stop().await;
 }

@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 
 /// hotswap's own API: every method is implemented, so the generated traits
 /// have no defaults and a forgotten method is a compile error.
-const HOTSWAP: &[&str] = &["hotswap/v1/model_store.proto", "hotswap/v1/predictor.proto"];
+const HOTSWAP: &[&str] = &[
+    "hotswap/v1/model_store.proto",
+    "hotswap/v1/predictor.proto",
+    "hotswap/v1/control_plane.proto",
+];
 
 /// The Open Inference Protocol. Servers implement the methods hotswap
 /// supports; the rest (Triton's shared-memory and settings extensions)

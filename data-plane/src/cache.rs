@@ -81,7 +81,7 @@ impl DiskCache {
         let result = async {
             tokio::fs::create_dir_all(&tmp)
                 .await
-                .map_err(|e| fail(format!("{}: {e}", tmp.display())))?;
+                .map_err(|e| fail(local_error("the cache folder", &tmp, e)))?;
             for file in &version.files {
                 let KeyCheck::File = check_key(&file.path) else {
                     return Err(fail(format!("file path {:?} could leave the cache; refused", file.path)));
@@ -90,11 +90,11 @@ impl DiskCache {
                 if let Some(parent) = target.parent() {
                     tokio::fs::create_dir_all(parent)
                         .await
-                        .map_err(|e| fail(format!("{}: {e}", parent.display())))?;
+                        .map_err(|e| fail(local_error("the cache folder", parent, e)))?;
                 }
                 let mut out = tokio::fs::File::create(&target)
                     .await
-                    .map_err(|e| fail(format!("{}: {e}", target.display())))?;
+                    .map_err(|e| fail(local_error(&file.path, &target, e)))?;
                 let mut stream = folder.get(&file.path).await.map_err(|e| fail(e.to_string()))?;
                 let mut written = 0u64;
                 while let Some(chunk) = stream.next().await {
@@ -107,7 +107,7 @@ impl DiskCache {
                     }
                     out.write_all(&chunk)
                         .await
-                        .map_err(|e| fail(format!("{}: {e}", target.display())))?;
+                        .map_err(|e| fail(local_error(&file.path, &target, e)))?;
                 }
                 if written != file.size {
                     return Err(fail(format!(
@@ -117,18 +117,18 @@ impl DiskCache {
                 }
                 out.flush()
                     .await
-                    .map_err(|e| fail(format!("{}: {e}", target.display())))?;
+                    .map_err(|e| fail(local_error(&file.path, &target, e)))?;
             }
             if let Some(parent) = dir.parent() {
                 tokio::fs::create_dir_all(parent)
                     .await
-                    .map_err(|e| fail(format!("{}: {e}", parent.display())))?;
+                    .map_err(|e| fail(local_error("the cache folder", parent, e)))?;
             }
             match tokio::fs::rename(&tmp, &dir).await {
                 Ok(()) => Ok(()),
                 // Another download of the same content finished first.
                 Err(_) if tokio::fs::try_exists(&dir).await.unwrap_or(false) => Ok(()),
-                Err(e) => Err(fail(format!("{}: {e}", dir.display()))),
+                Err(e) => Err(fail(local_error("the cache folder", &dir, e))),
             }
         }
         .await;
@@ -176,6 +176,16 @@ fn safe_name(name: &str) -> String {
     }
     let digest = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
     format!("{clean}~{digest}")
+}
+
+/// A local disk error for callers: what failed, without the cache's paths
+/// (logged here instead, for operators).
+fn local_error(what: &str, path: &Path, e: std::io::Error) -> String {
+    tracing::warn!(path = %path.display(), error = %e, "disk cache error");
+    format!(
+        "writing {what} to the worker's disk cache failed: {}",
+        e.kind()
+    )
 }
 
 pub fn describe(version: &ModelVersion) -> String {

@@ -2,11 +2,15 @@
 //! subscription (subscription.rs) and read by everything that resolves a
 //! request.
 
+mod names;
+
 use std::collections::BTreeMap;
 
 use hotswap_proto::v1::{
     Api, EventKind, ModelVersion, VersionState, WatchResponse, watch_response,
 };
+
+pub use names::{ModelRef, is_latest};
 
 /// One model version: api, model, version number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

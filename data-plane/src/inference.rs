@@ -59,7 +59,7 @@ impl InferenceService for WorkerService {
     async fn model_ready(&self, r: pb::ModelReadyRequest) -> Result<pb::ModelReadyResponse, Error> {
         let m = self.worker.model_by_name(&r.name)?;
         let ready = match self.worker.resolve(&m, &r.version) {
-            Ok(target) => self.worker.servable(&target),
+            Ok(targets) => targets.iter().any(|t| self.worker.servable(&t.version)),
             Err(Error::NotFound(message)) => return Err(Error::NotFound(message)),
             Err(_) => false,
         };
@@ -79,8 +79,8 @@ impl InferenceService for WorkerService {
         r: pb::ModelMetadataRequest,
     ) -> Result<pb::ModelMetadataResponse, Error> {
         let m = self.worker.model_by_name(&r.name)?;
-        let target = self.worker.resolve(&m, &r.version)?;
-        let loaded = self.worker.acquire(&target).await?;
+        let targets = self.worker.resolve(&m, &r.version)?;
+        let loaded = self.worker.acquire(targets).await?;
         let signature = loaded.model.signature();
         let meta = |s: &TensorSpec| TensorMetadata {
             name: s.name.clone(),
@@ -98,8 +98,8 @@ impl InferenceService for WorkerService {
 
     async fn model_infer(&self, r: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
         let m = self.worker.model_by_name(&r.model_name)?;
-        let target = self.worker.resolve(&m, &r.model_version)?;
-        let loaded = self.worker.acquire(&target).await?;
+        // Inputs are decoded and size-checked before a version is picked: a
+        // bad request must not load or evict models.
         if !r.raw_input_contents.is_empty() && r.raw_input_contents.len() != r.inputs.len() {
             return Err(Error::invalid(format!(
                 "raw_input_contents has {} entries for {} inputs; send one per input, in order",
@@ -122,6 +122,8 @@ impl InferenceService for WorkerService {
             self.check_size(&format!("input `{}`", input.name), size)?;
             inputs.push(wire::from_infer_input(input, raw)?);
         }
+        let targets = self.worker.resolve(&m, &r.model_version)?;
+        let loaded = self.worker.acquire(targets).await?;
         let wanted: Vec<String> = r.outputs.iter().map(|o| o.name.clone()).collect();
         let outputs = self.worker.infer(&loaded, inputs, wanted).await?;
         let (outputs, raw): (Vec<_>, Vec<_>) = outputs.iter().map(wire::to_infer_output).unzip();
@@ -140,8 +142,8 @@ impl InferenceService for WorkerService {
         r: pb::ModelConfigRequest,
     ) -> Result<pb::ModelConfigResponse, Error> {
         let m = self.worker.model_by_name(&r.name)?;
-        let target = self.worker.resolve(&m, &r.version)?;
-        let loaded = self.worker.acquire(&target).await?;
+        let targets = self.worker.resolve(&m, &r.version)?;
+        let loaded = self.worker.acquire(targets).await?;
         let signature = loaded.model.signature();
         let platform = loaded.model.platform();
         Ok(pb::ModelConfigResponse {
@@ -202,17 +204,25 @@ impl InferenceService for WorkerService {
                 Error::NotFound(format!("version {v:?} not found; versions are numbers"))
             })?),
         };
-        let model_stats = self
-            .worker
-            .stats()
-            .all()
-            .into_iter()
+        // Every version the catalog has that is loaded or has served, so a
+        // client sees an entry before its first request; removed versions
+        // drop out.
+        let catalog = self.worker.catalog();
+        let model_stats = catalog
+            .versions
+            .iter()
             .filter(|(k, _)| {
                 only.as_ref()
                     .is_none_or(|m| k.api == m.api && k.model == m.model)
                     && version.is_none_or(|v| k.version == v)
             })
-            .map(|(k, s)| s.to_proto(&k, &name_of(&k)))
+            .filter_map(|(k, v)| {
+                let stats = self.worker.stats().get(k);
+                if stats.is_none() && self.worker.published(v).is_none() {
+                    return None;
+                }
+                Some(stats.unwrap_or_default().to_proto(k, &name_of(k)))
+            })
             .collect();
         Ok(pb::ModelStatisticsResponse { model_stats })
     }
@@ -228,7 +238,11 @@ impl InferenceService for WorkerService {
             .iter()
             .map(|(key, v)| {
                 let (state, reason) = if !Catalog::valid(v) {
-                    ("UNAVAILABLE", format!("invalid: {}", v.reason))
+                    if self.worker.published(v).is_some() {
+                        ("READY", format!("update invalid: {}", v.reason))
+                    } else {
+                        ("UNAVAILABLE", format!("invalid: {}", v.reason))
+                    }
                 } else {
                     match self.worker.table().get(key) {
                         None => ("UNAVAILABLE", "unloaded".to_owned()),

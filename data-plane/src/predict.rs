@@ -50,24 +50,33 @@ impl WorkerService {
 impl PredictorService for WorkerService {
     async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
         let m = self.worker.model_ref(&request.api, &request.model)?;
-        let target = self.worker.resolve(&m, &request.version)?;
-        let loaded = self.worker.acquire(&target).await?;
-        let signature = loaded.model.signature();
+        // Everything that can be checked without the model is checked before
+        // a version is picked: a bad request must not load or evict models.
         let sent_tensors = matches!(request.payload, Some(predict_request::Payload::Tensors(_)));
-        let inputs = match request.payload {
+        let payload = match request.payload {
             None => return Err(Error::invalid("payload is missing: send json or tensors")),
             Some(predict_request::Payload::Json(text)) => {
                 self.check_size("payload", text.len())?;
-                json_inputs(signature, &text)?
+                Payload::Json(
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?,
+                )
             }
-            Some(predict_request::Payload::Tensors(t)) => t
-                .tensors
-                .iter()
-                .map(|t| {
-                    self.check_size(&format!("input `{}`", t.name), t.data.len())?;
-                    wire::from_v1(t)
-                })
-                .collect::<Result<Vec<_>, _>>()?,
+            Some(predict_request::Payload::Tensors(t)) => Payload::Tensors(
+                t.tensors
+                    .iter()
+                    .map(|t| {
+                        self.check_size(&format!("input `{}`", t.name), t.data.len())?;
+                        wire::from_v1(t)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let targets = self.worker.resolve(&m, &request.version)?;
+        let loaded = self.worker.acquire(targets).await?;
+        let inputs = match payload {
+            Payload::Json(value) => json_inputs(loaded.model.signature(), value)?,
+            Payload::Tensors(tensors) => tensors,
         };
         let outputs = self.worker.infer(&loaded, inputs, Vec::new()).await?;
         let as_tensors = match OutputFormat::try_from(request.output_format) {
@@ -95,11 +104,14 @@ impl PredictorService for WorkerService {
     }
 }
 
+enum Payload {
+    Json(Value),
+    Tensors(Vec<Tensor>),
+}
+
 /// An object of input name -> nested list, or a bare nested list for a
 /// model with one input.
-fn json_inputs(signature: &Signature, text: &str) -> Result<Vec<Tensor>, Error> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?;
+fn json_inputs(signature: &Signature, value: Value) -> Result<Vec<Tensor>, Error> {
     match value {
         Value::Object(fields) => fields
             .iter()

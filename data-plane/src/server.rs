@@ -22,7 +22,11 @@ pub const INFERENCE_SERVICE: &str = "inference.GRPCInferenceService";
 
 /// Default largest request payload (the whole message may be a little
 /// larger: names, shapes).
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 << 20;
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// Requests handled at once; more wait for a turn. Bounds the memory that
+/// decoded requests (a JSON payload expands many times in memory) can take.
+pub const MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// How long shutdown waits for running requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -87,6 +91,10 @@ pub async fn serve_worker(
     let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // Outermost: excess requests queue here before anything is decoded.
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
+        ))
         // One request log line per call, with its status and latency; a
         // failed call is most often the caller's mistake, so WARN, not ERROR.
         .layer(

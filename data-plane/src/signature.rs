@@ -67,6 +67,25 @@ impl Signature {
         Ok(ordered)
     }
 
+    /// Checks requested output names (empty: all) before the model runs.
+    pub fn check_outputs(&self, wanted: &[String]) -> Result<(), Error> {
+        let mut seen = std::collections::HashSet::new();
+        for name in wanted {
+            if !self.outputs.iter().any(|s| &s.name == name) {
+                return Err(Error::invalid(format!(
+                    "unknown output `{name}`; the model's outputs: {}",
+                    list(&self.output_names())
+                )));
+            }
+            if !seen.insert(name) {
+                return Err(Error::invalid(format!(
+                    "output `{name}` is requested twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn output_names(&self) -> Vec<String> {
         self.outputs.iter().map(|s| s.name.clone()).collect()
     }

@@ -88,12 +88,8 @@ impl Stats {
         lock(&self.versions).entry(key.clone()).or_default().clone()
     }
 
-    pub fn all(&self) -> Vec<(VersionKey, Arc<VersionStats>)> {
-        let mut all: Vec<_> = lock(&self.versions)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+    /// The counters of a version that has served requests.
+    pub fn get(&self, key: &VersionKey) -> Option<Arc<VersionStats>> {
+        lock(&self.versions).get(key).cloned()
     }
 }

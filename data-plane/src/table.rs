@@ -144,27 +144,40 @@ impl Table {
         }
     }
 
-    /// Publishes `loaded` in its slot. With `cache_size` > 0, first unpublishes
-    /// the least recently used other instances of the API so that at most
-    /// `cache_size` are published at once. Returns the evicted versions.
+    /// With `cache_size` > 0, unpublishes the least recently used instances
+    /// of `keep`'s API other than `keep` until fewer than `cache_size` are
+    /// published, making room for `keep`. Returns the evicted versions.
+    pub fn evict_lru(&self, keep: &VersionKey, cache_size: usize) -> Vec<VersionKey> {
+        let _guard = lock(&self.publish);
+        self.evict_locked(keep, cache_size)
+    }
+
+    fn evict_locked(&self, keep: &VersionKey, cache_size: usize) -> Vec<VersionKey> {
+        if cache_size == 0 {
+            return Vec::new();
+        }
+        let mut resident: Vec<(u64, VersionKey, Arc<Slot>)> = self
+            .entries()
+            .into_iter()
+            .filter(|(k, s)| k.api == keep.api && k != keep && s.current.load().is_some())
+            .map(|(k, s)| (s.last_used(), k, s))
+            .collect();
+        resident.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let mut evicted = Vec::new();
+        while resident.len() >= cache_size {
+            let (_, key, victim) = resident.remove(0);
+            victim.current.store(None);
+            evicted.push(key);
+        }
+        evicted
+    }
+
+    /// Publishes `loaded` in its slot, first evicting as [`Table::evict_lru`]
+    /// does (another load may have published meanwhile).
     pub fn publish(&self, slot: &Slot, loaded: Arc<Loaded>, cache_size: usize) -> Vec<VersionKey> {
         let _guard = lock(&self.publish);
         let api = loaded.key.api.clone();
-        let mut evicted = Vec::new();
-        if cache_size > 0 {
-            let mut resident: Vec<(u64, VersionKey, Arc<Slot>)> = self
-                .entries()
-                .into_iter()
-                .filter(|(k, s)| k.api == api && *k != loaded.key && s.current.load().is_some())
-                .map(|(k, s)| (s.last_used(), k, s))
-                .collect();
-            resident.sort_by_key(|(t, k, _)| (*t, k.clone()));
-            while resident.len() >= cache_size {
-                let (_, key, victim) = resident.remove(0);
-                victim.current.store(None);
-                evicted.push(key);
-            }
-        }
+        let evicted = self.evict_locked(&loaded.key, cache_size);
         slot.current.store(Some(loaded));
         let published = self
             .entries()

@@ -249,9 +249,18 @@ fn unsupported(name: &str, dtype: DataType) -> Error {
     ))
 }
 
-/// Elements a shape holds; negative dimensions are refused.
+/// Largest dimension accepted. A shape like [2^62, 0] holds no element yet
+/// would make every loop over its rows run forever.
+const MAX_DIMENSION: i64 = u32::MAX as i64;
+
+/// Elements a shape holds; negative and absurd dimensions are refused.
 pub fn element_count(name: &str, shape: &[i64]) -> Result<usize, Error> {
     shape.iter().try_fold(1usize, |acc, &d| {
+        if d > MAX_DIMENSION {
+            return Err(Error::invalid(format!(
+                "input `{name}`: dimension {d} in shape {shape:?} is too large"
+            )));
+        }
         let d = usize::try_from(d).map_err(|_| {
             Error::invalid(format!(
                 "input `{name}`: negative dimension in shape {shape:?}"
@@ -283,6 +292,8 @@ mod tests {
         let err = Tensor::new("ids", vec![3], TensorData::I64(vec![1, 2])).unwrap_err();
         assert!(err.to_string().contains("input `ids`"), "{err}");
         assert!(Tensor::new("ids", vec![-1], TensorData::I64(vec![])).is_err());
+        let err = Tensor::new("ids", vec![1 << 62, 0], TensorData::I64(vec![])).unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
     }
 
     #[test]

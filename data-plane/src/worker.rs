@@ -7,8 +7,10 @@
 mod reconcile;
 mod resolve;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hotswap_model_store::storage::{Storage, StorageOptions};
@@ -21,11 +23,12 @@ use crate::cache::{DiskCache, describe};
 use crate::catalog::{Catalog, VersionKey};
 use crate::stats::Stats;
 use crate::subscription::SubscriptionStats;
-use crate::table::{Failure, Loaded, Table, TableStats};
+use crate::table::{Failure, Loaded, Slot, Table, TableStats};
 use crate::tensor::Tensor;
 use crate::{Error, lock, subscription};
 
-pub use resolve::ModelRef;
+pub use crate::catalog::ModelRef;
+pub use resolve::Target;
 
 /// First retry of a failed load; doubles per failure up to the maximum.
 const RETRY_START: Duration = Duration::from_secs(1);
@@ -46,6 +49,12 @@ pub struct Worker {
     cache: DiskCache,
     stats: Stats,
     subscription: Arc<SubscriptionStats>,
+    /// Per API: held while a version is made room for, downloaded and
+    /// loaded, so that cache evictions never delete a folder another load
+    /// is reading and concurrent loads cannot overshoot the limits.
+    api_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Requests running now.
+    in_flight: AtomicUsize,
     shutdown: CancellationToken,
     /// Keeps the default cache folder alive (and deletes it at the end).
     _cache_tmp: Option<tempfile::TempDir>,
@@ -77,6 +86,8 @@ impl Worker {
             cache,
             stats: Stats::default(),
             subscription: Arc::default(),
+            api_locks: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
             shutdown: shutdown.clone(),
             _cache_tmp: cache_tmp,
         });
@@ -86,7 +97,10 @@ impl Worker {
             worker.subscription.clone(),
             shutdown,
         ));
-        tokio::spawn(reconcile::run(worker.clone()));
+        tokio::spawn(reconcile::run(
+            Arc::downgrade(&worker),
+            worker.shutdown.clone(),
+        ));
         Ok(worker)
     }
 
@@ -126,16 +140,54 @@ impl Worker {
         self.shutdown.cancel();
     }
 
-    /// The instance to serve `target` with: the published one (which may
-    /// still be an older content of the same version while its update
-    /// loads), else a load now. Concurrent callers share one load.
-    pub async fn acquire(&self, target: &ModelVersion) -> Result<Arc<Loaded>, Error> {
-        let slot = self.table.slot(&VersionKey::of(target));
-        slot.touch(self.table.tick());
-        if let Some(loaded) = slot.current.load_full() {
-            return Ok(loaded);
+    /// The instance to serve a request with: the first candidate that is
+    /// published or loads. Concurrent callers share one load per version.
+    pub async fn acquire(&self, targets: Vec<Target>) -> Result<Arc<Loaded>, Error> {
+        let mut last = None;
+        for target in targets {
+            let loaded = match target.loaded {
+                Some(loaded) => Ok(loaded),
+                None => self.load(&target.version).await,
+            };
+            match loaded {
+                Ok(loaded) => {
+                    if let Some(slot) = self.table.get(&loaded.key) {
+                        slot.touch(self.table.tick());
+                    }
+                    return Ok(loaded);
+                }
+                Err(e) => last = Some(e),
+            }
         }
-        self.load(target).await
+        Err(last.unwrap_or_else(|| Error::NotFound("no version to serve".to_owned())))
+    }
+
+    /// Requests running now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Starts loading `version` unless a load of it is running or it is in
+    /// a failure backoff.
+    pub(crate) fn load_in_background(self: &Arc<Self>, version: &ModelVersion) {
+        let slot = self.table.slot(&VersionKey::of(version));
+        {
+            let mut state = lock(&slot.state);
+            let waiting = state.failure.as_ref().is_some_and(|f| {
+                f.content_hash == version.content_hash && Instant::now() < f.retry_at
+            });
+            if state.loading || waiting {
+                return;
+            }
+            state.loading = true;
+        }
+        let worker = self.clone();
+        let version = version.clone();
+        tokio::spawn(async move {
+            // Errors are logged and recorded by load().
+            let _ = worker.load(&version).await;
+            lock(&slot.state).loading = false;
+        });
     }
 
     /// Runs a model on checked inputs, off the async runtime, and records
@@ -148,7 +200,14 @@ impl Worker {
     ) -> Result<Vec<Tensor>, Error> {
         let stats = self.stats.of(&loaded.key);
         let start = Instant::now();
-        let result = match loaded.model.signature().check_inputs(inputs) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _done = InFlight(&self.in_flight);
+        let checked = loaded
+            .model
+            .signature()
+            .check_outputs(&outputs)
+            .and_then(|()| loaded.model.signature().check_inputs(inputs));
+        let result = match checked {
             Err(e) => Err((e, None)),
             Ok(inputs) => {
                 let model = loaded.model.clone();
@@ -211,7 +270,14 @@ impl Worker {
             .get(&target.api)
             .cloned()
             .unwrap_or_default();
-        let result = self.download_and_load(&api, target).await;
+        let api_lock = self.api_lock(&target.api);
+        let _api = api_lock.lock().await;
+        // Make room first, so that memory never holds more than cache_size
+        // published instances, even while this one loads.
+        for e in self.table.evict_lru(&key, api.cache_size as usize) {
+            tracing::info!(version = %e, "evicted from memory (cache_size)");
+        }
+        let result = self.download_and_load(&slot, &api, target).await;
         let mut state = lock(&slot.state);
         match result {
             Ok(model) => {
@@ -253,8 +319,16 @@ impl Worker {
         }
     }
 
+    fn api_lock(&self, api: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.api_locks)
+            .entry(api.to_owned())
+            .or_default()
+            .clone()
+    }
+
     async fn download_and_load(
         &self,
+        slot: &Slot,
         api: &Api,
         target: &ModelVersion,
     ) -> Result<Arc<dyn backend::Model>, Error> {
@@ -262,7 +336,6 @@ impl Worker {
         self.make_disk_room(&key, api.disk_cache_size as usize)
             .await;
         let dir = self.cache.fetch(target).await?;
-        let slot = self.table.slot(&key);
         let stale = {
             let mut state = lock(&slot.state);
             let old = state.disk.take();
@@ -314,28 +387,31 @@ impl Drop for Worker {
     }
 }
 
+/// Counts a request as running until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
 impl Worker {
     /// Whether a request for `target` would be served without an error now:
-    /// loaded, or loadable on demand and not in a failure backoff.
+    /// loaded, or valid, loadable on demand and not in a failure backoff.
     pub fn servable(&self, target: &ModelVersion) -> bool {
+        if self.published(target).is_some() {
+            return true;
+        }
         let on_demand = self
             .catalog()
             .apis
             .get(&target.api)
             .is_some_and(|a| a.cache_size > 0);
-        match self.table.get(&VersionKey::of(target)) {
-            Some(slot) if slot.current.load().is_some() => true,
-            Some(slot) => {
-                on_demand
-                    && !lock(&slot.state).failure.as_ref().is_some_and(|f| {
-                        f.content_hash == target.content_hash && Instant::now() < f.retry_at
-                    })
-            }
-            None => on_demand,
-        }
+        on_demand && Catalog::valid(target) && !self.failed(target)
     }
 }

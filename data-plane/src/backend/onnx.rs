@@ -45,7 +45,17 @@ impl OnnxModel {
         for _ in 0..pool_size() {
             let session = Session::builder(&env)
                 .and_then(|mut b| b.commit_from_file(&file))
-                .map_err(|e| fail(format!("{}: {e}", file.display())))?;
+                // ONNX Runtime names the full path; callers only need the
+                // file's name within the version.
+                .map_err(|e| {
+                    let name = file
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    fail(format!(
+                        "{name}: {}",
+                        e.to_string().replace(&file.display().to_string(), &name)
+                    ))
+                })?;
             sessions.push(Mutex::new(session));
         }
         let signature = {
@@ -91,9 +101,14 @@ impl Model for OnnxModel {
             .map(|t| Ok((t.name.clone(), to_value(t)?)))
             .collect::<Result<Vec<(String, DynValue)>, Error>>()?;
         let mut session = self.session();
-        let mut results = session
-            .run(values)
-            .map_err(|e| Error::Inference(e.to_string()))?;
+        let mut results = session.run(values).map_err(|e| match e.code() {
+            // Constraints the signature cannot express (a dimension shared
+            // by two inputs, say): the request is wrong, not the server.
+            ort::ErrorCode::InvalidArgument => {
+                Error::invalid(format!("the model refused the inputs: {}", e.message()))
+            }
+            _ => Error::Inference(e.to_string()),
+        })?;
         let wanted: Vec<String> = if outputs.is_empty() {
             self.signature.output_names()
         } else {
@@ -115,7 +130,7 @@ impl Model for OnnxModel {
 }
 
 fn onnx_file(dir: &Path) -> Result<PathBuf, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading the version folder: {e}"))?;
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();

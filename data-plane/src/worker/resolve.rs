@@ -1,212 +1,95 @@
 //! Which model version a request gets. "" or "latest" is the highest
-//! version the worker can serve: with eager loading, the highest one already
-//! loaded (a version that just arrived is used once it is loaded, so no
-//! request waits for it); with a cache limit, the highest that has not just
-//! failed to load (it is loaded on first use). A number is that version.
+//! version the worker can serve without making the request wait for a
+//! version that just arrived: the highest version already loaded, when there
+//! is one (a newer version is loaded in the background and used once
+//! loaded); otherwise the highest valid version not in a failure backoff,
+//! loaded on demand, falling back to lower ones if that load fails. A number
+//! is that version. A version updated in place keeps serving its last good
+//! content, also when the update made it INVALID.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use hotswap_proto::v1::ModelVersion;
 
 use super::Worker;
-use crate::catalog::{Catalog, VersionKey};
-use crate::error::list;
+use crate::catalog::{Catalog, ModelRef, VersionKey, is_latest};
+use crate::table::Loaded;
 use crate::{Error, lock};
 
-/// A model of an API, as a request names it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ModelRef {
-    pub api: String,
-    pub model: String,
-}
-
-impl ModelRef {
-    /// The name the Open Inference Protocol uses: the API's name when the
-    /// model is named after it (a `path` API), else "api/model".
-    pub fn protocol_name(&self) -> String {
-        if self.api == self.model {
-            self.api.clone()
-        } else {
-            format!("{}/{}", self.api, self.model)
-        }
-    }
+/// A version to serve a request from, and its published instance if the
+/// resolver saw one (used as is, even if the version is removed a moment
+/// later: requests finish on what they found).
+pub struct Target {
+    pub version: ModelVersion,
+    pub loaded: Option<Arc<Loaded>>,
 }
 
 impl Worker {
-    fn complete_catalog(&self) -> Result<std::sync::Arc<Catalog>, Error> {
-        let catalog = self.catalog();
-        if catalog.complete {
-            Ok(catalog)
-        } else {
-            Err(Error::NotReady)
-        }
-    }
-
-    /// An API and a model in it; the model may be empty when the API serves
-    /// exactly one.
+    /// An API and a model in it (see [`Catalog::model_ref`]).
     pub fn model_ref(&self, api: &str, model: &str) -> Result<ModelRef, Error> {
-        let catalog = self.complete_catalog()?;
-        if !catalog.apis.contains_key(api) {
-            let apis: Vec<&String> = catalog.apis.keys().collect();
-            return Err(Error::NotFound(format!(
-                "api `{api}` not found; apis: {}",
-                list(&apis)
-            )));
-        }
-        let models = catalog.models(api);
-        let model = match model {
-            "" if models.len() == 1 => models[0].clone(),
-            "" => {
-                return Err(Error::NotFound(format!(
-                    "api `{api}` serves {} models; name one of: {}",
-                    models.len(),
-                    list(&models)
-                )));
-            }
-            m if models.iter().any(|x| x == m) => m.to_owned(),
-            m => {
-                return Err(Error::NotFound(format!(
-                    "model `{m}` not found in api `{api}`; models: {}",
-                    list(&models)
-                )));
-            }
-        };
-        Ok(ModelRef {
-            api: api.to_owned(),
-            model,
-        })
+        self.catalog().model_ref(api, model)
     }
 
-    /// A model by its Open Inference Protocol name: "api/model", or a name
-    /// that is an API serving one model, or a model name only one API has.
+    /// A model by its Open Inference Protocol name.
     pub fn model_by_name(&self, name: &str) -> Result<ModelRef, Error> {
-        let catalog = self.complete_catalog()?;
-        if let Some((api, model)) = name.split_once('/')
-            && catalog.apis.contains_key(api)
-        {
-            return self.model_ref(api, model);
-        }
-        if catalog.apis.contains_key(name) {
-            return self.model_ref(name, "");
-        }
-        let owners: Vec<ModelRef> = catalog
-            .versions
-            .keys()
-            .filter(|k| k.model == name)
-            .map(|k| ModelRef {
-                api: k.api.clone(),
-                model: k.model.clone(),
-            })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        match owners.len() {
-            1 => Ok(owners[0].clone()),
-            0 => Err(Error::NotFound(format!(
-                "model `{name}` not found; models: {}",
-                list(&self.model_names())
-            ))),
-            _ => Err(Error::NotFound(format!(
-                "model name `{name}` is ambiguous; use one of: {}",
-                list(
-                    &owners
-                        .iter()
-                        .map(ModelRef::protocol_name)
-                        .collect::<Vec<_>>()
-                )
-            ))),
-        }
+        self.catalog().model_by_name(name)
     }
 
-    /// Every model's protocol name.
-    pub fn model_names(&self) -> Vec<String> {
-        self.models().iter().map(ModelRef::protocol_name).collect()
-    }
-
-    pub fn models(&self) -> Vec<ModelRef> {
+    /// Candidates for a request, best first: the caller serves from the
+    /// first that is loaded or loads.
+    pub fn resolve(self: &Arc<Self>, m: &ModelRef, version: &str) -> Result<Vec<Target>, Error> {
         let catalog = self.catalog();
-        let mut refs: Vec<ModelRef> = catalog
-            .versions
-            .keys()
-            .map(|k| ModelRef {
-                api: k.api.clone(),
-                model: k.model.clone(),
-            })
-            .collect();
-        refs.dedup();
-        refs
-    }
-
-    /// The version a request for `version` ("", "latest" or a number) gets.
-    pub fn resolve(&self, m: &ModelRef, version: &str) -> Result<ModelVersion, Error> {
-        let catalog = self.complete_catalog()?;
+        catalog.require_complete()?;
+        if !is_latest(version) {
+            let v = catalog.numbered(m, version)?;
+            let loaded = self.published(v);
+            if loaded.is_none() && !Catalog::valid(v) {
+                return Err(Error::FailedPrecondition(format!(
+                    "version {} of `{}` is invalid: {}",
+                    v.version,
+                    m.protocol_name(),
+                    v.reason
+                )));
+            }
+            return Ok(vec![Target {
+                version: v.clone(),
+                loaded,
+            }]);
+        }
         let versions = catalog.versions(&m.api, &m.model);
-        let numbers = || {
-            versions
-                .iter()
-                .map(|v| v.version.to_string())
-                .collect::<Vec<_>>()
-        };
-        let what = m.protocol_name();
-        let version = version.trim();
-        if version.is_empty() || version == "latest" {
-            return self.latest(&catalog, m, &versions);
-        }
-        let found = version
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| versions.iter().find(|v| v.version == n));
-        let Some(v) = found else {
-            return Err(Error::NotFound(format!(
-                "version {version:?} of `{what}` not found; versions: {}",
-                list(&numbers())
-            )));
-        };
-        if !Catalog::valid(v) {
-            return Err(Error::FailedPrecondition(format!(
-                "version {} of `{what}` is invalid: {}",
-                v.version, v.reason
-            )));
-        }
-        Ok((*v).clone())
-    }
-
-    fn latest(
-        &self,
-        catalog: &Catalog,
-        m: &ModelRef,
-        versions: &[&ModelVersion],
-    ) -> Result<ModelVersion, Error> {
-        let eager = catalog.apis.get(&m.api).is_none_or(|a| a.cache_size == 0);
-        let valid: Vec<&ModelVersion> = versions
+        let newest_loaded = versions
+            .iter()
+            .rev()
+            .find_map(|v| self.published(v).map(|l| ((*v).clone(), l)));
+        let loadable: Vec<&ModelVersion> = versions
             .iter()
             .rev()
             .copied()
-            .filter(|v| Catalog::valid(v))
+            .filter(|v| Catalog::valid(v) && !self.failed(v))
             .collect();
-        let status = |v: &ModelVersion| -> (bool, bool) {
-            match self.table().get(&VersionKey::of(v)) {
-                None => (false, false),
-                Some(slot) => {
-                    let loaded = slot.current.load().is_some();
-                    let failed = lock(&slot.state).failure.as_ref().is_some_and(|f| {
-                        f.content_hash == v.content_hash && Instant::now() < f.retry_at
-                    });
-                    (loaded, failed)
-                }
+        if let Some((v, loaded)) = newest_loaded {
+            // A newer version is on its way: serve what is loaded meanwhile.
+            if let Some(newer) = loadable.first().filter(|n| n.version > v.version) {
+                self.load_in_background(newer);
             }
-        };
-        if eager && let Some(v) = valid.iter().find(|v| status(v).0) {
-            return Ok((*v).clone());
+            return Ok(vec![Target {
+                version: v,
+                loaded: Some(loaded),
+            }]);
         }
-        if let Some(v) = valid.iter().find(|v| {
-            let (loaded, failed) = status(v);
-            loaded || !failed
-        }) {
-            return Ok((*v).clone());
+        if !loadable.is_empty() {
+            return Ok(loadable
+                .into_iter()
+                .map(|v| Target {
+                    version: v.clone(),
+                    loaded: None,
+                })
+                .collect());
         }
         let what = m.protocol_name();
-        match (valid.first(), versions.last()) {
+        let valid = versions.iter().rev().find(|v| Catalog::valid(v));
+        match (valid, versions.last()) {
             (Some(v), _) => Err(Error::Load {
                 what: format!("{what} version {}", v.version),
                 message: self
@@ -221,5 +104,23 @@ impl Worker {
             ))),
             (None, None) => Err(Error::NotFound(format!("`{what}` has no versions"))),
         }
+    }
+
+    /// The published instance of a version, if any.
+    pub(crate) fn published(&self, v: &ModelVersion) -> Option<Arc<Loaded>> {
+        self.table()
+            .get(&VersionKey::of(v))
+            .and_then(|s| s.current.load_full())
+    }
+
+    /// Whether the version's current content failed to load and its retry
+    /// time has not come yet.
+    pub(crate) fn failed(&self, v: &ModelVersion) -> bool {
+        self.table().get(&VersionKey::of(v)).is_some_and(|slot| {
+            lock(&slot.state)
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.content_hash == v.content_hash && Instant::now() < f.retry_at)
+        })
     }
 }

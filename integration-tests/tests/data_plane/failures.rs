@@ -215,3 +215,84 @@ async fn a_broken_stream_resumes_from_the_last_revision() {
     worker.stop().await;
     store.stop().await;
 }
+
+#[tokio::test]
+async fn on_demand_latest_never_fails_for_a_broken_new_version() {
+    let config = "
+- name: iris
+  predictor: {type: onnx, models: {path: '{root}iris', cache_size: 2, disk_cache_size: 2}}
+";
+    let (bucket, store, worker) = stack(config).await;
+    bucket.put("iris/1/model.onnx", iris(0)).await;
+    let mut p = worker.predictor().await;
+    eventually("version 1 served", || {
+        let mut p = p.clone();
+        async move {
+            p.predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()
+        }
+    })
+    .await;
+    bucket.put("iris/2/model.onnx", "not a model").await;
+    let w = &worker;
+    eventually("version 2 indexed", || async move {
+        (w.worker.catalog().versions.len() == 2).then_some(())
+    })
+    .await;
+    // Across several retry backoffs of the broken version, every latest
+    // request is answered by the working one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2500);
+    let mut answered = 0;
+    while std::time::Instant::now() < deadline {
+        let r = p
+            .predict(predict_json("iris", "", "", IRIS_INPUT))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((r.version, iris_label(&r)), (1, 0));
+        answered += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(answered > 0);
+    let failed = index_entry(&worker, "2").await.unwrap();
+    assert!(failed.reason.contains("load failed"), "{failed:?}");
+    worker.stop().await;
+    store.stop().await;
+}
+
+#[tokio::test]
+async fn an_update_the_model_store_finds_invalid_keeps_the_last_good_content() {
+    let (bucket, store, worker) = stack(CONFIG).await;
+    bucket.put("iris/1/model.onnx", iris(0)).await;
+    let mut p = worker.predictor().await;
+    eventually("version 1 served", || {
+        let mut p = p.clone();
+        async move {
+            p.predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()
+        }
+    })
+    .await;
+    // A second .onnx file makes the version INVALID for the model-store
+    // (an upload in progress, say).
+    bucket.put("iris/1/other.onnx", iris(1)).await;
+    let entry = eventually("version 1 reported invalid", || async {
+        index_entry(&worker, "1")
+            .await
+            .filter(|m| m.reason.contains("update invalid"))
+    })
+    .await;
+    assert_eq!(entry.state, "READY");
+    for version in ["", "1"] {
+        let r = p
+            .predict(predict_json("iris", "", version, IRIS_INPUT))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((r.version, iris_label(&r)), (1, 0));
+    }
+    worker.stop().await;
+    store.stop().await;
+}

@@ -1,0 +1,157 @@
+//! How requests name models, resolved against the catalog alone (the worker
+//! and the control plane share these rules): an API and a model in it, or an
+//! Open Inference Protocol name; a version number.
+
+use hotswap_proto::v1::ModelVersion;
+
+use super::Catalog;
+use crate::Error;
+use crate::error::list;
+
+/// A model of an API, as a request names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelRef {
+    pub api: String,
+    pub model: String,
+}
+
+impl ModelRef {
+    /// The name the Open Inference Protocol uses: the API's name when the
+    /// model is named after it (a `path` API), else "api/model".
+    pub fn protocol_name(&self) -> String {
+        if self.api == self.model {
+            self.api.clone()
+        } else {
+            format!("{}/{}", self.api, self.model)
+        }
+    }
+}
+
+impl Catalog {
+    /// Errors unless the first snapshot has arrived.
+    pub fn require_complete(&self) -> Result<(), Error> {
+        if self.complete {
+            Ok(())
+        } else {
+            Err(Error::NotReady)
+        }
+    }
+
+    /// An API and a model in it; the model may be empty when the API serves
+    /// exactly one.
+    pub fn model_ref(&self, api: &str, model: &str) -> Result<ModelRef, Error> {
+        self.require_complete()?;
+        if !self.apis.contains_key(api) {
+            let apis: Vec<&String> = self.apis.keys().collect();
+            return Err(Error::NotFound(format!(
+                "api `{api}` not found; apis: {}",
+                list(&apis)
+            )));
+        }
+        let models = self.models(api);
+        let model = match model {
+            "" if models.len() == 1 => models[0].clone(),
+            "" => {
+                return Err(Error::NotFound(format!(
+                    "api `{api}` serves {} models; name one of: {}",
+                    models.len(),
+                    list(&models)
+                )));
+            }
+            m if models.iter().any(|x| x == m) => m.to_owned(),
+            m => {
+                return Err(Error::NotFound(format!(
+                    "model `{m}` not found in api `{api}`; models: {}",
+                    list(&models)
+                )));
+            }
+        };
+        Ok(ModelRef {
+            api: api.to_owned(),
+            model,
+        })
+    }
+
+    /// A model by its Open Inference Protocol name: "api/model", or a name
+    /// that is an API serving one model, or a model name only one API has.
+    pub fn model_by_name(&self, name: &str) -> Result<ModelRef, Error> {
+        self.require_complete()?;
+        if let Some((api, model)) = name.split_once('/')
+            && self.apis.contains_key(api)
+        {
+            return self.model_ref(api, model);
+        }
+        if self.apis.contains_key(name) {
+            return self.model_ref(name, "");
+        }
+        let owners: Vec<ModelRef> = self
+            .model_refs()
+            .into_iter()
+            .filter(|m| m.model == name)
+            .collect();
+        match owners.len() {
+            1 => Ok(owners[0].clone()),
+            0 => Err(Error::NotFound(format!(
+                "model `{name}` not found; models: {}",
+                list(&self.model_names())
+            ))),
+            _ => Err(Error::NotFound(format!(
+                "model name `{name}` is ambiguous; use one of: {}",
+                list(
+                    &owners
+                        .iter()
+                        .map(ModelRef::protocol_name)
+                        .collect::<Vec<_>>()
+                )
+            ))),
+        }
+    }
+
+    /// Every model, in (api, model) order.
+    pub fn model_refs(&self) -> Vec<ModelRef> {
+        let mut refs: Vec<ModelRef> = self
+            .versions
+            .keys()
+            .map(|k| ModelRef {
+                api: k.api.clone(),
+                model: k.model.clone(),
+            })
+            .collect();
+        refs.dedup();
+        refs
+    }
+
+    /// Every model's protocol name.
+    pub fn model_names(&self) -> Vec<String> {
+        self.model_refs()
+            .iter()
+            .map(ModelRef::protocol_name)
+            .collect()
+    }
+
+    /// The version a request names with a number; NOT_FOUND listing the
+    /// versions that exist otherwise (also for words other than "latest",
+    /// which callers handle first).
+    pub fn numbered(&self, m: &ModelRef, version: &str) -> Result<&ModelVersion, Error> {
+        let versions = self.versions(&m.api, &m.model);
+        version
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| versions.iter().copied().find(|v| v.version == n))
+            .ok_or_else(|| {
+                let numbers: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+                Error::NotFound(format!(
+                    "version {version:?} of `{}` not found; versions: {}",
+                    m.protocol_name(),
+                    list(&numbers)
+                ))
+            })
+    }
+}
+
+/// Whether a request's version means "the latest".
+pub fn is_latest(version: &str) -> bool {
+    let v = version.trim();
+    v.is_empty() || v == "latest"
+}

@@ -13,6 +13,15 @@ pub struct Args {
     /// Address to serve gRPC on; port 0 picks a free port (the log says which).
     #[arg(long, default_value = "127.0.0.1:7002")]
     listen: String,
+    /// host:port of the control plane to register with (omit to serve
+    /// clients directly, without a control plane).
+    #[arg(long)]
+    control_plane: Option<String>,
+    /// host:port the control plane calls this worker on [default: the bound
+    /// address, or the host name and bound port when listening on all
+    /// interfaces].
+    #[arg(long)]
+    advertise: Option<String>,
     /// Folder for downloaded model versions (emptied at start)
     /// [default: a fresh temporary folder, deleted at exit].
     #[arg(long)]
@@ -31,6 +40,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             model_store: args.model_store,
             cache_dir: args.cache_dir,
             storage: args.storage.options(),
+            control_plane: args.control_plane,
+            advertise: args.advertise,
         },
         max_request_bytes: args.max_request_bytes,
     };

@@ -1,5 +1,6 @@
 //! `hotswap`: one binary, one subcommand per service.
 
+mod control_plane_cmd;
 mod data_plane_cmd;
 mod model_store_cmd;
 mod shutdown;
@@ -23,11 +24,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything in one process on a config: model-store and a worker
-    /// (the embedded default: a local folder as the bucket).
+    /// Run everything in one process on a config: model-store, control plane
+    /// and one worker (the embedded default: a local folder as the bucket).
     Up(up_cmd::Args),
     /// Index model buckets and stream version events (hotswap.v1.ModelStore).
     ModelStore(model_store_cmd::Args),
+    /// Route Predict and ModelInfer to workers; workers register here.
+    ControlPlane(control_plane_cmd::Args),
     /// Serve models from the model-store's index, swapping versions live
     /// (hotswap.v1.Predictor and the Open Inference Protocol).
     DataPlane(data_plane_cmd::Args),
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Up(args) => up_cmd::run(args).await,
             Command::ModelStore(args) => model_store_cmd::run(args).await,
+            Command::ControlPlane(args) => control_plane_cmd::run(args).await,
             Command::DataPlane(args) => data_plane_cmd::run(args).await,
         }
     });

@@ -1,11 +1,11 @@
-//! `hotswap up`: the embedded default in one process: a model-store on the
-//! config's buckets (a local folder by default) and one worker serving its
-//! models. The control plane joins with its own issue; until then the
-//! worker is the front door.
+//! `hotswap up`: the whole stack in one process on a config: a model-store
+//! on its buckets (a local folder by default), a control plane as the front
+//! door, and one worker registered with it.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use hotswap_control_plane::ControlPlaneConfig;
 use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, ServeConfig, WorkerConfig};
 use hotswap_model_store::ModelStoreConfig;
 use tokio_util::sync::CancellationToken;
@@ -27,30 +27,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let storage = args.storage.options();
     let mut store_config = ModelStoreConfig::new(apis);
     store_config.storage = storage.clone();
-    // The model-store is internal here: loopback, any free port.
-    let store_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot bind the model-store's loopback port")?;
+    // The model-store and the worker are internal: loopback, any free port.
+    let loopback = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let store_listener = loopback().await.context("cannot bind a loopback port")?;
     let store_addr = store_listener.local_addr()?;
+    let worker_listener = loopback().await.context("cannot bind a loopback port")?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let front_addr = listener.local_addr()?;
 
     let stop = CancellationToken::new();
+    let store =
+        hotswap_model_store::serve(store_config, store_listener, stop.clone().cancelled_owned());
+    let control_plane = hotswap_control_plane::serve(
+        ControlPlaneConfig {
+            model_store: store_addr.to_string(),
+        },
+        listener,
+        stop.clone().cancelled_owned(),
+    );
     let worker = hotswap_data_plane::serve(
         ServeConfig {
             worker: WorkerConfig {
                 model_store: store_addr.to_string(),
                 cache_dir: None,
                 storage,
+                control_plane: Some(front_addr.to_string()),
+                advertise: None,
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         },
-        listener,
+        worker_listener,
         stop.clone().cancelled_owned(),
     );
-    let store =
-        hotswap_model_store::serve(store_config, store_listener, stop.clone().cancelled_owned());
+    tracing::info!(addr = %front_addr, "hotswap up: clients call this address");
     let signal = {
         let stop = stop.clone();
         async move {
@@ -58,21 +69,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             stop.cancel();
         }
     };
-    // Whichever service fails first stops the other.
-    let (worker, store, ()) = tokio::join!(
-        async {
-            let r = worker.await;
-            stop.cancel();
-            r
-        },
-        async {
-            let r = store.await;
-            stop.cancel();
-            r
-        },
+    // Whichever service fails first stops the others.
+    let stopping = |r: Result<(), anyhow::Error>| {
+        stop.cancel();
+        r
+    };
+    let (store, control_plane, worker, ()) = tokio::join!(
+        async { stopping(store.await.map_err(Into::into)) },
+        async { stopping(control_plane.await.map_err(Into::into)) },
+        async { stopping(worker.await.map_err(Into::into)) },
         signal
     );
-    worker?;
     store?;
+    control_plane?;
+    worker?;
     Ok(())
 }

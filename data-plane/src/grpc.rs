@@ -7,43 +7,56 @@ use hotswap_proto::v1::{PredictRequest, PredictResponse};
 use tonic::{Request, Response, Status};
 
 use crate::inference::InferenceService;
-use crate::predict::{PredictorService, WorkerService};
+use crate::predict::PredictorService;
 
-pub struct GrpcPredictor(pub WorkerService);
+/// Serves any [`PredictorService`] (a worker, or the control plane).
+pub struct GrpcPredictor<S>(pub S);
 
 #[tonic::async_trait]
-impl Predictor for GrpcPredictor {
+impl<S: PredictorService> Predictor for GrpcPredictor<S> {
     async fn predict(
         &self,
         request: Request<PredictRequest>,
     ) -> Result<Response<PredictResponse>, Status> {
-        Ok(Response::new(self.0.predict(request.into_inner()).await?))
+        Ok(Response::new(
+            self.0
+                .predict(request.into_inner())
+                .await
+                .map_err(Into::into)?,
+        ))
     }
 }
 
-pub struct GrpcInference(pub WorkerService);
+/// Serves any [`InferenceService`] (a worker, or the control plane).
+pub struct GrpcInference<S>(pub S);
 
 #[tonic::async_trait]
-impl GrpcInferenceService for GrpcInference {
+impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
     async fn server_live(
         &self,
         _: Request<pb::ServerLiveRequest>,
     ) -> Result<Response<pb::ServerLiveResponse>, Status> {
-        Ok(Response::new(self.0.server_live().await?))
+        Ok(Response::new(
+            self.0.server_live().await.map_err(Into::into)?,
+        ))
     }
 
     async fn server_ready(
         &self,
         _: Request<pb::ServerReadyRequest>,
     ) -> Result<Response<pb::ServerReadyResponse>, Status> {
-        Ok(Response::new(self.0.server_ready().await?))
+        Ok(Response::new(
+            self.0.server_ready().await.map_err(Into::into)?,
+        ))
     }
 
     async fn server_metadata(
         &self,
         _: Request<pb::ServerMetadataRequest>,
     ) -> Result<Response<pb::ServerMetadataResponse>, Status> {
-        Ok(Response::new(self.0.server_metadata().await?))
+        Ok(Response::new(
+            self.0.server_metadata().await.map_err(Into::into)?,
+        ))
     }
 
     async fn model_ready(
@@ -51,7 +64,10 @@ impl GrpcInferenceService for GrpcInference {
         request: Request<pb::ModelReadyRequest>,
     ) -> Result<Response<pb::ModelReadyResponse>, Status> {
         Ok(Response::new(
-            self.0.model_ready(request.into_inner()).await?,
+            self.0
+                .model_ready(request.into_inner())
+                .await
+                .map_err(Into::into)?,
         ))
     }
 
@@ -60,7 +76,10 @@ impl GrpcInferenceService for GrpcInference {
         request: Request<pb::ModelMetadataRequest>,
     ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
         Ok(Response::new(
-            self.0.model_metadata(request.into_inner()).await?,
+            self.0
+                .model_metadata(request.into_inner())
+                .await
+                .map_err(Into::into)?,
         ))
     }
 
@@ -69,7 +88,10 @@ impl GrpcInferenceService for GrpcInference {
         request: Request<pb::ModelInferRequest>,
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
         Ok(Response::new(
-            self.0.model_infer(request.into_inner()).await?,
+            self.0
+                .model_infer(request.into_inner())
+                .await
+                .map_err(Into::into)?,
         ))
     }
 
@@ -78,7 +100,10 @@ impl GrpcInferenceService for GrpcInference {
         request: Request<pb::ModelConfigRequest>,
     ) -> Result<Response<pb::ModelConfigResponse>, Status> {
         Ok(Response::new(
-            self.0.model_config(request.into_inner()).await?,
+            self.0
+                .model_config(request.into_inner())
+                .await
+                .map_err(Into::into)?,
         ))
     }
 
@@ -87,7 +112,10 @@ impl GrpcInferenceService for GrpcInference {
         request: Request<pb::ModelStatisticsRequest>,
     ) -> Result<Response<pb::ModelStatisticsResponse>, Status> {
         Ok(Response::new(
-            self.0.model_statistics(request.into_inner()).await?,
+            self.0
+                .model_statistics(request.into_inner())
+                .await
+                .map_err(Into::into)?,
         ))
     }
 
@@ -96,7 +124,10 @@ impl GrpcInferenceService for GrpcInference {
         request: Request<pb::RepositoryIndexRequest>,
     ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
         Ok(Response::new(
-            self.0.repository_index(request.into_inner()).await?,
+            self.0
+                .repository_index(request.into_inner())
+                .await
+                .map_err(Into::into)?,
         ))
     }
 }

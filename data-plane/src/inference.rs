@@ -18,27 +18,36 @@ use crate::{Error, lock};
 
 #[async_trait]
 pub trait InferenceService: Send + Sync + 'static {
-    async fn server_live(&self) -> Result<pb::ServerLiveResponse, Error>;
-    async fn server_ready(&self) -> Result<pb::ServerReadyResponse, Error>;
-    async fn model_ready(&self, r: pb::ModelReadyRequest) -> Result<pb::ModelReadyResponse, Error>;
-    async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Error>;
+    /// Mapped to the gRPC status the caller gets.
+    type Error: Into<tonic::Status> + Send + 'static;
+
+    async fn server_live(&self) -> Result<pb::ServerLiveResponse, Self::Error>;
+    async fn server_ready(&self) -> Result<pb::ServerReadyResponse, Self::Error>;
+    async fn model_ready(
+        &self,
+        r: pb::ModelReadyRequest,
+    ) -> Result<pb::ModelReadyResponse, Self::Error>;
+    async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Self::Error>;
     async fn model_metadata(
         &self,
         r: pb::ModelMetadataRequest,
-    ) -> Result<pb::ModelMetadataResponse, Error>;
-    async fn model_infer(&self, r: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error>;
+    ) -> Result<pb::ModelMetadataResponse, Self::Error>;
+    async fn model_infer(
+        &self,
+        r: pb::ModelInferRequest,
+    ) -> Result<pb::ModelInferResponse, Self::Error>;
     async fn model_config(
         &self,
         r: pb::ModelConfigRequest,
-    ) -> Result<pb::ModelConfigResponse, Error>;
+    ) -> Result<pb::ModelConfigResponse, Self::Error>;
     async fn model_statistics(
         &self,
         r: pb::ModelStatisticsRequest,
-    ) -> Result<pb::ModelStatisticsResponse, Error>;
+    ) -> Result<pb::ModelStatisticsResponse, Self::Error>;
     async fn repository_index(
         &self,
         r: pb::RepositoryIndexRequest,
-    ) -> Result<pb::RepositoryIndexResponse, Error>;
+    ) -> Result<pb::RepositoryIndexResponse, Self::Error>;
 }
 
 /// Extensions of the protocol this server speaks, by their Triton names.
@@ -46,6 +55,8 @@ const EXTENSIONS: &[&str] = &["model_repository", "model_configuration", "statis
 
 #[async_trait]
 impl InferenceService for WorkerService {
+    type Error = Error;
+
     async fn server_live(&self) -> Result<pb::ServerLiveResponse, Error> {
         Ok(pb::ServerLiveResponse { live: true })
     }

@@ -7,14 +7,16 @@ pub mod backend;
 mod cache;
 pub mod catalog;
 mod error;
-mod grpc;
+pub mod grpc;
 pub mod inference;
 pub mod predict;
+pub mod registration;
 mod server;
 pub mod signature;
 mod stats;
-mod subscription;
+pub mod subscription;
 mod table;
+pub mod telemetry;
 pub mod tensor;
 pub mod worker;
 

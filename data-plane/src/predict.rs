@@ -16,7 +16,10 @@ use crate::worker::Worker;
 
 #[async_trait]
 pub trait PredictorService: Send + Sync + 'static {
-    async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error>;
+    /// Mapped to the gRPC status the caller gets.
+    type Error: Into<tonic::Status> + Send + 'static;
+
+    async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Self::Error>;
 }
 
 /// Both front-door services of a worker, over one [`Worker`].
@@ -48,6 +51,8 @@ impl WorkerService {
 
 #[async_trait]
 impl PredictorService for WorkerService {
+    type Error = Error;
+
     async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
         let m = self.worker.model_ref(&request.api, &request.model)?;
         // Everything that can be checked without the model is checked before

@@ -82,6 +82,18 @@ pub async fn serve_worker(
         .local_addr()
         .map_err(|e| Error::Server(format!("listener: {e}")))?;
     tracing::info!(%addr, "data-plane listening");
+    if let Some(control_plane) = worker.control_plane.clone() {
+        let address = worker.advertise.clone().unwrap_or_else(|| advertised(addr));
+        tokio::spawn(crate::registration::run(
+            worker.clone(),
+            crate::registration::Registration {
+                control_plane,
+                address,
+                capacity: MAX_CONCURRENT_REQUESTS as u32,
+            },
+            worker.shutdown_token(),
+        ));
+    }
 
     // The service checks payload sizes itself (to name the input); tonic's
     // own limit only guards against absurd messages.
@@ -95,6 +107,10 @@ pub async fn serve_worker(
         .layer(tower::limit::ConcurrencyLimitLayer::new(
             MAX_CONCURRENT_REQUESTS,
         ))
+        // Each call runs in a span that continues the caller's trace.
+        .layer(crate::telemetry::TraceContextLayer {
+            service: "data-plane",
+        })
         // One request log line per call, with its status and latency; a
         // failed call is most often the caller's mistake, so WARN, not ERROR.
         .layer(
@@ -134,6 +150,25 @@ pub async fn serve_worker(
     };
     health_task.abort();
     result.map_err(|e| Error::Server(format!("grpc server on {addr}: {e}")))
+}
+
+/// The address to register: the bound one, or the host name with the bound
+/// port when bound to all interfaces (what peers on a container network
+/// resolve).
+fn advertised(addr: std::net::SocketAddr) -> String {
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most `name.len()` bytes into the buffer.
+    let ok = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) } == 0;
+    let host = ok
+        .then(|| std::ffi::CStr::from_bytes_until_nul(&name).ok())
+        .flatten()
+        .and_then(|c| c.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("127.0.0.1");
+    format!("{host}:{}", addr.port())
 }
 
 /// Advertises only what a worker serves.

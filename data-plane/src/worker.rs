@@ -41,10 +41,17 @@ pub struct WorkerConfig {
     /// Where downloaded versions go; a fresh temporary folder when None.
     pub cache_dir: Option<PathBuf>,
     pub storage: StorageOptions,
+    /// host:port (or URI) of the control plane to register with, if any.
+    pub control_plane: Option<String>,
+    /// host:port the control plane should call this worker on [default: the
+    /// bound address; the host name when bound to all interfaces].
+    pub advertise: Option<String>,
 }
 
 pub struct Worker {
     catalog: watch::Receiver<Arc<Catalog>>,
+    pub(crate) control_plane: Option<String>,
+    pub(crate) advertise: Option<String>,
     table: Table,
     cache: DiskCache,
     stats: Stats,
@@ -76,12 +83,15 @@ impl Worker {
             }
         };
         let storage = Arc::new(Storage::new(config.storage));
+        let (control_plane, advertise) = (config.control_plane, config.advertise);
         let cache = DiskCache::new(cache_dir.clone(), storage)
             .map_err(|e| Error::Server(format!("cache folder {}: {e}", cache_dir.display())))?;
         let (tx, rx) = watch::channel(Arc::new(Catalog::default()));
         let shutdown = CancellationToken::new();
         let worker = Arc::new(Worker {
             catalog: rx,
+            control_plane,
+            advertise,
             table: Table::default(),
             cache,
             stats: Stats::default(),
@@ -133,6 +143,11 @@ impl Worker {
 
     pub(crate) fn table(&self) -> &Table {
         &self.table
+    }
+
+    /// Cancelled when the worker shuts down.
+    pub(crate) fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     /// Stops the subscription and background loads.

@@ -31,6 +31,8 @@ pub struct WorkerServer {
 #[derive(Default)]
 pub struct WorkerOptions {
     pub cache_dir: Option<PathBuf>,
+    /// A control plane to register with.
+    pub control_plane: Option<String>,
     pub max_request_bytes: Option<usize>,
 }
 
@@ -48,6 +50,8 @@ impl WorkerServer {
             model_store: model_store.to_string(),
             cache_dir: options.cache_dir,
             storage: bucket.storage_options(),
+            control_plane: options.control_plane,
+            advertise: None,
         })
         .expect("start the worker");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,273 @@
+//! The front door: `hotswap.v1.Predictor` and the Open Inference Protocol,
+//! answered from the catalog where it can (names, versions, readiness, the
+//! repository index) and routed to a worker where a model must run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hotswap_data_plane::catalog::{Catalog, ModelRef, VersionKey, is_latest};
+use hotswap_data_plane::inference::InferenceService;
+use hotswap_data_plane::predict::PredictorService;
+use hotswap_proto::inference::{
+    self as pb, InferStatistics, ModelStatistics, StatisticDuration,
+    repository_index_response::ModelIndex,
+};
+use hotswap_proto::v1::{PredictRequest, PredictResponse};
+use tokio::sync::watch;
+
+use crate::Error;
+use crate::context::outgoing;
+use crate::registry::Registry;
+use crate::router::Router;
+
+#[derive(Clone)]
+pub struct FrontDoor {
+    pub(crate) catalog: watch::Receiver<Arc<Catalog>>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) router: Arc<Router>,
+}
+
+impl FrontDoor {
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    /// The version a call goes to. `latest` is the highest version some
+    /// worker holds now (so a version that just arrived is used once a
+    /// worker has loaded it, and no call waits for it), else the highest
+    /// valid version (loaded on demand); a number must exist in the catalog.
+    fn resolve(&self, catalog: &Catalog, m: &ModelRef, version: &str) -> Result<VersionKey, Error> {
+        let key = |v: u64| VersionKey {
+            api: m.api.clone(),
+            model: m.model.clone(),
+            version: v,
+        };
+        if !is_latest(version) {
+            return Ok(key(catalog.numbered(m, version)?.version));
+        }
+        let versions = catalog.versions(&m.api, &m.model);
+        if let Some(held) = versions
+            .iter()
+            .rev()
+            .find(|v| self.registry.held_anywhere(&key(v.version)))
+        {
+            return Ok(key(held.version));
+        }
+        if let Some(valid) = versions.iter().rev().find(|v| Catalog::valid(v)) {
+            return Ok(key(valid.version));
+        }
+        let what = m.protocol_name();
+        Err(match versions.last() {
+            Some(v) => hotswap_data_plane::Error::FailedPrecondition(format!(
+                "`{what}` has no valid version; version {} is invalid: {}",
+                v.version, v.reason
+            )),
+            None => hotswap_data_plane::Error::NotFound(format!("`{what}` has no versions")),
+        }
+        .into())
+    }
+
+    /// A model by protocol name and its resolved version.
+    fn by_name(&self, name: &str, version: &str) -> Result<(ModelRef, VersionKey), Error> {
+        let catalog = self.catalog();
+        let m = catalog.model_by_name(name)?;
+        let key = self.resolve(&catalog, &m, version)?;
+        Ok((m, key))
+    }
+}
+
+#[async_trait]
+impl PredictorService for FrontDoor {
+    type Error = Error;
+
+    async fn predict(&self, mut request: PredictRequest) -> Result<PredictResponse, Error> {
+        let catalog = self.catalog();
+        let m = catalog.model_ref(&request.api, &request.model)?;
+        let key = self.resolve(&catalog, &m, &request.version)?;
+        request.model = m.model.clone();
+        request.version = key.version.to_string();
+        self.router
+            .call(&key, |mut c| {
+                let request = outgoing(request.clone());
+                async move { c.predictor.predict(request).await }
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl InferenceService for FrontDoor {
+    type Error = Error;
+
+    async fn server_live(&self) -> Result<pb::ServerLiveResponse, Error> {
+        Ok(pb::ServerLiveResponse { live: true })
+    }
+
+    async fn server_ready(&self) -> Result<pb::ServerReadyResponse, Error> {
+        Ok(pb::ServerReadyResponse {
+            ready: self.catalog().complete && !self.registry.is_empty(),
+        })
+    }
+
+    async fn model_ready(&self, r: pb::ModelReadyRequest) -> Result<pb::ModelReadyResponse, Error> {
+        let catalog = self.catalog();
+        let m = catalog.model_by_name(&r.name)?;
+        let on_demand = catalog.apis.get(&m.api).is_some_and(|a| a.cache_size > 0);
+        let ready = match self.resolve(&catalog, &m, &r.version) {
+            Ok(key) => {
+                self.registry.held_anywhere(&key)
+                    || (on_demand
+                        && !self.registry.is_empty()
+                        && catalog.versions.get(&key).is_some_and(Catalog::valid))
+            }
+            Err(Error::Catalog(hotswap_data_plane::Error::NotFound(m))) => {
+                return Err(hotswap_data_plane::Error::NotFound(m).into());
+            }
+            Err(_) => false,
+        };
+        Ok(pb::ModelReadyResponse { ready })
+    }
+
+    async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Error> {
+        Ok(pb::ServerMetadataResponse {
+            name: "hotswap".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            extensions: ["model_repository", "model_configuration", "statistics"]
+                .map(str::to_owned)
+                .to_vec(),
+        })
+    }
+
+    async fn model_metadata(
+        &self,
+        mut r: pb::ModelMetadataRequest,
+    ) -> Result<pb::ModelMetadataResponse, Error> {
+        let (m, key) = self.by_name(&r.name, &r.version)?;
+        r.name = m.protocol_name();
+        r.version = key.version.to_string();
+        self.router
+            .call(&key, |mut c| {
+                let request = outgoing(r.clone());
+                async move { c.inference.model_metadata(request).await }
+            })
+            .await
+    }
+
+    async fn model_infer(&self, r: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
+        let (m, key) = self.by_name(&r.model_name, &r.model_version)?;
+        let asked_as = r.model_name.clone();
+        let mut forwarded = r;
+        forwarded.model_name = m.protocol_name();
+        forwarded.model_version = key.version.to_string();
+        let mut response = self
+            .router
+            .call(&key, |mut c| {
+                let request = outgoing(forwarded.clone());
+                async move { c.inference.model_infer(request).await }
+            })
+            .await?;
+        response.model_name = asked_as;
+        Ok(response)
+    }
+
+    async fn model_config(
+        &self,
+        mut r: pb::ModelConfigRequest,
+    ) -> Result<pb::ModelConfigResponse, Error> {
+        let (m, key) = self.by_name(&r.name, &r.version)?;
+        r.name = m.protocol_name();
+        r.version = key.version.to_string();
+        self.router
+            .call(&key, |mut c| {
+                let request = outgoing(r.clone());
+                async move { c.inference.model_config(request).await }
+            })
+            .await
+    }
+
+    /// Every worker's counters, summed per model version.
+    async fn model_statistics(
+        &self,
+        r: pb::ModelStatisticsRequest,
+    ) -> Result<pb::ModelStatisticsResponse, Error> {
+        let mut forwarded = r.clone();
+        if !r.name.is_empty() {
+            forwarded.name = self.catalog().model_by_name(&r.name)?.protocol_name();
+        }
+        let calls = self.registry.all().into_iter().map(|w| {
+            let mut client = w.clients.inference.clone();
+            let request = outgoing(forwarded.clone());
+            async move { client.model_statistics(request).await }
+        });
+        let mut merged: BTreeMap<(String, String), ModelStatistics> = BTreeMap::new();
+        for result in futures::future::join_all(calls).await {
+            // A worker that cannot answer just contributes nothing.
+            let Ok(response) = result else { continue };
+            for s in response.into_inner().model_stats {
+                let entry = merged
+                    .entry((s.name.clone(), s.version.clone()))
+                    .or_insert_with(|| ModelStatistics {
+                        name: s.name.clone(),
+                        version: s.version.clone(),
+                        inference_stats: Some(InferStatistics::default()),
+                        ..Default::default()
+                    });
+                entry.last_inference = entry.last_inference.max(s.last_inference);
+                entry.inference_count += s.inference_count;
+                entry.execution_count += s.execution_count;
+                if let (Some(total), Some(add)) =
+                    (entry.inference_stats.as_mut(), s.inference_stats)
+                {
+                    add_duration(&mut total.success, add.success);
+                    add_duration(&mut total.fail, add.fail);
+                    add_duration(&mut total.compute_infer, add.compute_infer);
+                }
+            }
+        }
+        Ok(pb::ModelStatisticsResponse {
+            model_stats: merged.into_values().collect(),
+        })
+    }
+
+    async fn repository_index(
+        &self,
+        r: pb::RepositoryIndexRequest,
+    ) -> Result<pb::RepositoryIndexResponse, Error> {
+        let catalog = self.catalog();
+        let models = catalog
+            .versions
+            .iter()
+            .map(|(key, v)| {
+                let name = ModelRef {
+                    api: key.api.clone(),
+                    model: key.model.clone(),
+                }
+                .protocol_name();
+                let (state, reason) = if self.registry.held_anywhere(key) {
+                    ("READY", String::new())
+                } else if Catalog::valid(v) {
+                    ("UNAVAILABLE", "not loaded on any worker".to_owned())
+                } else {
+                    ("UNAVAILABLE", format!("invalid: {}", v.reason))
+                };
+                ModelIndex {
+                    name,
+                    version: key.version.to_string(),
+                    state: state.to_owned(),
+                    reason,
+                }
+            })
+            .filter(|m| !r.ready || m.state == "READY")
+            .collect();
+        Ok(pb::RepositoryIndexResponse { models })
+    }
+}
+
+fn add_duration(total: &mut Option<StatisticDuration>, add: Option<StatisticDuration>) {
+    if let Some(add) = add {
+        let t = total.get_or_insert_with(StatisticDuration::default);
+        t.count += add.count;
+        t.ns += add.ns;
+    }
+}

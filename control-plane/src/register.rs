@@ -1,0 +1,81 @@
+//! `hotswap.v1.ControlPlane`, transport-free: the workers' registration
+//! streams and the operators' list of workers.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use hotswap_proto::v1::{ListWorkersRequest, ListWorkersResponse, RegisterReply, WorkerReport};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::registry::Registry;
+
+#[async_trait]
+pub trait ControlPlaneService: Send + Sync + 'static {
+    /// Takes a worker's reports until its stream ends; the replies stay open
+    /// as long as the registration lasts.
+    async fn register(
+        &self,
+        reports: BoxStream<'static, Result<WorkerReport, Error>>,
+    ) -> Result<BoxStream<'static, Result<RegisterReply, Error>>, Error>;
+
+    async fn list_workers(&self, r: ListWorkersRequest) -> Result<ListWorkersResponse, Error>;
+}
+
+#[derive(Clone)]
+pub struct Registrar {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+#[async_trait]
+impl ControlPlaneService for Registrar {
+    async fn register(
+        &self,
+        mut reports: BoxStream<'static, Result<WorkerReport, Error>>,
+    ) -> Result<BoxStream<'static, Result<RegisterReply, Error>>, Error> {
+        let registry = self.registry.clone();
+        let shutdown = self.shutdown.clone();
+        let session = registry.session();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let heartbeat_ms = hotswap_data_plane::registration::HEARTBEAT.as_millis() as u32;
+        let _ = tx.try_send(Ok(RegisterReply { heartbeat_ms }));
+        tokio::spawn(async move {
+            let mut worker_id = None;
+            loop {
+                let report = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    report = reports.next() => report,
+                };
+                match report {
+                    Some(Ok(report)) => {
+                        if let Err(e) = registry.report(session, &report) {
+                            let _ = tx.send(Err(e)).await;
+                            break;
+                        }
+                        worker_id = Some(report.worker_id);
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "registration stream failed");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if let Some(id) = worker_id {
+                registry.end(session, &id);
+            }
+            // Dropping tx ends the replies, and with them the call.
+        });
+        Ok(ReceiverStream::new(rx).boxed())
+    }
+
+    async fn list_workers(&self, _: ListWorkersRequest) -> Result<ListWorkersResponse, Error> {
+        Ok(ListWorkersResponse {
+            workers: self.registry.all().iter().map(|w| w.status()).collect(),
+        })
+    }
+}

@@ -1,0 +1,226 @@
+//! The workers the control plane knows: who they are, where they listen,
+//! what they hold, how busy they are. A worker enters with its first report
+//! and leaves when its registration stream ends or goes silent.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use hotswap_data_plane::catalog::VersionKey;
+use hotswap_proto::v1::{HeldVersion, WorkerReport, WorkerStatus};
+
+use crate::channel::WorkerClients;
+use crate::{Error, lock};
+
+/// A worker silent for this long is dropped (its reports come every second).
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(3);
+
+/// A version placed on a worker that has not reported it yet counts as held
+/// there for this long, so the requests that follow go to the same worker
+/// instead of loading it elsewhere.
+const PLACEMENT_GRACE: Duration = Duration::from_secs(10);
+
+pub struct WorkerEntry {
+    pub id: String,
+    pub address: String,
+    pub capacity: u32,
+    /// The registration stream that owns the entry.
+    session: u64,
+    held: RwLock<HashSet<VersionKey>>,
+    placed: Mutex<HashMap<VersionKey, Instant>>,
+    in_flight: AtomicU32,
+    /// Calls sent and not answered yet (the control plane's own count).
+    pub outstanding: AtomicUsize,
+    routed: AtomicU64,
+    registered: SystemTime,
+    last_report: Mutex<(Instant, SystemTime)>,
+    pub clients: WorkerClients,
+}
+
+impl WorkerEntry {
+    pub fn holds(&self, key: &VersionKey) -> bool {
+        self.held
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(key)
+    }
+
+    /// Held, or placed here moments ago.
+    pub fn has_or_will_have(&self, key: &VersionKey) -> bool {
+        self.holds(key)
+            || lock(&self.placed)
+                .get(key)
+                .is_some_and(|t| t.elapsed() < PLACEMENT_GRACE)
+    }
+
+    pub fn place(&self, key: &VersionKey) {
+        lock(&self.placed).insert(key.clone(), Instant::now());
+    }
+
+    /// Versions held or placed: how full the worker is.
+    pub fn load_count(&self) -> usize {
+        let held = self
+            .held
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let placed = lock(&self.placed);
+        held.len()
+            + placed
+                .iter()
+                .filter(|(k, t)| t.elapsed() < PLACEMENT_GRACE && !held.contains(*k))
+                .count()
+    }
+
+    pub fn routed(&self) {
+        self.routed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn update(&self, report: &WorkerReport) {
+        let held: HashSet<VersionKey> = report.held.iter().map(key_of).collect();
+        lock(&self.placed).retain(|k, t| !held.contains(k) && t.elapsed() < PLACEMENT_GRACE);
+        *self
+            .held
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = held;
+        self.in_flight.store(report.in_flight, Ordering::Relaxed);
+        *lock(&self.last_report) = (Instant::now(), SystemTime::now());
+    }
+
+    pub fn status(&self) -> WorkerStatus {
+        let mut held: Vec<HeldVersion> = self
+            .held
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|k| HeldVersion {
+                api: k.api.clone(),
+                model: k.model.clone(),
+                version: k.version,
+            })
+            .collect();
+        held.sort_by(|a, b| (&a.api, &a.model, a.version).cmp(&(&b.api, &b.model, b.version)));
+        WorkerStatus {
+            worker_id: self.id.clone(),
+            address: self.address.clone(),
+            capacity: self.capacity,
+            held,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            outstanding: u32::try_from(self.outstanding.load(Ordering::Relaxed))
+                .unwrap_or(u32::MAX),
+            registered: Some(self.registered.into()),
+            last_report: Some(lock(&self.last_report).1.into()),
+            routed: self.routed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn key_of(h: &HeldVersion) -> VersionKey {
+    VersionKey {
+        api: h.api.clone(),
+        model: h.model.clone(),
+        version: h.version,
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    workers: RwLock<HashMap<String, Arc<WorkerEntry>>>,
+    sessions: AtomicU64,
+}
+
+impl Registry {
+    /// A new registration stream.
+    pub fn session(&self) -> u64 {
+        self.sessions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Applies a report; the first of a session (re)creates the entry.
+    pub fn report(&self, session: u64, report: &WorkerReport) -> Result<(), Error> {
+        if report.worker_id.is_empty() || report.address.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a worker report needs worker_id and address".to_owned(),
+            ));
+        }
+        if let Some(entry) = self.get(&report.worker_id)
+            && entry.session == session
+            && entry.address == report.address
+        {
+            entry.update(report);
+            return Ok(());
+        }
+        let clients =
+            WorkerClients::new(&report.address, report.capacity).map_err(Error::InvalidArgument)?;
+        let entry = Arc::new(WorkerEntry {
+            id: report.worker_id.clone(),
+            address: report.address.clone(),
+            capacity: report.capacity,
+            session,
+            held: RwLock::default(),
+            placed: Mutex::default(),
+            in_flight: AtomicU32::new(0),
+            outstanding: AtomicUsize::new(0),
+            routed: AtomicU64::new(0),
+            registered: SystemTime::now(),
+            last_report: Mutex::new((Instant::now(), SystemTime::now())),
+            clients,
+        });
+        entry.update(report);
+        tracing::info!(worker_id = %entry.id, address = %entry.address, "worker registered");
+        self.write().insert(entry.id.clone(), entry);
+        Ok(())
+    }
+
+    /// The stream of `session` ended: the worker leaves unless a newer
+    /// session took it over.
+    pub fn end(&self, session: u64, worker_id: &str) {
+        let mut workers = self.write();
+        if workers.get(worker_id).is_some_and(|w| w.session == session) {
+            workers.remove(worker_id);
+            tracing::info!(worker_id, "worker left (registration stream ended)");
+        }
+    }
+
+    /// Drops workers whose last report is too old.
+    pub fn sweep(&self) {
+        self.write().retain(|id, w| {
+            let alive = lock(&w.last_report).0.elapsed() < SILENCE_LIMIT;
+            if !alive {
+                tracing::warn!(worker_id = %id, "worker dropped: no report for {SILENCE_LIMIT:?}");
+            }
+            alive
+        });
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<WorkerEntry>> {
+        self.read().get(id).cloned()
+    }
+
+    /// Every worker, in id order.
+    pub fn all(&self) -> Vec<Arc<WorkerEntry>> {
+        let mut all: Vec<_> = self.read().values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// Whether any worker holds the version now.
+    pub fn held_anywhere(&self, key: &VersionKey) -> bool {
+        self.read().values().any(|w| w.holds(key))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<WorkerEntry>>> {
+        self.workers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<WorkerEntry>>> {
+        self.workers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

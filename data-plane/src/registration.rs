@@ -1,0 +1,124 @@
+//! Registration with the control plane: one long-lived stream per worker
+//! carrying reports of what it holds and how busy it is. The stream is the
+//! heartbeat; when it breaks the worker reconnects with backoff and the
+//! control plane, meanwhile, routes elsewhere.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
+use hotswap_proto::v1::{HeldVersion, WorkerReport};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+use crate::worker::Worker;
+
+/// A report goes out at least this often, and within one check interval of
+/// a change in what the worker holds.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+const CHECK: Duration = Duration::from_millis(100);
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub struct Registration {
+    pub control_plane: String,
+    /// host:port the control plane calls this worker on.
+    pub address: String,
+    pub capacity: u32,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(worker: Arc<Worker>, registration: Registration, shutdown: CancellationToken) {
+    let id = uuid::Uuid::new_v4().to_string();
+    tracing::info!(control_plane = %registration.control_plane, address = %registration.address, worker_id = %id, "registering with the control plane");
+    let mut backoff = BACKOFF_START;
+    loop {
+        let result = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = session(&worker, &registration, &id, &mut backoff) => r,
+        };
+        if let Err(e) = result {
+            tracing::warn!(control_plane = %registration.control_plane, error = %e, retry_in = ?backoff, "control-plane registration interrupted");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn session(
+    worker: &Worker,
+    registration: &Registration,
+    id: &str,
+    backoff: &mut Duration,
+) -> Result<(), String> {
+    let uri = if registration.control_plane.contains("://") {
+        registration.control_plane.clone()
+    } else {
+        format!("http://{}", registration.control_plane)
+    };
+    let channel = Endpoint::from_shared(uri)
+        .map_err(|e| format!("address: {e}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let report = |held: &BTreeSet<(String, String, u64)>| WorkerReport {
+        worker_id: id.to_owned(),
+        address: registration.address.clone(),
+        capacity: registration.capacity,
+        held: held
+            .iter()
+            .map(|(api, model, version)| HeldVersion {
+                api: api.clone(),
+                model: model.clone(),
+                version: *version,
+            })
+            .collect(),
+        in_flight: u32::try_from(worker.in_flight()).unwrap_or(u32::MAX),
+    };
+    let mut held = held_now(worker);
+    tx.send(report(&held))
+        .await
+        .map_err(|_| "stream closed".to_owned())?;
+    let mut replies = ControlPlaneClient::new(channel)
+        .register(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("register: {}", s.message()))?
+        .into_inner();
+    *backoff = BACKOFF_START;
+    let mut last_sent = Instant::now();
+    let mut tick = tokio::time::interval(CHECK);
+    loop {
+        tokio::select! {
+            reply = replies.message() => match reply {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err("the control plane closed the stream".to_owned()),
+                Err(s) => return Err(format!("stream: {}", s.message())),
+            },
+            _ = tick.tick() => {
+                let now = held_now(worker);
+                if now != held || last_sent.elapsed() >= HEARTBEAT {
+                    held = now;
+                    tx.send(report(&held)).await.map_err(|_| "stream closed".to_owned())?;
+                    last_sent = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+fn held_now(worker: &Worker) -> BTreeSet<(String, String, u64)> {
+    worker
+        .table()
+        .entries()
+        .into_iter()
+        .filter(|(_, slot)| slot.current.load().is_some())
+        .map(|(k, _)| (k.api, k.model, k.version))
+        .collect()
+}

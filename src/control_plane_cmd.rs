@@ -1,0 +1,26 @@
+//! `hotswap control-plane`: the front door on its own.
+
+use anyhow::Context;
+use hotswap_control_plane::ControlPlaneConfig;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// host:port of the model-store to watch.
+    #[arg(long)]
+    model_store: String,
+    /// Address clients and workers call; port 0 picks a free port (the log
+    /// says which).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    listen: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let config = ControlPlaneConfig {
+        model_store: args.model_store,
+    };
+    hotswap_control_plane::serve(config, listener, crate::shutdown::signal()).await?;
+    Ok(())
+}

@@ -1,5 +1,6 @@
-//! Registration with the control plane: one long-lived stream per worker
-//! carrying reports of what it holds and how busy it is. The stream is the
+//! Registration with the control plane: one long-lived stream per worker,
+//! opened once the worker has the model index, carrying reports of what it
+//! holds and how busy it is. The stream is the
 //! heartbeat; when it breaks the worker reconnects with backoff and the
 //! control plane, meanwhile, routes elsewhere.
 
@@ -31,6 +32,13 @@ pub struct Registration {
 
 /// Runs until `shutdown`.
 pub async fn run(worker: Arc<Worker>, registration: Registration, shutdown: CancellationToken) {
+    // A worker without the model index would refuse every call routed to
+    // it: register once it has one.
+    let mut catalog = worker.catalog_updates();
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        ready = catalog.wait_for(|c| c.complete) => if ready.is_err() { return },
+    }
     let id = uuid::Uuid::new_v4().to_string();
     tracing::info!(control_plane = %registration.control_plane, address = %registration.address, worker_id = %id, "registering with the control plane");
     let mut backoff = BACKOFF_START;

@@ -5,9 +5,8 @@ mod data_plane_cmd;
 mod model_store_cmd;
 mod shutdown;
 mod storage_args;
+mod telemetry;
 mod up_cmd;
-
-use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};
 
@@ -38,7 +37,6 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -46,6 +44,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let service = match &cli.command {
+        Command::Up(_) => "hotswap",
+        Command::ModelStore(_) => "hotswap-model-store",
+        Command::ControlPlane(_) => "hotswap-control-plane",
+        Command::DataPlane(_) => "hotswap-data-plane",
+    };
+    let telemetry = runtime.block_on(async { telemetry::init(service) });
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up_cmd::run(args).await,
@@ -54,6 +59,7 @@ fn main() -> std::process::ExitCode {
             Command::DataPlane(args) => data_plane_cmd::run(args).await,
         }
     });
+    runtime.block_on(async { drop(telemetry) });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -62,15 +68,4 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
-}
-
-/// Structured logs on stderr; RUST_LOG overrides the default level.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

@@ -1,0 +1,121 @@
+//! The control plane's cost: Predict through the control plane next to
+//! Predict straight to the worker behind it, in the same run, at
+//! concurrency 1, 4 and 16 (p50, p99, throughput, and the ratios).
+//!
+//! Run with `cargo bench -p hotswap-integration-tests --bench routing`
+//! (after `.ci/setup`); `-- --quick` for a smaller run. Model-store, control
+//! plane, worker and client share this process and the machine's cores.
+
+use std::time::{Duration, Instant};
+
+use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::control::ControlServer;
+use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::worker::{
+    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
+};
+use hotswap_proto::v1::predictor_client::PredictorClient;
+use tonic::transport::Channel;
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    per_second: f64,
+}
+
+async fn load(addr: std::net::SocketAddr, concurrency: usize, total: usize) -> Stats {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let mut client = PredictorClient::<Channel>::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for _ in 0..total / concurrency {
+                let t = Instant::now();
+                client
+                    .predict(predict_json("iris", "", "", IRIS_INPUT))
+                    .await
+                    .expect("predict");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let wall = start.elapsed();
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Stats {
+        p50: at(0.5),
+        p99: at(0.99),
+        per_second: all.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let total = if quick { 800 } else { 8_000 };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let bucket = TestBucket::new(Backend::Local).await;
+        bucket.put("iris/1/model.onnx", iris(0)).await;
+        let config = format!(
+            "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}'}}}}}}",
+            bucket.uri("iris")
+        );
+        let store = StoreServer::start(&bucket, &config, |_| {}).await;
+        let control = ControlServer::start(store.addr).await;
+        let options = WorkerOptions {
+            control_plane: Some(control.addr.to_string()),
+            ..Default::default()
+        };
+        let worker = WorkerServer::start_with(store.addr, &bucket, options).await;
+        eventually("the worker holds the model", || async {
+            control
+                .workers()
+                .await
+                .iter()
+                .any(|w| !w.held.is_empty())
+                .then_some(())
+        })
+        .await;
+        // Warm both paths up.
+        load(worker.addr, 4, 400).await;
+        load(control.addr, 4, 400).await;
+
+        println!();
+        println!(
+            "| concurrency | path | p50 µs | p99 µs | calls/s | p50 / direct | calls/s / direct |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for concurrency in [1, 4, 16] {
+            let direct = load(worker.addr, concurrency, total).await;
+            let routed = load(control.addr, concurrency, total).await;
+            for (name, s) in [
+                ("direct to the worker", &direct),
+                ("through the control plane", &routed),
+            ] {
+                println!(
+                    "| {concurrency} | {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+                    micros(s.p50),
+                    micros(s.p99),
+                    s.per_second,
+                    micros(s.p50) / micros(direct.p50),
+                    s.per_second / direct.per_second,
+                );
+            }
+        }
+        worker.stop().await;
+        control.stop().await;
+        store.stop().await;
+    });
+}

@@ -53,7 +53,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 model_store: store_addr.to_string(),
                 cache_dir: None,
                 storage,
-                control_plane: Some(front_addr.to_string()),
+                control_plane: Some(local_address(front_addr)),
                 advertise: None,
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -62,11 +62,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stop.clone().cancelled_owned(),
     );
     tracing::info!(addr = %front_addr, "hotswap up: clients call this address");
+    // Ends on Ctrl-C or SIGTERM, or when a service stopped the others.
     let signal = {
         let stop = stop.clone();
         async move {
-            crate::shutdown::signal().await;
-            stop.cancel();
+            tokio::select! {
+                () = crate::shutdown::signal() => stop.cancel(),
+                () = stop.cancelled() => {}
+            }
         }
     };
     // Whichever service fails first stops the others.
@@ -84,4 +87,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     control_plane?;
     worker?;
     Ok(())
+}
+
+/// How a process reaches its own listener: through loopback when it is
+/// bound to all interfaces.
+fn local_address(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
 }

@@ -52,12 +52,21 @@ where
             .and_then(parse_timeout)
             .map(|d| Instant::now() + d);
         let span = hotswap_data_plane::telemetry::server_span("control-plane", &request);
-        let future = self.inner.call(request);
+        // Entered while the inner layers set up the call, so the spans they
+        // make (the request log's) are children of this one.
+        let future = span.in_scope(|| self.inner.call(request));
         Box::pin(tracing::Instrument::instrument(
             DEADLINE.scope(deadline, future),
             span,
         ))
     }
+}
+
+/// Whether the current call's deadline has passed (false without one).
+pub fn deadline_passed() -> bool {
+    DEADLINE
+        .try_with(|d| d.is_some_and(|d| Instant::now() >= d))
+        .unwrap_or(false)
 }
 
 /// A worker call for `message`, with the caller's remaining time as its

@@ -17,6 +17,14 @@ pub enum Error {
     #[error("{message}")]
     Worker { code: Code, message: String },
 
+    /// The worker chosen for a call could not take it (gone, restarting,
+    /// connection cut); the transport's detail is logged, not returned.
+    #[error("worker for {0} is unavailable; try again")]
+    WorkerUnavailable(String),
+
+    #[error("deadline exceeded before a worker answered")]
+    DeadlineExceeded,
+
     #[error("{0}")]
     InvalidArgument(String),
 
@@ -41,7 +49,10 @@ impl From<Error> for Status {
     fn from(err: Error) -> Status {
         match err {
             Error::Catalog(e) => e.into(),
-            Error::NoWorkers(_) | Error::ShuttingDown => Status::unavailable(err.to_string()),
+            Error::NoWorkers(_) | Error::ShuttingDown | Error::WorkerUnavailable(_) => {
+                Status::unavailable(err.to_string())
+            }
+            Error::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
             Error::Worker { code, message } => Status::new(code, message),
             Error::InvalidArgument(m) => Status::invalid_argument(m),
             Error::Server(_) => Status::internal("internal error"),

@@ -33,10 +33,14 @@ impl FrontDoor {
         self.catalog.borrow().clone()
     }
 
-    /// The version a call goes to. `latest` is the highest version some
+    /// The version a call is routed by. `latest` is the highest version some
     /// worker holds now (so a version that just arrived is used once a
     /// worker has loaded it, and no call waits for it), else the highest
     /// valid version (loaded on demand); a number must exist in the catalog.
+    /// A `latest` call still goes to the worker as `latest`: the worker
+    /// applies the same rule with what it knows first-hand (it starts
+    /// loading a newer version in the background, falls back when a new
+    /// version fails to load), and its answer names the version it used.
     fn resolve(&self, catalog: &Catalog, m: &ModelRef, version: &str) -> Result<VersionKey, Error> {
         let key = |v: u64| VersionKey {
             api: m.api.clone(),
@@ -86,7 +90,7 @@ impl PredictorService for FrontDoor {
         let m = catalog.model_ref(&request.api, &request.model)?;
         let key = self.resolve(&catalog, &m, &request.version)?;
         request.model = m.model.clone();
-        request.version = key.version.to_string();
+        request.version = forwarded_version(&request.version, &key);
         self.router
             .call(&key, |mut c| {
                 let request = outgoing(request.clone());
@@ -145,7 +149,7 @@ impl InferenceService for FrontDoor {
     ) -> Result<pb::ModelMetadataResponse, Error> {
         let (m, key) = self.by_name(&r.name, &r.version)?;
         r.name = m.protocol_name();
-        r.version = key.version.to_string();
+        r.version = forwarded_version(&r.version, &key);
         self.router
             .call(&key, |mut c| {
                 let request = outgoing(r.clone());
@@ -159,7 +163,7 @@ impl InferenceService for FrontDoor {
         let asked_as = r.model_name.clone();
         let mut forwarded = r;
         forwarded.model_name = m.protocol_name();
-        forwarded.model_version = key.version.to_string();
+        forwarded.model_version = forwarded_version(&forwarded.model_version, &key);
         let mut response = self
             .router
             .call(&key, |mut c| {
@@ -177,7 +181,7 @@ impl InferenceService for FrontDoor {
     ) -> Result<pb::ModelConfigResponse, Error> {
         let (m, key) = self.by_name(&r.name, &r.version)?;
         r.name = m.protocol_name();
-        r.version = key.version.to_string();
+        r.version = forwarded_version(&r.version, &key);
         self.router
             .call(&key, |mut c| {
                 let request = outgoing(r.clone());
@@ -197,7 +201,9 @@ impl InferenceService for FrontDoor {
         }
         let calls = self.registry.all().into_iter().map(|w| {
             let mut client = w.clients.inference.clone();
-            let request = outgoing(forwarded.clone());
+            let mut request = outgoing(forwarded.clone());
+            // One slow worker must not hold up the whole answer.
+            request.set_timeout(STATISTICS_TIMEOUT);
             async move { client.model_statistics(request).await }
         });
         let mut merged: BTreeMap<(String, String), ModelStatistics> = BTreeMap::new();
@@ -261,6 +267,19 @@ impl InferenceService for FrontDoor {
             .filter(|m| !r.ready || m.state == "READY")
             .collect();
         Ok(pb::RepositoryIndexResponse { models })
+    }
+}
+
+/// How long ModelStatistics waits for each worker.
+const STATISTICS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The version to ask the worker for: `latest` stays `latest`, a number is
+/// the number the catalog has.
+fn forwarded_version(asked: &str, key: &VersionKey) -> String {
+    if is_latest(asked) {
+        String::new()
+    } else {
+        key.version.to_string()
     }
 }
 

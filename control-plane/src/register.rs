@@ -11,7 +11,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::registry::Registry;
+use crate::registry::{Registry, SILENCE_LIMIT};
+use hotswap_data_plane::registration::HEARTBEAT;
 
 #[async_trait]
 pub trait ControlPlaneService: Send + Sync + 'static {
@@ -40,18 +41,37 @@ impl ControlPlaneService for Registrar {
         let registry = self.registry.clone();
         let shutdown = self.shutdown.clone();
         let session = registry.session();
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let heartbeat_ms = hotswap_data_plane::registration::HEARTBEAT.as_millis() as u32;
-        let _ = tx.try_send(Ok(RegisterReply { heartbeat_ms }));
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let heartbeat_ms = HEARTBEAT.as_millis() as u32;
         tokio::spawn(async move {
             let mut worker_id = None;
+            let mut heartbeat = tokio::time::interval(HEARTBEAT);
+            let silence = tokio::time::sleep(SILENCE_LIMIT);
+            tokio::pin!(silence);
             loop {
                 let report = tokio::select! {
                     () = shutdown.cancelled() => break,
+                    // A stream that stays open but says nothing is over.
+                    () = &mut silence => {
+                        tracing::warn!(worker_id = ?worker_id, "registration stream silent; closing it");
+                        break;
+                    }
+                    // Replies at the heartbeat let the worker notice a
+                    // control plane that vanished without closing the
+                    // connection.
+                    _ = heartbeat.tick() => {
+                        if tx.try_send(Ok(RegisterReply { heartbeat_ms })).is_err() && tx.is_closed() {
+                            break;
+                        }
+                        continue;
+                    }
                     report = reports.next() => report,
                 };
                 match report {
                     Some(Ok(report)) => {
+                        silence
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + SILENCE_LIMIT);
                         if let Err(e) = registry.report(session, &report) {
                             let _ = tx.send(Err(e)).await;
                             break;

@@ -142,12 +142,17 @@ impl Registry {
                 "a worker report needs worker_id and address".to_owned(),
             ));
         }
-        if let Some(entry) = self.get(&report.worker_id)
-            && entry.session == session
-            && entry.address == report.address
-        {
-            entry.update(report);
-            return Ok(());
+        // Check and replace under one lock: a late report from an older
+        // session of the same worker must not take the entry over.
+        let mut workers = self.write();
+        if let Some(entry) = workers.get(&report.worker_id) {
+            if entry.session > session {
+                return Ok(());
+            }
+            if entry.session == session && entry.address == report.address {
+                entry.update(report);
+                return Ok(());
+            }
         }
         let clients =
             WorkerClients::new(&report.address, report.capacity).map_err(Error::InvalidArgument)?;
@@ -167,7 +172,7 @@ impl Registry {
         });
         entry.update(report);
         tracing::info!(worker_id = %entry.id, address = %entry.address, "worker registered");
-        self.write().insert(entry.id.clone(), entry);
+        workers.insert(entry.id.clone(), entry);
         Ok(())
     }
 

@@ -1,36 +1,88 @@
 //! Which worker a call goes to. Among the workers that hold the version (or
 //! had it placed on them moments ago), the less busy of two picked at random
 //! (power of two choices, by calls outstanding). When none holds it, the
-//! least busy worker, fewest models first, which loads it on demand; later
-//! calls follow it there. A call that fails because its worker is gone is
-//! retried once on another worker.
+//! worker with the fewest models, then the least busy, loads it on demand;
+//! later calls follow it there. A call that fails because its worker could
+//! not take it is retried once on another worker.
 
+use std::error::Error as _;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hotswap_data_plane::catalog::VersionKey;
 use tonic::{Code, Status};
 
-use crate::Error;
 use crate::channel::WorkerClients;
 use crate::registry::{Registry, WorkerEntry};
+use crate::{Error, lock};
 
 pub struct Router {
     pub registry: Arc<Registry>,
+    /// Serialises placements, so two calls for a version no worker holds
+    /// place it once.
+    placing: Mutex<()>,
 }
 
-/// Failures that say the worker could not take the call (gone, restarting,
-/// connection cut), as opposed to an answer about the request. Predict and
-/// ModelInfer have no side effects, so a second try is safe.
-fn retryable(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled
-    )
+/// How a failed worker call is handled.
+enum Failure {
+    /// The worker could not take the call (gone, restarting, connection
+    /// cut, not ready): another worker may. Predict and ModelInfer have no
+    /// side effects, so a second try is safe.
+    Retry,
+    /// An answer about the request, or time is up: passed on.
+    Final,
+}
+
+fn classify(status: &Status) -> Failure {
+    if crate::context::deadline_passed() || timed_out(status) {
+        return Failure::Final;
+    }
+    // A status with a source was made by this process's transport (connect
+    // refused, stream reset, connection closed); answers decoded from a
+    // worker's trailers have none.
+    let transport = status.source().is_some();
+    match status.code() {
+        Code::Unavailable => Failure::Retry,
+        Code::Unknown | Code::Internal | Code::Cancelled if transport => Failure::Retry,
+        _ => Failure::Final,
+    }
+}
+
+/// Whether the per-call timeout layer fired.
+fn timed_out(status: &Status) -> bool {
+    let mut source = status.source();
+    while let Some(e) = source {
+        if e.is::<tower::timeout::error::Elapsed>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// What the client gets for a final failure: the worker's own answer as it
+/// came, or a plain UNAVAILABLE / DEADLINE_EXCEEDED for transport trouble
+/// (its detail is logged, not returned).
+fn final_error(key: &VersionKey, status: &Status) -> Error {
+    if crate::context::deadline_passed() || timed_out(status) {
+        return Error::DeadlineExceeded;
+    }
+    if status.source().is_some() {
+        tracing::warn!(version = %key, error = %status, "worker call failed");
+        return Error::WorkerUnavailable(key.to_string());
+    }
+    Error::from_status(status)
 }
 
 impl Router {
+    pub fn new(registry: Arc<Registry>) -> Router {
+        Router {
+            registry,
+            placing: Mutex::new(()),
+        }
+    }
+
     /// Calls `f` with the chosen worker's clients; retries once elsewhere.
     pub async fn call<T, F, Fut>(&self, key: &VersionKey, f: F) -> Result<T, Error>
     where
@@ -40,19 +92,20 @@ impl Router {
         let first = self
             .choose(key, None)
             .ok_or_else(|| Error::NoWorkers(key.to_string()))?;
-        match self.call_on(&first, &f).await {
-            Ok(r) => Ok(r),
-            Err(status) if retryable(&status) => {
-                let Some(second) = self.choose(key, Some(&first.id)) else {
-                    return Err(Error::from_status(&status));
-                };
-                tracing::info!(version = %key, failed = %first.address, retry = %second.address, error = %status.message(), "retrying on another worker");
-                self.call_on(&second, &f)
-                    .await
-                    .map_err(|s| Error::from_status(&s))
-            }
-            Err(status) => Err(Error::from_status(&status)),
+        let status = match self.call_on(&first, &f).await {
+            Ok(r) => return Ok(r),
+            Err(status) => status,
+        };
+        if let Failure::Final = classify(&status) {
+            return Err(final_error(key, &status));
         }
+        let Some(second) = self.choose(key, Some(&first.id)) else {
+            return Err(final_error(key, &status));
+        };
+        tracing::info!(version = %key, failed = %first.address, retry = %second.address, error = %status.message(), "retrying on another worker");
+        self.call_on(&second, &f)
+            .await
+            .map_err(|s| final_error(key, &s))
     }
 
     async fn call_on<T, F, Fut>(&self, worker: &Arc<WorkerEntry>, f: &F) -> Result<T, Status>
@@ -76,9 +129,9 @@ impl Router {
             .into_iter()
             .filter(|w| Some(w.id.as_str()) != exclude)
             .collect();
+        let busy = |w: &WorkerEntry| w.outstanding.load(Ordering::Relaxed);
         let holders: Vec<&Arc<WorkerEntry>> =
             workers.iter().filter(|w| w.has_or_will_have(key)).collect();
-        let busy = |w: &WorkerEntry| w.outstanding.load(Ordering::Relaxed);
         match holders.len() {
             0 => {}
             1 => return Some(holders[0].clone()),
@@ -93,10 +146,17 @@ impl Router {
                 return Some(holders[pick].clone());
             }
         }
+        let _placing = lock(&self.placing);
+        // Another call may have placed it while this one waited.
+        if let Some(w) = workers.iter().find(|w| w.has_or_will_have(key)) {
+            return Some(w.clone());
+        }
+        // Fewest models first: placing a model on a worker that holds others
+        // may evict one of them (cache limits); then the least busy.
         let start = random(workers.len().max(1));
         let chosen = (0..workers.len())
             .map(|i| &workers[(start + i) % workers.len()])
-            .min_by_key(|w| (busy(w), w.load_count()))?
+            .min_by_key(|w| (w.load_count(), busy(w)))?
             .clone();
         chosen.place(key);
         Some(chosen)

@@ -28,6 +28,11 @@ use crate::router::Router;
 
 pub const SERVICE_NAME: &str = "hotswap.v1.ControlPlane";
 
+/// Largest message the front door decodes: what a worker accepts by
+/// default, with room for names and shapes. Workers check inputs against
+/// their own limit and name the input.
+const MAX_MESSAGE_BYTES: usize = 2 * hotswap_data_plane::DEFAULT_MAX_REQUEST_BYTES;
+
 /// How long shutdown waits for running calls.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -108,23 +113,31 @@ pub async fn serve_control_plane(
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health_task = tokio::spawn({
         let mut updates = control_plane.catalog.clone();
+        let registry = control_plane.registry.clone();
         async move {
+            // "" and the registration service: serving once the catalog is
+            // here (workers must be able to register). The front-door
+            // services: also need a worker.
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
-                let status = if updates.borrow_and_update().complete {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                };
-                for name in [
-                    "",
-                    SERVICE_NAME,
-                    hotswap_data_plane::PREDICTOR_SERVICE,
-                    hotswap_data_plane::INFERENCE_SERVICE,
+                let complete = updates.borrow_and_update().complete;
+                let front = complete && !registry.is_empty();
+                for (name, up) in [
+                    ("", complete),
+                    (SERVICE_NAME, complete),
+                    (hotswap_data_plane::PREDICTOR_SERVICE, front),
+                    (hotswap_data_plane::INFERENCE_SERVICE, front),
                 ] {
+                    let status = if up {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
                     reporter.set_service_status(name, status).await;
                 }
-                if updates.changed().await.is_err() {
-                    return;
+                tokio::select! {
+                    changed = updates.changed() => if changed.is_err() { return },
+                    _ = tick.tick() => {}
                 }
             }
         }
@@ -139,9 +152,7 @@ pub async fn serve_control_plane(
     let front = FrontDoor {
         catalog: control_plane.catalog.clone(),
         registry: control_plane.registry.clone(),
-        router: Arc::new(Router {
-            registry: control_plane.registry.clone(),
-        }),
+        router: Arc::new(Router::new(control_plane.registry.clone())),
     };
     let registrar = Registrar {
         registry: control_plane.registry.clone(),
@@ -152,27 +163,28 @@ pub async fn serve_control_plane(
     let server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // Captures each call's deadline and trace context for the worker
+        // call it turns into; outermost, so every span below continues the
+        // caller's trace.
+        .layer(CallContextLayer)
         // One request log line per call, with its status and latency; a
         // failed call is most often the caller's mistake, so WARN.
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
-        // Captures each call's deadline and trace context for the worker
-        // call it turns into.
-        .layer(CallContextLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ControlPlaneServer::new(GrpcControlPlane(registrar)))
         .add_service(
             PredictorServer::new(GrpcPredictor(front.clone()))
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(
             GrpcInferenceServiceServer::new(GrpcInference(front))
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(usize::MAX),
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {

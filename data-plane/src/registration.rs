@@ -20,6 +20,8 @@ use crate::worker::Worker;
 /// a change in what the worker holds.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 const CHECK: Duration = Duration::from_millis(100);
+/// Reconnect when the control plane has not replied for this long.
+const REPLY_SILENCE: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -72,6 +74,10 @@ async fn session(
     let channel = Endpoint::from_shared(uri)
         .map_err(|e| format!("address: {e}"))?
         .connect_timeout(Duration::from_secs(2))
+        // Finds a control plane whose host vanished without closing the
+        // connection (with the reply check below).
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
         .connect()
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -102,10 +108,14 @@ async fn session(
     *backoff = BACKOFF_START;
     let mut last_sent = Instant::now();
     let mut tick = tokio::time::interval(CHECK);
+    // The control plane replies every heartbeat; silence means it is gone.
+    let silence = tokio::time::sleep(REPLY_SILENCE);
+    tokio::pin!(silence);
     loop {
         tokio::select! {
+            () = &mut silence => return Err("no reply from the control plane".to_owned()),
             reply = replies.message() => match reply {
-                Ok(Some(_)) => {}
+                Ok(Some(_)) => silence.as_mut().reset(tokio::time::Instant::now() + REPLY_SILENCE),
                 Ok(None) => return Err("the control plane closed the stream".to_owned()),
                 Err(s) => return Err(format!("stream: {}", s.message())),
             },

@@ -28,6 +28,10 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 << 20;
 /// decoded requests (a JSON payload expands many times in memory) can take.
 pub const MAX_CONCURRENT_REQUESTS: usize = 256;
 
+/// How long a stopping worker keeps taking calls after leaving the control
+/// plane's registry.
+const DEREGISTER_PAUSE: Duration = Duration::from_millis(300);
+
 /// How long shutdown waits for running requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -82,6 +86,9 @@ pub async fn serve_worker(
         .local_addr()
         .map_err(|e| Error::Server(format!("listener: {e}")))?;
     tracing::info!(%addr, "data-plane listening");
+    // Registration ends first at shutdown, so the control plane stops
+    // routing here before the server stops taking calls.
+    let registration = worker.shutdown_token().child_token();
     if let Some(control_plane) = worker.control_plane.clone() {
         let address = worker.advertise.clone().unwrap_or_else(|| advertised(addr));
         tokio::spawn(crate::registration::run(
@@ -91,9 +98,10 @@ pub async fn serve_worker(
                 address,
                 capacity: MAX_CONCURRENT_REQUESTS as u32,
             },
-            worker.shutdown_token(),
+            registration.clone(),
         ));
     }
+    let registered = worker.control_plane.is_some();
 
     // The service checks payload sizes itself (to name the input); tonic's
     // own limit only guards against absurd messages.
@@ -132,6 +140,12 @@ pub async fn serve_worker(
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
+            registration.cancel();
+            if registered {
+                // Calls the control plane routed here just before it saw the
+                // registration end still arrive and are served.
+                tokio::time::sleep(DEREGISTER_PAUSE).await;
+            }
             let _ = stop_tx.send(());
         });
     let grace = async {

@@ -103,6 +103,9 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let span = server_span(self.service, &request);
-        Box::pin(self.inner.call(request).instrument(span))
+        // Entered while the inner layers set up the call, so the spans they
+        // make (the request log's) are children of this one.
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(future.instrument(span))
     }
 }

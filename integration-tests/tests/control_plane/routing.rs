@@ -159,13 +159,58 @@ async fn each_model_stays_on_the_worker_that_loaded_it() {
         .map(|w| w.worker.table_stats().loads)
         .collect();
     assert_eq!(loads, vec![1, 1, 1], "one model per worker, no load thrash");
-    let status = control.workers().await;
-    let mut held: Vec<String> = status
-        .iter()
-        .flat_map(|w| w.held.iter().map(|h| h.model.clone()))
-        .collect();
-    held.sort();
-    assert_eq!(held, ["m1", "m2", "m3"]);
+    // Each worker reports the one model it holds (reports follow within
+    // a moment).
+    eventually("each worker reports its model", || async {
+        let status = control.workers().await;
+        let mut held: Vec<String> = status
+            .iter()
+            .flat_map(|w| w.held.iter().map(|h| h.model.clone()))
+            .collect();
+        held.sort();
+        (held == ["m1", "m2", "m3"] && status.iter().all(|w| w.held.len() == 1)).then_some(())
+    })
+    .await;
+    for w in workers {
+        w.stop().await;
+    }
+    control.stop().await;
+    store.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_moves_on_for_models_loaded_on_demand() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("iris/1/model.onnx", iris(0)).await;
+    let config = format!(
+        "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}', cache_size: 2, disk_cache_size: 2}}}}}}",
+        bucket.uri("iris")
+    );
+    let store = StoreServer::start(&bucket, &config, |_| {}).await;
+    let control = ControlServer::start(store.addr).await;
+    let workers = workers(2, &store, &bucket, &control).await;
+    let mut p = control.predictor().await;
+    let r = p
+        .predict(predict_json("iris", "", "", IRIS_INPUT))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.version, 1);
+    // Held: v1 only. A new version must still become latest (the worker
+    // holding v1 loads it in the background) without a failed call.
+    bucket.put("iris/2/model.onnx", iris(1)).await;
+    eventually("version 2 is latest", || {
+        let mut p = p.clone();
+        async move {
+            let r = p
+                .predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .unwrap()
+                .into_inner();
+            (r.version == 2 && iris_label(&r) == 1).then_some(())
+        }
+    })
+    .await;
     for w in workers {
         w.stop().await;
     }

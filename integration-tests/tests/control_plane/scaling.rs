@@ -1,6 +1,7 @@
 //! Workers come and go under load: a new worker process registers and takes
-//! traffic; a worker process killed outright (SIGKILL) is dropped, and no
-//! client call fails meanwhile (its calls are retried on another worker).
+//! traffic; a worker process killed outright (SIGKILL) is dropped, another
+//! stopped with SIGTERM leaves before it stops taking calls, and no client
+//! call fails meanwhile (a killed worker's calls are retried elsewhere).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,6 +86,21 @@ async fn workers_join_and_die_under_load_without_failed_calls() {
     eventually("the dead worker is dropped", || async {
         let w = control.workers().await;
         (w.len() == 3 && w.iter().all(|w| w.address != victim_addr)).then_some(())
+    })
+    .await;
+    // Scale in gracefully too: SIGTERM, as an operator or compose does.
+    let mut leaving = processes.remove(0);
+    let leaving_addr = leaving.addr.to_string();
+    assert!(
+        leaving
+            .process
+            .terminate(std::time::Duration::from_secs(30))
+            .await
+            .success()
+    );
+    eventually("the stopped worker is dropped", || async {
+        let w = control.workers().await;
+        (w.len() == 2 && w.iter().all(|w| w.address != leaving_addr)).then_some(())
     })
     .await;
     // Keep the load on the remaining workers a moment longer.

@@ -21,7 +21,7 @@ use hotswap_data_plane::tensor::{Tensor, TensorData};
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerServer, eventually, iris, iris_infer, predict_json,
+    IRIS_INPUT, WorkerServer, answer, iris, iris_infer, predict_json,
 };
 
 const CONFIG: &str = "- {name: iris, predictor: {type: onnx, models: {path: '{root}iris'}}}";
@@ -134,11 +134,7 @@ fn main() {
         let store = StoreServer::start(&bucket, &CONFIG.replace("{root}", &bucket.uri("")), |_| {}).await;
         let worker = WorkerServer::start(&store, &bucket).await;
         let p = worker.predictor().await;
-        eventually("model served", || {
-            let mut p = p.clone();
-            async move { p.predict(predict_json("iris", "", "", IRIS_INPUT)).await.ok() }
-        })
-        .await;
+        answer(&p, "iris", "model served", |_| true).await;
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("model.onnx"), iris(0)).unwrap();

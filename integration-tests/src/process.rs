@@ -242,3 +242,39 @@ pub fn run_hotswap(args: &[&str]) -> (Option<i32>, String) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs `scripts/triton_client_check.py` (the unmodified `tritonclient`
+/// against `addr`, answers compared with ONNX Runtime's Python API on
+/// `model_file`), retrying (bounded) while the server is not ready yet.
+/// Returns the script's output when it fails.
+pub fn triton_check(
+    addr: &str,
+    name: &str,
+    version: &str,
+    model_file: &std::path::Path,
+) -> Result<(), String> {
+    let root = workspace_root();
+    let mut last = String::new();
+    for _ in 0..100 {
+        let output = Command::new(venv().join("bin/python"))
+            .arg(root.join("integration-tests/scripts/triton_client_check.py"))
+            .args([addr, name, version])
+            .arg(model_file)
+            .output()
+            .expect("run the venv's python");
+        last = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if output.status.success() && last.contains("ok") {
+            return Ok(());
+        }
+        // Until a worker has registered and loaded, the client sees not-ready.
+        if !last.contains("not ready") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(last)
+}

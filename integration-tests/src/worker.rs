@@ -182,6 +182,29 @@ pub fn predict_json(api: &str, model: &str, version: &str, json: &str) -> Predic
     }
 }
 
+/// Calls Predict for `api` ("latest") until an answer satisfies `accept`;
+/// panics after [`WAIT`].
+pub async fn answer(
+    predictor: &PredictorClient<Channel>,
+    api: &str,
+    what: &str,
+    accept: impl Fn(&PredictResponse) -> bool,
+) -> PredictResponse {
+    eventually(what, || {
+        let mut p = predictor.clone();
+        let accept = &accept;
+        async move {
+            let r = p
+                .predict(predict_json(api, "", "", IRIS_INPUT))
+                .await
+                .ok()?
+                .into_inner();
+            accept(&r).then_some(r)
+        }
+    })
+    .await
+}
+
 /// The JSON output of a Predict response.
 pub fn output_json(response: &PredictResponse) -> serde_json::Value {
     match &response.output {

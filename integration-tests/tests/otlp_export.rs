@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hotswap_integration_tests::process::{Hotswap, workspace_root};
-use hotswap_integration_tests::worker::{IRIS_INPUT, eventually, predict_json};
+use hotswap_integration_tests::worker::answer;
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -59,15 +59,7 @@ async fn predict_spans_reach_an_otlp_collector() {
     let predictor = PredictorClient::connect(format!("http://{}", up.addr))
         .await
         .unwrap();
-    eventually("a Predict answered", || {
-        let mut p = predictor.clone();
-        async move {
-            p.predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
+    answer(&predictor, "iris", "a Predict answered", |_| true).await;
     // Shutdown flushes the batch exporter.
     assert!(
         up.process

@@ -7,7 +7,8 @@ use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_infer, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, answer, eventually, iris, iris_infer, iris_label,
+    predict_json,
 };
 use tonic::Code;
 
@@ -105,16 +106,8 @@ async fn calls_reach_a_worker_holding_the_version() {
 
     // A new version becomes latest once a worker holds it.
     bucket.put("iris/3/model.onnx", iris(2)).await;
-    eventually("version 3 is latest", || {
-        let mut p = p.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?
-                .into_inner();
-            (r.version == 3 && iris_label(&r) == 2).then_some(())
-        }
+    answer(&p, "iris", "version 3 is latest", |r| {
+        r.version == 3 && iris_label(&r) == 2
     })
     .await;
     for w in workers {

@@ -3,7 +3,8 @@
 //! describe what is served.
 
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, eventually, fixture, iris, iris_infer, iris_label, output_json, predict_json,
+    IRIS_INPUT, answer, eventually, fixture, iris, iris_infer, iris_label, output_json,
+    predict_json,
 };
 use hotswap_proto::inference::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use hotswap_proto::inference::{
@@ -65,16 +66,8 @@ async fn predict_and_infer_follow_the_latest_version() {
     // A new version becomes `latest` once loaded; the old one stays
     // reachable by number.
     bucket.put("iris/2/model.onnx", iris(1)).await;
-    let second = eventually("iris version 2 is latest", || {
-        let mut p = predictor.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?
-                .into_inner();
-            (r.version == 2).then_some(r)
-        }
+    let second = answer(&predictor, "iris", "iris version 2 is latest", |r| {
+        r.version == 2
     })
     .await;
     assert_eq!(iris_label(&second), 1);
@@ -269,18 +262,7 @@ async fn predict_and_infer_follow_the_latest_version() {
 
     // A removed version stops being latest and stops answering.
     bucket.delete_prefix("iris/2/").await;
-    eventually("version 2 gone", || {
-        let mut p = predictor.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?
-                .into_inner();
-            (r.version == 1).then_some(())
-        }
-    })
-    .await;
+    answer(&predictor, "iris", "version 2 gone", |r| r.version == 1).await;
     let gone = predictor
         .predict(predict_json("iris", "", "2", IRIS_INPUT))
         .await

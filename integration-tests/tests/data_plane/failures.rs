@@ -6,7 +6,7 @@ use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::{StoreServer, Watcher};
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, answer, eventually, iris, iris_label, predict_json,
 };
 use hotswap_proto::inference::RepositoryIndexRequest;
 use hotswap_proto::inference::repository_index_response::ModelIndex;
@@ -32,15 +32,7 @@ async fn a_corrupt_model_never_replaces_a_working_one() {
     let (bucket, store, worker) = stack(CONFIG).await;
     bucket.put("iris/1/model.onnx", iris(0)).await;
     let mut p = worker.predictor().await;
-    eventually("version 1 served", || {
-        let mut p = p.clone();
-        async move {
-            p.predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
+    answer(&p, "iris", "version 1 served", |_| true).await;
 
     // A new version whose file is not a model: the model-store cannot tell
     // (one *.onnx file), the worker's load fails and says so.
@@ -91,16 +83,8 @@ async fn a_corrupt_model_never_replaces_a_working_one() {
     // A good upload over the broken version is loaded at once (new content,
     // no backoff) and becomes latest.
     bucket.put("iris/2/model.onnx", iris(2)).await;
-    let fixed = eventually("version 2 served after the fix", || {
-        let mut p = p.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?
-                .into_inner();
-            (r.version == 2).then_some(r)
-        }
+    let fixed = answer(&p, "iris", "version 2 served after the fix", |r| {
+        r.version == 2
     })
     .await;
     assert_eq!(iris_label(&fixed), 2);
@@ -117,15 +101,7 @@ async fn the_worker_outlives_a_model_store_restart() {
     let addr = store.addr.to_string();
     let worker = WorkerServer::start(&store, &bucket).await;
     let mut p = worker.predictor().await;
-    eventually("version 1 served", || {
-        let mut p = p.clone();
-        async move {
-            p.predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
+    answer(&p, "iris", "version 1 served", |_| true).await;
 
     store.stop().await;
     // Serving goes on from what the worker holds.
@@ -139,16 +115,8 @@ async fn the_worker_outlives_a_model_store_restart() {
     }
     bucket.put("iris/2/model.onnx", iris(1)).await;
     let store = StoreServer::start_on(&addr, &bucket, &config, |_| {}).await;
-    let caught_up = eventually("version 2 after the restart", || {
-        let mut p = p.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?
-                .into_inner();
-            (r.version == 2).then_some(r)
-        }
+    let caught_up = answer(&p, "iris", "version 2 after the restart", |r| {
+        r.version == 2
     })
     .await;
     assert_eq!(iris_label(&caught_up), 1);
@@ -166,15 +134,7 @@ async fn a_broken_stream_resumes_from_the_last_revision() {
     let proxy = Proxy::start(store.addr).await;
     let worker = WorkerServer::start_with(proxy.addr, &bucket, WorkerOptions::default()).await;
     let mut p = worker.predictor().await;
-    eventually("version 1 served", || {
-        let mut p = p.clone();
-        async move {
-            p.predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
+    answer(&p, "iris", "version 1 served", |_| true).await;
     assert_eq!(worker.worker.subscription_stats(), (1, 1, 0));
 
     // The stream breaks; the model-store publishes meanwhile.
@@ -192,16 +152,8 @@ async fn a_broken_stream_resumes_from_the_last_revision() {
     assert_eq!(r.version, 1, "still serving what it had");
 
     proxy.up();
-    eventually("version 2 served after the reconnect", || {
-        let mut p = p.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?
-                .into_inner();
-            (r.version == 2).then_some(())
-        }
+    answer(&p, "iris", "version 2 served after the reconnect", |r| {
+        r.version == 2
     })
     .await;
     let (connects, snapshots, events) = worker.worker.subscription_stats();
@@ -225,15 +177,7 @@ async fn on_demand_latest_never_fails_for_a_broken_new_version() {
     let (bucket, store, worker) = stack(config).await;
     bucket.put("iris/1/model.onnx", iris(0)).await;
     let mut p = worker.predictor().await;
-    eventually("version 1 served", || {
-        let mut p = p.clone();
-        async move {
-            p.predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
+    answer(&p, "iris", "version 1 served", |_| true).await;
     bucket.put("iris/2/model.onnx", "not a model").await;
     let w = &worker;
     eventually("version 2 indexed", || async move {
@@ -266,15 +210,7 @@ async fn an_update_the_model_store_finds_invalid_keeps_the_last_good_content() {
     let (bucket, store, worker) = stack(CONFIG).await;
     bucket.put("iris/1/model.onnx", iris(0)).await;
     let mut p = worker.predictor().await;
-    eventually("version 1 served", || {
-        let mut p = p.clone();
-        async move {
-            p.predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
+    answer(&p, "iris", "version 1 served", |_| true).await;
     // A second .onnx file makes the version INVALID for the model-store
     // (an upload in progress, say).
     bucket.put("iris/1/other.onnx", iris(1)).await;

@@ -30,6 +30,9 @@ enum Command {
     ModelStore(model_store_cmd::Args),
     /// Route Predict and ModelInfer to workers; workers register here.
     ControlPlane(control_plane_cmd::Args),
+    /// Internal: a Python predictor process, started by a worker.
+    #[command(hide = true)]
+    PythonWorker,
     /// Serve models from the model-store's index, swapping versions live
     /// (hotswap.v1.Predictor and the Open Inference Protocol).
     DataPlane(data_plane_cmd::Args),
@@ -37,6 +40,10 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::PythonWorker = cli.command {
+        // A worker's child: no runtime, no logging setup; it speaks on fd 3.
+        return std::process::ExitCode::from(hotswap_data_plane::python::child_main() as u8);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -48,7 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(_) => "hotswap",
         Command::ModelStore(_) => "hotswap-model-store",
         Command::ControlPlane(_) => "hotswap-control-plane",
-        Command::DataPlane(_) => "hotswap-data-plane",
+        Command::DataPlane(_) | Command::PythonWorker => "hotswap-data-plane",
     };
     let telemetry = runtime.block_on(async { telemetry::init(service) });
     let result = runtime.block_on(async {
@@ -57,6 +64,7 @@ fn main() -> std::process::ExitCode {
             Command::ModelStore(args) => model_store_cmd::run(args).await,
             Command::ControlPlane(args) => control_plane_cmd::run(args).await,
             Command::DataPlane(args) => data_plane_cmd::run(args).await,
+            Command::PythonWorker => unreachable!("handled before the runtime starts"),
         }
     });
     runtime.block_on(async { drop(telemetry) });

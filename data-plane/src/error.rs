@@ -30,6 +30,11 @@ pub enum Error {
     #[error("inference failed: {0}")]
     Inference(String),
 
+    /// Something the request needs is down for now (a Python process
+    /// restarting); a retry may succeed.
+    #[error("{0}")]
+    Unavailable(String),
+
     #[error("worker is shutting down")]
     ShuttingDown,
 
@@ -56,9 +61,11 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),
             // The version could not be brought up on this worker; another
             // worker (or a retry after the backoff) may succeed.
-            Error::Download { .. } | Error::Load { .. } | Error::ShuttingDown | Error::NotReady => {
-                Status::unavailable(err.to_string())
-            }
+            Error::Download { .. }
+            | Error::Load { .. }
+            | Error::Unavailable(_)
+            | Error::ShuttingDown
+            | Error::NotReady => Status::unavailable(err.to_string()),
             Error::Inference(_) => Status::internal(err.to_string()),
             Error::Server(_) => Status::internal("internal error"),
         }

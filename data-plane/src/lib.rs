@@ -10,6 +10,7 @@ mod error;
 pub mod grpc;
 pub mod inference;
 pub mod predict;
+pub mod python;
 pub mod registration;
 mod server;
 pub mod signature;

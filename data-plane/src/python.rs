@@ -1,0 +1,14 @@
+//! Python predictors run in child processes of the worker: the same binary
+//! re-executed as `hotswap python-worker`, each embedding CPython (pyo3)
+//! with one dedicated Python thread. The worker talks to each child over a
+//! socket pair on fd 3 with length-prefixed JSON frames; the child's stdout
+//! is redirected to stderr at the file-descriptor level, so whatever user
+//! code prints never reaches the protocol.
+
+mod child;
+mod convert;
+mod pool;
+pub mod protocol;
+
+pub use child::child_main;
+pub use pool::{PythonPool, PythonPredictorSpec};

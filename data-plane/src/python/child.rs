@@ -1,0 +1,143 @@
+//! The child side: `hotswap python-worker`. Reads frames on fd 3, runs the
+//! user's `PythonPredictor` on its one Python thread, answers on fd 3.
+
+use std::ffi::CString;
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule};
+
+use super::convert::{from_python, to_python};
+use super::protocol::{FromChild, ToChild, read_sync, write_sync};
+
+/// The file descriptor the parent hands the socket on.
+pub const PROTOCOL_FD: i32 = 3;
+
+/// Runs the child until the parent closes the socket; returns the exit
+/// code.
+pub fn child_main() -> i32 {
+    // Whatever prints to stdout (user code, C extensions) goes to stderr:
+    // the worker collects stderr as the predictor's log.
+    // SAFETY: dup2 on the process's own standard descriptors.
+    unsafe {
+        libc::dup2(2, 1);
+    }
+    // SAFETY: the parent passes one end of a socket pair as fd 3 and keeps
+    // nothing else there; this process owns it from now on.
+    let mut socket = unsafe { UnixStream::from_raw_fd(PROTOCOL_FD) };
+    let init = match read_sync::<ToChild>(&mut socket) {
+        Ok(Some(ToChild::Init {
+            source,
+            file,
+            config,
+        })) => (source, file, config),
+        Ok(_) | Err(_) => {
+            eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
+            return 2;
+        }
+    };
+    Python::initialize();
+    let predictor = Python::attach(|py| load(py, &init.0, &init.1, &init.2));
+    let (predictor, takes_query) = match predictor {
+        Ok(p) => p,
+        Err(traceback) => {
+            let _ = write_sync(&mut socket, &FromChild::InitFailed { traceback });
+            return 1;
+        }
+    };
+    if write_sync(&mut socket, &FromChild::Ready).is_err() {
+        return 1;
+    }
+    loop {
+        let message = match read_sync::<ToChild>(&mut socket) {
+            Ok(Some(m)) => m,
+            // The worker closed the socket: it is stopping or replacing us.
+            Ok(None) => return 0,
+            Err(e) => {
+                eprintln!("python-worker: reading a request: {e}");
+                return 1;
+            }
+        };
+        let ToChild::Predict { id, payload, query } = message else {
+            eprintln!("python-worker: unexpected second init");
+            return 1;
+        };
+        let answer = Python::attach(|py| {
+            let call = || -> PyResult<serde_json::Value> {
+                let payload = to_python(py, &payload)?;
+                let result = if takes_query {
+                    let q = PyDict::new(py);
+                    for (k, v) in &query {
+                        q.set_item(k, v)?;
+                    }
+                    predictor.call_method1(py, "predict", (payload, q))?
+                } else {
+                    predictor.call_method1(py, "predict", (payload,))?
+                };
+                from_python(result.bind(py))
+            };
+            match call() {
+                Ok(output) => FromChild::Answer { id, output },
+                Err(err) => FromChild::Failed {
+                    id,
+                    lookup: err.is_instance_of::<pyo3::exceptions::PyLookupError>(py),
+                    traceback: traceback(py, &err),
+                },
+            }
+        });
+        if write_sync(&mut socket, &answer).is_err() {
+            return 1;
+        }
+    }
+}
+
+/// Imports the user's file as a module, builds `PythonPredictor(config,
+/// python_client)`, and tells whether its `predict` takes query params.
+fn load(
+    py: Python<'_>,
+    source: &str,
+    file: &str,
+    config: &serde_json::Value,
+) -> Result<(Py<PyAny>, bool), String> {
+    let run = || -> PyResult<(Py<PyAny>, bool)> {
+        let code = CString::new(source).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err("the predictor file contains a NUL byte")
+        })?;
+        let file_name = CString::new(file).unwrap_or_else(|_| c"predictor.py".to_owned());
+        let module = PyModule::from_code(py, &code, &file_name, c"predictor")?;
+        let class = module.getattr("PythonPredictor").map_err(|_| {
+            pyo3::exceptions::PyAttributeError::new_err(format!(
+                "{file} defines no class PythonPredictor"
+            ))
+        })?;
+        let config = to_python(py, config)?;
+        // The client for models comes with model loading (multi-model
+        // reloading); until then predictors get None.
+        let predictor = class.call1((config, py.None()))?;
+        let inspect = py.import("inspect")?;
+        let parameters = inspect
+            .call_method1("signature", (predictor.getattr("predict")?,))?
+            .getattr("parameters")?
+            .len()?;
+        Ok((predictor.unbind(), parameters >= 2))
+    };
+    run().map_err(|e| traceback(py, &e))
+}
+
+/// The full Python traceback of an exception, as Python prints it.
+fn traceback(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        // The traceback travels beside the exception object in PyErr: pass
+        // all three, as sys.exc_info() would give them.
+        tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?
+        .extract::<Vec<String>>()
+    });
+    match formatted {
+        Ok(lines) => lines.concat(),
+        Err(_) => err.to_string(),
+    }
+}

@@ -1,0 +1,286 @@
+//! The worker side: `processes` Python children for one predictor, calls
+//! spread over the live ones, each child restarted (with backoff) when it
+//! dies. Calls running on a child that dies fail with UNAVAILABLE; later
+//! calls go to the others, then to the restarted child.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::child::PROTOCOL_FD;
+use super::protocol::{FromChild, ToChild, read_async, write_async};
+use crate::{Error, lock};
+
+/// How long a child may take to import the user's file and build the
+/// predictor.
+const INIT_TIMEOUT: Duration = Duration::from_secs(120);
+const RESTART_START: Duration = Duration::from_millis(100);
+const RESTART_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct PythonPredictorSpec {
+    /// The user's predictor file: its contents and its name (for
+    /// tracebacks).
+    pub source: String,
+    pub file: String,
+    /// `predictor.config`, handed to the constructor.
+    pub config: serde_json::Value,
+    /// processes_per_replica.
+    pub processes: usize,
+    /// The binary to run as `<exe> python-worker` (this one, normally).
+    pub exe: PathBuf,
+}
+
+type Reply = oneshot::Sender<Result<serde_json::Value, Error>>;
+
+struct Process {
+    pid: u32,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pending: Mutex<HashMap<u64, Reply>>,
+    next_id: AtomicU64,
+}
+
+pub struct PythonPool {
+    spec: Arc<PythonPredictorSpec>,
+    slots: Vec<Arc<ArcSwapOption<Process>>>,
+    next: AtomicUsize,
+    shutdown: CancellationToken,
+}
+
+impl PythonPool {
+    /// Starts every child; fails with the Python traceback when the
+    /// predictor does not import or construct.
+    pub async fn start(spec: PythonPredictorSpec) -> Result<PythonPool, Error> {
+        let spec = Arc::new(spec);
+        let shutdown = CancellationToken::new();
+        let mut slots = Vec::new();
+        for _ in 0..spec.processes.max(1) {
+            let slot = Arc::new(ArcSwapOption::empty());
+            let (process, child) = spawn(&spec).await?;
+            slot.store(Some(process));
+            tokio::spawn(supervise(
+                spec.clone(),
+                slot.clone(),
+                child,
+                shutdown.clone(),
+            ));
+            slots.push(slot);
+        }
+        Ok(PythonPool {
+            spec,
+            slots,
+            next: AtomicUsize::new(0),
+            shutdown,
+        })
+    }
+
+    /// Runs `predict(payload[, query_params])` on one of the children.
+    pub async fn predict(
+        &self,
+        payload: serde_json::Value,
+        query: BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, Error> {
+        let process = self.pick().ok_or_else(|| {
+            Error::Unavailable(format!(
+                "{}: no Python process is running; restarting",
+                self.spec.file
+            ))
+        })?;
+        let id = process.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&process.pending).insert(id, tx);
+        let sent = {
+            let mut writer = process.writer.lock().await;
+            write_async(&mut *writer, &ToChild::Predict { id, payload, query }).await
+        };
+        if sent.is_err() {
+            lock(&process.pending).remove(&id);
+            return Err(Error::Unavailable(format!(
+                "{}: the Python process {} is gone",
+                self.spec.file, process.pid
+            )));
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::Unavailable(format!(
+                "{}: the Python process {} exited during the request",
+                self.spec.file, process.pid
+            )))
+        })
+    }
+
+    /// Process ids of the live children (operators and tests).
+    pub fn pids(&self) -> Vec<u32> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.load().as_ref().map(|p| p.pid))
+            .collect()
+    }
+
+    /// A live child, in turn.
+    fn pick(&self) -> Option<Arc<Process>> {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| self.slots[(start + i) % n].load_full())
+    }
+}
+
+impl Drop for PythonPool {
+    fn drop(&mut self) {
+        // Supervisors stop; dropping the children kills them.
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts one child and waits for it to report ready.
+async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::process::Child), Error> {
+    let fail = |message: String| Error::Load {
+        what: spec.file.clone(),
+        message,
+    };
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socket pair: {e}")))?;
+    let their_fd = theirs.as_raw_fd();
+    let mut command = tokio::process::Command::new(&spec.exe);
+    command
+        .arg("python-worker")
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // The child dies with the worker.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if their_fd == PROTOCOL_FD {
+                // Already in place: only clear close-on-exec.
+                if libc::fcntl(PROTOCOL_FD, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(their_fd, PROTOCOL_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(|e| {
+        fail(format!(
+            "starting {} python-worker: {e}",
+            spec.exe.display()
+        ))
+    })?;
+    drop(theirs);
+    let pid = child.id().unwrap_or(0);
+    ours.set_nonblocking(true)
+        .map_err(|e| fail(e.to_string()))?;
+    let stream = tokio::net::UnixStream::from_std(ours).map_err(|e| fail(e.to_string()))?;
+    let (mut reader, mut writer) = stream.into_split();
+    let init = ToChild::Init {
+        source: spec.source.clone(),
+        file: spec.file.clone(),
+        config: spec.config.clone(),
+    };
+    write_async(&mut writer, &init)
+        .await
+        .map_err(|e| fail(format!("python process {pid}: {e}")))?;
+    let first = tokio::time::timeout(INIT_TIMEOUT, read_async::<FromChild>(&mut reader))
+        .await
+        .map_err(|_| {
+            fail(format!(
+                "python process {pid} did not start within {INIT_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|e| fail(format!("python process {pid}: {e}")))?;
+    match first {
+        Some(FromChild::Ready) => {}
+        Some(FromChild::InitFailed { traceback }) => return Err(fail(traceback)),
+        Some(other) => return Err(fail(format!("python process {pid}: unexpected {other:?}"))),
+        None => return Err(fail(format!("python process {pid} exited while starting"))),
+    }
+    let process = Arc::new(Process {
+        pid,
+        writer: tokio::sync::Mutex::new(writer),
+        pending: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+    });
+    tokio::spawn(read_answers(process.clone(), reader));
+    Ok((process, child))
+}
+
+/// Hands each answer to its caller until the child's socket closes; then
+/// fails whatever is still waiting.
+async fn read_answers(process: Arc<Process>, mut reader: tokio::net::unix::OwnedReadHalf) {
+    loop {
+        let message = match read_async::<FromChild>(&mut reader).await {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(_) => break,
+        };
+        let (id, result) = match message {
+            FromChild::Answer { id, output } => (id, Ok(output)),
+            FromChild::Failed {
+                id,
+                traceback,
+                lookup: true,
+            } => (id, Err(Error::NotFound(traceback))),
+            FromChild::Failed { id, traceback, .. } => (id, Err(Error::Inference(traceback))),
+            other => {
+                tracing::warn!(pid = process.pid, message = ?other, "unexpected message from a Python process");
+                continue;
+            }
+        };
+        if let Some(reply) = lock(&process.pending).remove(&id) {
+            let _ = reply.send(result);
+        }
+    }
+    // Dropping the senders fails the callers with UNAVAILABLE.
+    lock(&process.pending).clear();
+}
+
+/// Waits for the child to exit and starts a new one, until shutdown.
+async fn supervise(
+    spec: Arc<PythonPredictorSpec>,
+    slot: Arc<ArcSwapOption<Process>>,
+    mut child: tokio::process::Child,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = RESTART_START;
+    loop {
+        let status = tokio::select! {
+            () = shutdown.cancelled() => return,
+            status = child.wait() => status,
+        };
+        let pid = slot.load().as_ref().map_or(0, |p| p.pid);
+        slot.store(None);
+        tracing::warn!(file = %spec.file, pid, status = ?status, "Python process exited; restarting it");
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            match spawn(&spec).await {
+                Ok((process, new_child)) => {
+                    tracing::info!(file = %spec.file, pid = process.pid, "Python process restarted");
+                    slot.store(Some(process));
+                    child = new_child;
+                    backoff = RESTART_START;
+                    break;
+                }
+                Err(e) => {
+                    backoff = (backoff * 2).min(RESTART_MAX);
+                    tracing::warn!(file = %spec.file, error = %e, retry_in = ?backoff, "Python process failed to restart");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The frames between the worker and a Python child: a little-endian u32
+//! length, then that many bytes of JSON.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Largest frame either side accepts.
+pub const MAX_FRAME: u32 = 256 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ToChild {
+    /// First message: the user's predictor file and the API's config.
+    Init {
+        source: String,
+        file: String,
+        config: serde_json::Value,
+    },
+    Predict {
+        id: u64,
+        payload: serde_json::Value,
+        query: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FromChild {
+    Ready,
+    /// The file did not import, or the class is missing, or `__init__`
+    /// raised: the Python traceback.
+    InitFailed {
+        traceback: String,
+    },
+    Answer {
+        id: u64,
+        output: serde_json::Value,
+    },
+    /// `predict` raised; `lookup` when it was a LookupError (from
+    /// `get_model`), which callers see as NOT_FOUND.
+    Failed {
+        id: u64,
+        traceback: String,
+        lookup: bool,
+    },
+}
+
+pub fn read_sync<T: for<'de> Deserialize<'de>>(from: &mut impl Read) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match from.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!(
+            "frame of {len} bytes is over the limit"
+        )));
+    }
+    let mut body = vec![0u8; len as usize];
+    from.read_exact(&mut body)?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}
+
+pub fn write_sync<T: Serialize>(to: &mut impl Write, message: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|l| *l <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other("frame over the limit"))?;
+    to.write_all(&len.to_le_bytes())?;
+    to.write_all(&body)?;
+    to.flush()
+}
+
+pub async fn read_async<T: for<'de> Deserialize<'de>>(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> std::io::Result<Option<T>> {
+    let len = match from.read_u32_le().await {
+        Ok(len) => len,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!(
+            "frame of {len} bytes is over the limit"
+        )));
+    }
+    let mut body = vec![0u8; len as usize];
+    from.read_exact(&mut body).await?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}
+
+pub async fn write_async<T: Serialize>(
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    message: &T,
+) -> std::io::Result<()> {
+    let body = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|l| *l <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other("frame over the limit"))?;
+    to.write_u32_le(len).await?;
+    to.write_all(&body).await?;
+    to.flush().await
+}

@@ -42,6 +42,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             storage: args.storage.options(),
             control_plane: args.control_plane,
             advertise: args.advertise,
+            python_exe: None,
         },
         max_request_bytes: args.max_request_bytes,
     };

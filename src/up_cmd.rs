@@ -55,6 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 storage,
                 control_plane: Some(local_address(front_addr)),
                 advertise: None,
+                python_exe: None,
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         },

@@ -87,6 +87,26 @@ impl PredictorService for FrontDoor {
 
     async fn predict(&self, mut request: PredictRequest) -> Result<PredictResponse, Error> {
         let catalog = self.catalog();
+        if catalog
+            .apis
+            .get(&request.api)
+            .is_some_and(hotswap_data_plane::worker::is_python)
+        {
+            // A Python API is served by its predictor, which workers report
+            // as model "" version 0 once it is running.
+            let key = VersionKey {
+                api: request.api.clone(),
+                model: String::new(),
+                version: 0,
+            };
+            return self
+                .router
+                .call(&key, |mut c| {
+                    let request = outgoing(request.clone());
+                    async move { c.predictor.predict(request).await }
+                })
+                .await;
+        }
         let m = catalog.model_ref(&request.api, &request.model)?;
         let key = self.resolve(&catalog, &m, &request.version)?;
         request.model = m.model.clone();

@@ -294,6 +294,7 @@ impl InferenceService for WorkerService {
                     reason,
                 }
             })
+            .chain(self.python_index(&catalog))
             .filter(|m| !r.ready || m.state == "READY")
             .collect();
         Ok(pb::RepositoryIndexResponse { models })
@@ -301,6 +302,31 @@ impl InferenceService for WorkerService {
 }
 
 impl WorkerService {
+    /// Python APIs, one entry each (no version): their predictor's state.
+    fn python_index(&self, catalog: &Catalog) -> Vec<ModelIndex> {
+        catalog
+            .apis
+            .values()
+            .filter(|a| crate::worker::is_python(a))
+            .map(|a| {
+                let (state, reason) = match self.worker.python_state(&a.name) {
+                    Some(crate::worker::PythonState::Ready(_)) => ("READY", String::new()),
+                    Some(crate::worker::PythonState::Starting) => ("LOADING", String::new()),
+                    Some(crate::worker::PythonState::Failed(traceback)) => {
+                        ("UNAVAILABLE", traceback)
+                    }
+                    None => ("UNAVAILABLE", "not started".to_owned()),
+                };
+                ModelIndex {
+                    name: a.name.clone(),
+                    version: String::new(),
+                    state: state.to_owned(),
+                    reason,
+                }
+            })
+            .collect()
+    }
+
     fn valid_versions(&self, m: &ModelRef) -> Vec<String> {
         self.worker
             .catalog()

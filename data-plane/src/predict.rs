@@ -54,6 +54,15 @@ impl PredictorService for WorkerService {
     type Error = Error;
 
     async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
+        let python = self
+            .worker
+            .catalog()
+            .apis
+            .get(&request.api)
+            .is_some_and(crate::worker::is_python);
+        if python {
+            return self.python_predict(request).await;
+        }
         let m = self.worker.model_ref(&request.api, &request.model)?;
         // Everything that can be checked without the model is checked before
         // a version is picked: a bad request must not load or evict models.
@@ -105,6 +114,38 @@ impl PredictorService for WorkerService {
             model: m.model,
             version: loaded.key.version,
             output: Some(output),
+        })
+    }
+}
+
+impl WorkerService {
+    /// A Python API: the JSON payload goes to the user's predictor as
+    /// Python objects; its return value comes back as JSON.
+    async fn python_predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
+        let payload = match request.payload {
+            Some(predict_request::Payload::Json(text)) => {
+                self.check_size("payload", text.len())?;
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?
+            }
+            Some(predict_request::Payload::Tensors(_)) => {
+                return Err(Error::invalid(format!(
+                    "api `{}` is a Python predictor: send the payload as JSON",
+                    request.api
+                )));
+            }
+            None => return Err(Error::invalid("payload is missing: send json")),
+        };
+        let query = request.query_params.into_iter().collect();
+        let output = self
+            .worker
+            .python_predict(&request.api, payload, query)
+            .await?;
+        Ok(PredictResponse {
+            api: request.api,
+            model: String::new(),
+            version: 0,
+            output: Some(predict_response::Output::Json(output.to_string())),
         })
     }
 }

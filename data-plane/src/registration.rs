@@ -131,12 +131,21 @@ async fn session(
     }
 }
 
+/// Loaded model versions, and Python APIs whose predictor is ready (as
+/// model "" version 0: the control plane routes them by API).
 fn held_now(worker: &Worker) -> BTreeSet<(String, String, u64)> {
-    worker
+    let mut held: BTreeSet<_> = worker
         .table()
         .entries()
         .into_iter()
         .filter(|(_, slot)| slot.current.load().is_some())
         .map(|(k, _)| (k.api, k.model, k.version))
-        .collect()
+        .collect();
+    held.extend(
+        worker
+            .python_ready()
+            .into_iter()
+            .map(|api| (api, String::new(), 0)),
+    );
+    held
 }

@@ -4,6 +4,7 @@
 //! happens when a load fails (the previous instance keeps serving; the load
 //! is retried with backoff).
 
+mod python_apis;
 mod reconcile;
 mod resolve;
 
@@ -28,6 +29,7 @@ use crate::tensor::Tensor;
 use crate::{Error, lock, subscription};
 
 pub use crate::catalog::ModelRef;
+pub use python_apis::{PythonState, is_python};
 pub use resolve::Target;
 
 /// First retry of a failed load; doubles per failure up to the maximum.
@@ -46,6 +48,9 @@ pub struct WorkerConfig {
     /// host:port the control plane should call this worker on [default: the
     /// bound address; the host name when bound to all interfaces].
     pub advertise: Option<String>,
+    /// The binary to run Python predictors with (`<exe> python-worker`)
+    /// [default: this process's own binary].
+    pub python_exe: Option<PathBuf>,
 }
 
 pub struct Worker {
@@ -62,6 +67,8 @@ pub struct Worker {
     api_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests running now.
     in_flight: AtomicUsize,
+    python_exe: Option<PathBuf>,
+    python_apis: Mutex<HashMap<String, python_apis::PythonApi>>,
     shutdown: CancellationToken,
     /// Keeps the default cache folder alive (and deletes it at the end).
     _cache_tmp: Option<tempfile::TempDir>,
@@ -84,6 +91,7 @@ impl Worker {
         };
         let storage = Arc::new(Storage::new(config.storage));
         let (control_plane, advertise) = (config.control_plane, config.advertise);
+        let python_exe = config.python_exe;
         let cache = DiskCache::new(cache_dir.clone(), storage)
             .map_err(|e| Error::Server(format!("cache folder {}: {e}", cache_dir.display())))?;
         let (tx, rx) = watch::channel(Arc::new(Catalog::default()));
@@ -98,6 +106,8 @@ impl Worker {
             subscription: Arc::default(),
             api_locks: Mutex::default(),
             in_flight: AtomicUsize::new(0),
+            python_exe,
+            python_apis: Mutex::default(),
             shutdown: shutdown.clone(),
             _cache_tmp: cache_tmp,
         });

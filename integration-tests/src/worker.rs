@@ -52,6 +52,7 @@ impl WorkerServer {
             storage: bucket.storage_options(),
             control_plane: options.control_plane,
             advertise: None,
+            python_exe: Some(crate::process::hotswap_binary()),
         })
         .expect("start the worker");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

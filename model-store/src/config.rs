@@ -20,6 +20,9 @@ pub struct ApiConfig {
     pub predictor_type: PredictorType,
     /// The user's predictor class file, resolved against the config's folder.
     pub predictor_path: Option<PathBuf>,
+    /// The predictor file's contents; read by [`load`] (not by [`parse`],
+    /// which only checks the text).
+    pub predictor_source: Option<String>,
     /// `predictor.models` (or `multi_model_reloading` for python). Absent for
     /// a python predictor that loads what it wants itself.
     pub models: Option<ModelsConfig>,
@@ -113,6 +116,7 @@ impl ApiConfig {
             signature_key: models
                 .and_then(|m| m.signature_key.clone())
                 .unwrap_or_default(),
+            predictor_source: self.predictor_source.clone().unwrap_or_default(),
         }
     }
 
@@ -165,10 +169,26 @@ pub fn load(path: &Path) -> Result<Vec<ApiConfig>, Error> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let base = std::path::absolute(&base).unwrap_or(base);
-    parse(&text, &base).map_err(|message| Error::Config {
+    let config_error = |message| Error::Config {
         file: path.display().to_string(),
         message,
-    })
+    };
+    let mut apis = parse(&text, &base).map_err(config_error)?;
+    // Workers get the predictor file through the model-store, so they need
+    // no access to this folder.
+    for api in &mut apis {
+        if let Some(file) = &api.predictor_path {
+            let source = std::fs::read_to_string(file).map_err(|e| {
+                config_error(format!(
+                    "api `{}`: predictor.path: cannot read {}: {e}",
+                    api.name,
+                    file.display()
+                ))
+            })?;
+            api.predictor_source = Some(source);
+        }
+    }
+    Ok(apis)
 }
 
 /// Parses and validates config text; `base` resolves relative paths.

@@ -39,6 +39,7 @@ async fn reconcile(worker: &Arc<Worker>) {
     if !worker.catalog().complete {
         return;
     }
+    worker.reconcile_python(&worker.catalog());
     for (key, slot) in worker.table.entries() {
         // The catalog is read afresh for each decision: deleting files
         // awaits, and a newer catalog may have brought the version back.
@@ -66,7 +67,14 @@ async fn reconcile(worker: &Arc<Worker>) {
         if !Catalog::valid(version) {
             continue;
         }
-        let eager = catalog.apis.get(&key.api).is_none_or(|a| a.cache_size == 0);
+        let Some(api) = catalog.apis.get(&key.api) else {
+            continue;
+        };
+        // A Python predictor loads its own models (python_client.get_model).
+        if super::python_apis::is_python(api) {
+            continue;
+        }
+        let eager = api.cache_size == 0;
         let published = worker.table.get(key).and_then(|s| s.current.load_full());
         let stale = match &published {
             Some(loaded) => loaded.content_hash != version.content_hash,

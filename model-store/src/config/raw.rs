@@ -253,6 +253,7 @@ impl RawApi {
             kind,
             predictor_type: ty,
             predictor_path,
+            predictor_source: None,
             models,
             processes_per_replica: p.processes_per_replica.unwrap_or(1),
             threads_per_process: p.threads_per_process.unwrap_or(1),

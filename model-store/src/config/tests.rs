@@ -245,3 +245,34 @@ fn load_names_the_file() {
         "{missing}"
     );
 }
+
+#[test]
+fn load_reads_the_predictor_file_for_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("apis.yaml");
+    std::fs::write(
+        &path,
+        "- {name: p, predictor: {type: python, path: src/predictor.py}}",
+    )
+    .unwrap();
+    let e = load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("api `p`: predictor.path: cannot read") && e.contains("src/predictor.py"),
+        "{e}"
+    );
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("src/predictor.py"),
+        "class PythonPredictor: pass\n",
+    )
+    .unwrap();
+    let apis = load(&path).unwrap();
+    assert_eq!(
+        apis[0].predictor_source.as_deref(),
+        Some("class PythonPredictor: pass\n")
+    );
+    assert_eq!(
+        apis[0].to_proto().predictor_source,
+        "class PythonPredictor: pass\n"
+    );
+}

@@ -1,0 +1,148 @@
+//! Python-predictor APIs on this worker: one pool of Python processes per
+//! API, started when the API appears (or its file, config or process count
+//! changes) and stopped when it goes. A predictor that fails to start is
+//! reported with its traceback and its calls fail with it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hotswap_proto::v1::{Api, PredictorType};
+use sha2::{Digest, Sha256};
+
+use super::Worker;
+use crate::catalog::Catalog;
+use crate::python::{PythonPool, PythonPredictorSpec};
+use crate::{Error, lock};
+
+#[derive(Clone)]
+pub enum PythonState {
+    Starting,
+    Ready(Arc<PythonPool>),
+    /// Why the predictor did not start (the Python traceback).
+    Failed(String),
+}
+
+pub struct PythonApi {
+    /// What the running pool was started from.
+    fingerprint: String,
+    pub state: PythonState,
+}
+
+pub fn is_python(api: &Api) -> bool {
+    api.predictor_type == PredictorType::Python as i32
+}
+
+fn fingerprint(api: &Api) -> String {
+    let mut h = Sha256::new();
+    for part in [&api.predictor_source, &api.predictor_path, &api.config_json] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(api.processes_per_replica.to_le_bytes());
+    hex::encode(h.finalize())
+}
+
+impl Worker {
+    /// Starts, restarts and stops Python pools to match the catalog.
+    pub(crate) fn reconcile_python(self: &Arc<Self>, catalog: &Catalog) {
+        let mut apis = lock(&self.python_apis);
+        apis.retain(|name, _| catalog.apis.get(name).is_some_and(is_python));
+        for api in catalog.apis.values().filter(|a| is_python(a)) {
+            let wanted = fingerprint(api);
+            if apis.get(&api.name).is_some_and(|p| p.fingerprint == wanted) {
+                continue;
+            }
+            apis.insert(
+                api.name.clone(),
+                PythonApi {
+                    fingerprint: wanted.clone(),
+                    state: PythonState::Starting,
+                },
+            );
+            let worker = self.clone();
+            let api = api.clone();
+            tokio::spawn(async move {
+                let state = match worker.start_python(&api).await {
+                    Ok(pool) => {
+                        tracing::info!(api = %api.name, "Python predictor ready");
+                        PythonState::Ready(Arc::new(pool))
+                    }
+                    Err(message) => {
+                        tracing::error!(api = %api.name, error = %message, "Python predictor failed to start");
+                        PythonState::Failed(message)
+                    }
+                };
+                if let Some(entry) = lock(&worker.python_apis).get_mut(&api.name)
+                    && entry.fingerprint == wanted
+                {
+                    entry.state = state;
+                }
+            });
+        }
+    }
+
+    async fn start_python(&self, api: &Api) -> Result<PythonPool, String> {
+        if api.predictor_source.is_empty() {
+            return Err(format!(
+                "the model-store sent no predictor file for api `{}`",
+                api.name
+            ));
+        }
+        let config = serde_json::from_str(&api.config_json).unwrap_or(serde_json::Value::Null);
+        let file = std::path::Path::new(&api.predictor_path)
+            .file_name()
+            .map_or_else(
+                || "predictor.py".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+        let exe = match &self.python_exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
+        };
+        PythonPool::start(PythonPredictorSpec {
+            source: api.predictor_source.clone(),
+            file,
+            config,
+            processes: api.processes_per_replica.max(1) as usize,
+            exe,
+        })
+        .await
+        .map_err(|e| match e {
+            Error::Load { message, .. } => message,
+            other => other.to_string(),
+        })
+    }
+
+    /// The state of a Python API's predictor on this worker.
+    pub fn python_state(&self, api: &str) -> Option<PythonState> {
+        lock(&self.python_apis).get(api).map(|p| p.state.clone())
+    }
+
+    /// Python APIs whose predictor is ready here.
+    pub(crate) fn python_ready(&self) -> Vec<String> {
+        lock(&self.python_apis)
+            .iter()
+            .filter(|(_, p)| matches!(p.state, PythonState::Ready(_)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Calls a Python API's predictor.
+    pub async fn python_predict(
+        &self,
+        api: &str,
+        payload: serde_json::Value,
+        query: BTreeMap<String, String>,
+    ) -> Result<serde_json::Value, Error> {
+        match self.python_state(api) {
+            Some(PythonState::Ready(pool)) => pool.predict(payload, query).await,
+            Some(PythonState::Starting) => Err(Error::Unavailable(format!(
+                "api `{api}`: the Python predictor is starting"
+            ))),
+            Some(PythonState::Failed(traceback)) => Err(Error::FailedPrecondition(format!(
+                "api `{api}` is not ready: its predictor failed to start:\n{traceback}"
+            ))),
+            None => Err(Error::NotReady),
+        }
+    }
+}

@@ -6,9 +6,10 @@
 //! code prints never reaches the protocol.
 
 mod child;
+mod client;
 mod convert;
 mod pool;
 pub mod protocol;
 
 pub use child::child_main;
-pub use pool::{PythonPool, PythonPredictorSpec};
+pub use pool::{ModelResolver, PythonPool, PythonPredictorSpec};

@@ -1,7 +1,9 @@
 //! A Python-predictor API end to end: the model-store ships the predictor
 //! file, the worker runs it in Python processes, the control plane routes
 //! Predict by API. A predictor that fails to start reports its traceback
-//! while the other APIs keep serving.
+//! while the other APIs keep serving. `python_client.get_model` loads
+//! pickled models through `load_model`, caches them, and follows new and
+//! rewritten versions.
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
@@ -108,5 +110,140 @@ async fn python_apis_are_served_through_the_control_plane() {
 
     worker.stop().await;
     control.stop().await;
+    store.stop().await;
+}
+
+const CLASSIFIER: &str = r#"
+import os, pickle
+
+class PythonPredictor:
+    def __init__(self, config, python_client):
+        self.client = python_client
+        self.loads = 0
+
+    def load_model(self, model_path):
+        self.loads += 1
+        with open(os.path.join(model_path, "model.pkl"), "rb") as f:
+            return pickle.load(f)
+
+    def predict(self, payload, query_params):
+        version = query_params.get("version", "latest")
+        model = self.client.get_model(model_version=version)
+        return {"label": model["label"], "loads": self.loads}
+"#;
+
+/// A pickled {"label": n}, made by the project's Python.
+fn pickled(label: i64) -> Vec<u8> {
+    let out = std::process::Command::new(
+        hotswap_integration_tests::process::venv().join("bin/python"),
+    )
+    .args([
+        "-c",
+        &format!("import pickle, sys; sys.stdout.buffer.write(pickle.dumps({{'label': {label}}}))"),
+    ])
+    .output()
+    .expect("run python");
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn ask(version: &str) -> PredictRequest {
+    PredictRequest {
+        api: "clf".to_owned(),
+        payload: Some(predict_request::Payload::Json("{}".to_owned())),
+        query_params: [("version".to_owned(), version.to_owned())].into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_model_loads_caches_and_follows_versions() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("clf/1/model.pkl", pickled(10)).await;
+    let config = format!(
+        "- {{name: clf, predictor: {{type: python, path: clf.py, multi_model_reloading: {{path: '{}', cache_size: 2, disk_cache_size: 2}}}}}}",
+        bucket.uri("clf")
+    );
+    let store = StoreServer::start(&bucket, &config, |c| {
+        c.apis[0].predictor_source = Some(CLASSIFIER.to_owned());
+    })
+    .await;
+    let worker = WorkerServer::start_with(store.addr, &bucket, WorkerOptions::default()).await;
+    let p = worker.predictor().await;
+    let label = |r: &hotswap_proto::v1::PredictResponse| output_json(r)["label"].as_i64().unwrap();
+    let loads = |r: &hotswap_proto::v1::PredictResponse| output_json(r)["loads"].as_i64().unwrap();
+    let first = eventually("the classifier answers", || {
+        let mut p = p.clone();
+        async move { p.predict(ask("latest")).await.ok() }
+    })
+    .await
+    .into_inner();
+    assert_eq!((label(&first), loads(&first)), (10, 1));
+    let again = p.clone().predict(ask("")).await.unwrap().into_inner();
+    assert_eq!(
+        (label(&again), loads(&again)),
+        (10, 1),
+        "cached, not loaded again"
+    );
+
+    // A new version is what the next `latest` gets.
+    bucket.put("clf/2/model.pkl", pickled(20)).await;
+    let second = eventually("version 2 via get_model", || {
+        let mut p = p.clone();
+        async move {
+            let r = p.predict(ask("latest")).await.ok()?.into_inner();
+            (output_json(&r)["label"] == 20).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(loads(&second), 2);
+    let one = p.clone().predict(ask("1")).await.unwrap().into_inner();
+    assert_eq!(
+        (label(&one), loads(&one)),
+        (10, 2),
+        "version 1 still cached (cache_size 2)"
+    );
+
+    // Unknown versions are NOT_FOUND with the Python traceback.
+    let e = p.clone().predict(ask("7")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(
+        e.message().contains("LookupError") && e.message().contains("Traceback"),
+        "{}",
+        e.message()
+    );
+
+    // Rewritten in place: the next call loads the new content.
+    bucket.put("clf/2/model.pkl", pickled(30)).await;
+    eventually("the rewritten version 2", || {
+        let mut p = p.clone();
+        async move {
+            let r = p.predict(ask("2")).await.ok()?.into_inner();
+            (output_json(&r)["label"] == 30).then_some(())
+        }
+    })
+    .await;
+
+    // Concurrent first calls for a new version load it once.
+    bucket.put("clf/3/model.pkl", pickled(40)).await;
+    let w = &worker;
+    eventually("version 3 indexed", || async move {
+        (w.worker.catalog().versions.len() == 3).then_some(())
+    })
+    .await;
+    let before = loads(&p.clone().predict(ask("1")).await.unwrap().into_inner());
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let mut p = p.clone();
+            tokio::spawn(async move { p.predict(ask("3")).await.unwrap().into_inner() })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(label(&c.await.unwrap()), 40);
+    }
+    // One more call for version 3 loads nothing new.
+    let after = loads(&p.clone().predict(ask("3")).await.unwrap().into_inner());
+    assert_eq!(after, before + 1, "one load for six concurrent first calls");
+    worker.stop().await;
     store.stop().await;
 }

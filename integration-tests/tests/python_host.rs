@@ -37,6 +37,8 @@ fn spec(source: &str, processes: usize) -> PythonPredictorSpec {
         config: json!({"k": 3}),
         processes,
         exe: hotswap_binary(),
+        cache_size: 0,
+        models: None,
     }
 }
 

@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
+use super::client::{DEFERRED, PythonClient};
 use super::convert::{from_python, to_python};
 use super::protocol::{FromChild, ToChild, read_sync, write_sync};
 
@@ -31,14 +32,23 @@ pub fn child_main() -> i32 {
             source,
             file,
             config,
-        })) => (source, file, config),
+            cache_size,
+        })) => (source, file, config, cache_size),
         Ok(_) | Err(_) => {
             eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
             return 2;
         }
     };
+    let client_socket = match socket.try_clone() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("python-worker: {e}");
+            return 2;
+        }
+    };
     Python::initialize();
-    let predictor = Python::attach(|py| load(py, &init.0, &init.1, &init.2));
+    let client = PythonClient::new(client_socket, init.3 as usize);
+    let predictor = Python::attach(|py| load(py, &init.0, &init.1, &init.2, client));
     let (predictor, takes_query) = match predictor {
         Ok(p) => p,
         Err(traceback) => {
@@ -50,7 +60,13 @@ pub fn child_main() -> i32 {
         return 1;
     }
     loop {
-        let message = match read_sync::<ToChild>(&mut socket) {
+        // Requests that arrived while get_model waited come first.
+        let deferred = DEFERRED.with(|d| d.borrow_mut().pop_front());
+        let next = match deferred {
+            Some(m) => Ok(Some(m)),
+            None => read_sync::<ToChild>(&mut socket),
+        };
+        let message = match next {
             Ok(Some(m)) => m,
             // The worker closed the socket: it is stopping or replacing us.
             Ok(None) => return 0,
@@ -59,9 +75,14 @@ pub fn child_main() -> i32 {
                 return 1;
             }
         };
-        let ToChild::Predict { id, payload, query } = message else {
-            eprintln!("python-worker: unexpected second init");
-            return 1;
+        let (id, payload, query) = match message {
+            ToChild::Predict { id, payload, query } => (id, payload, query),
+            // An answer nobody waits for any more.
+            ToChild::Model(_) => continue,
+            ToChild::Init { .. } => {
+                eprintln!("python-worker: unexpected second init");
+                return 1;
+            }
         };
         let answer = Python::attach(|py| {
             let call = || -> PyResult<serde_json::Value> {
@@ -99,6 +120,7 @@ fn load(
     source: &str,
     file: &str,
     config: &serde_json::Value,
+    client: PythonClient,
 ) -> Result<(Py<PyAny>, bool), String> {
     let run = || -> PyResult<(Py<PyAny>, bool)> {
         let code = CString::new(source).map_err(|_| {
@@ -112,9 +134,9 @@ fn load(
             ))
         })?;
         let config = to_python(py, config)?;
-        // The client for models comes with model loading (multi-model
-        // reloading); until then predictors get None.
-        let predictor = class.call1((config, py.None()))?;
+        let client = Bound::new(py, client)?;
+        let predictor = class.call1((config, client.clone()))?;
+        client.borrow_mut().predictor = Some(predictor.clone().unbind());
         let inspect = py.import("inspect")?;
         let parameters = inspect
             .call_method1("signature", (predictor.getattr("predict")?,))?

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::child::PROTOCOL_FD;
-use super::protocol::{FromChild, ToChild, read_async, write_async};
+use super::protocol::{FromChild, ModelAnswer, ToChild, read_async, write_async};
 use crate::{Error, lock};
 
 /// How long a child may take to import the user's file and build the
@@ -26,7 +26,14 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 const RESTART_START: Duration = Duration::from_millis(100);
 const RESTART_MAX: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone)]
+/// Answers `python_client.get_model(...)`: which version a name and version
+/// mean, and where its files are on this machine.
+#[async_trait::async_trait]
+pub trait ModelResolver: Send + Sync + 'static {
+    async fn resolve(&self, model: Option<String>, version: String) -> ModelAnswer;
+}
+
+#[derive(Clone)]
 pub struct PythonPredictorSpec {
     /// The user's predictor file: its contents and its name (for
     /// tracebacks).
@@ -38,6 +45,10 @@ pub struct PythonPredictorSpec {
     pub processes: usize,
     /// The binary to run as `<exe> python-worker` (this one, normally).
     pub exe: PathBuf,
+    /// Models each process keeps loaded (0: no limit).
+    pub cache_size: u32,
+    /// Where `get_model` finds models; None: the API has none.
+    pub models: Option<Arc<dyn ModelResolver>>,
 }
 
 type Reply = oneshot::Sender<Result<serde_json::Value, Error>>;
@@ -190,6 +201,7 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         source: spec.source.clone(),
         file: spec.file.clone(),
         config: spec.config.clone(),
+        cache_size: spec.cache_size,
     };
     write_async(&mut writer, &init)
         .await
@@ -214,13 +226,17 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         pending: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
     });
-    tokio::spawn(read_answers(process.clone(), reader));
+    tokio::spawn(read_answers(process.clone(), reader, spec.models.clone()));
     Ok((process, child))
 }
 
 /// Hands each answer to its caller until the child's socket closes; then
 /// fails whatever is still waiting.
-async fn read_answers(process: Arc<Process>, mut reader: tokio::net::unix::OwnedReadHalf) {
+async fn read_answers(
+    process: Arc<Process>,
+    mut reader: tokio::net::unix::OwnedReadHalf,
+    models: Option<Arc<dyn ModelResolver>>,
+) {
     loop {
         let message = match read_async::<FromChild>(&mut reader).await {
             Ok(Some(m)) => m,
@@ -234,6 +250,25 @@ async fn read_answers(process: Arc<Process>, mut reader: tokio::net::unix::Owned
                 lookup: true,
             } => (id, Err(Error::NotFound(traceback))),
             FromChild::Failed { id, traceback, .. } => (id, Err(Error::Inference(traceback))),
+            FromChild::GetModel { model, version } => {
+                // Answered off this loop: a download must not hold up the
+                // answers of the child's other calls.
+                let process = process.clone();
+                let models = models.clone();
+                tokio::spawn(async move {
+                    let answer = match models {
+                        Some(m) => m.resolve(model, version).await,
+                        None => ModelAnswer::Missing {
+                            message: "this API has no models (multi_model_reloading is not set)"
+                                .to_owned(),
+                            lookup: true,
+                        },
+                    };
+                    let mut writer = process.writer.lock().await;
+                    let _ = write_async(&mut *writer, &ToChild::Model(answer)).await;
+                });
+                continue;
+            }
             other => {
                 tracing::warn!(pid = process.pid, message = ?other, "unexpected message from a Python process");
                 continue;

@@ -18,12 +18,33 @@ pub enum ToChild {
         source: String,
         file: String,
         config: serde_json::Value,
+        /// Models `get_model` keeps loaded (0: no limit).
+        #[serde(default)]
+        cache_size: u32,
     },
     Predict {
         id: u64,
         payload: serde_json::Value,
         query: BTreeMap<String, String>,
     },
+    /// The answer to a [`FromChild::GetModel`].
+    Model(ModelAnswer),
+}
+
+/// Where a model version's files are, or why there is none.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ModelAnswer {
+    Found {
+        model: String,
+        version: u64,
+        /// Changes whenever the version's files do.
+        content_hash: String,
+        path: String,
+    },
+    /// `lookup`: the model or version does not exist (LookupError in
+    /// Python); otherwise it could not be fetched.
+    Missing { message: String, lookup: bool },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,6 +59,12 @@ pub enum FromChild {
     Answer {
         id: u64,
         output: serde_json::Value,
+    },
+    /// `python_client.get_model(...)` during a call: the child waits for a
+    /// [`ToChild::Model`] before it goes on.
+    GetModel {
+        model: Option<String>,
+        version: String,
     },
     /// `predict` raised; `lookup` when it was a LookupError (from
     /// `get_model`), which callers see as NOT_FOUND.

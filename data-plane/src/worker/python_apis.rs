@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::Worker;
 use crate::catalog::Catalog;
-use crate::python::{PythonPool, PythonPredictorSpec};
+use crate::python::protocol::ModelAnswer;
+use crate::python::{ModelResolver, PythonPool, PythonPredictorSpec};
 use crate::{Error, lock};
 
 #[derive(Clone)]
@@ -81,7 +82,7 @@ impl Worker {
         }
     }
 
-    async fn start_python(&self, api: &Api) -> Result<PythonPool, String> {
+    async fn start_python(self: &Arc<Self>, api: &Api) -> Result<PythonPool, String> {
         if api.predictor_source.is_empty() {
             return Err(format!(
                 "the model-store sent no predictor file for api `{}`",
@@ -99,12 +100,20 @@ impl Worker {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
         };
+        let models: Option<Arc<dyn ModelResolver>> = (!api.sources.is_empty()).then(|| {
+            Arc::new(ApiModels {
+                worker: Arc::downgrade(self),
+                api: api.name.clone(),
+            }) as Arc<dyn ModelResolver>
+        });
         PythonPool::start(PythonPredictorSpec {
             source: api.predictor_source.clone(),
             file,
             config,
             processes: api.processes_per_replica.max(1) as usize,
             exe,
+            cache_size: api.cache_size,
+            models,
         })
         .await
         .map_err(|e| match e {
@@ -143,6 +152,68 @@ impl Worker {
                 "api `{api}` is not ready: its predictor failed to start:\n{traceback}"
             ))),
             None => Err(Error::NotReady),
+        }
+    }
+}
+
+/// `get_model` for one API: names and versions resolved against the
+/// catalog, files fetched into the worker's disk cache.
+struct ApiModels {
+    worker: std::sync::Weak<Worker>,
+    api: String,
+}
+
+#[async_trait::async_trait]
+impl ModelResolver for ApiModels {
+    async fn resolve(&self, model: Option<String>, version: String) -> ModelAnswer {
+        let Some(worker) = self.worker.upgrade() else {
+            return ModelAnswer::Missing {
+                message: "the worker is stopping".to_owned(),
+                lookup: false,
+            };
+        };
+        let lookup = |message: String| ModelAnswer::Missing {
+            message,
+            lookup: true,
+        };
+        let catalog = worker.catalog();
+        let m = match catalog.model_ref(&self.api, model.as_deref().unwrap_or("")) {
+            Ok(m) => m,
+            Err(e) => return lookup(e.to_string()),
+        };
+        let target = if crate::catalog::is_latest(&version) {
+            match catalog
+                .versions(&m.api, &m.model)
+                .into_iter()
+                .rev()
+                .find(|v| Catalog::valid(v))
+            {
+                Some(v) => v.clone(),
+                None => return lookup(format!("model `{}` has no valid version", m.model)),
+            }
+        } else {
+            match catalog.numbered(&m, &version) {
+                Ok(v) if Catalog::valid(v) => v.clone(),
+                Ok(v) => {
+                    return lookup(format!(
+                        "version {} of `{}` is invalid: {}",
+                        v.version, m.model, v.reason
+                    ));
+                }
+                Err(e) => return lookup(e.to_string()),
+            }
+        };
+        match worker.cache.fetch(&target).await {
+            Ok(dir) => ModelAnswer::Found {
+                model: m.model,
+                version: target.version,
+                content_hash: target.content_hash,
+                path: dir.display().to_string(),
+            },
+            Err(e) => ModelAnswer::Missing {
+                message: e.to_string(),
+                lookup: false,
+            },
         }
     }
 }

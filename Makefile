@@ -5,6 +5,8 @@
 
 CONFIG ?= examples/iris-onnx/hotswap.yaml
 LISTEN ?= 127.0.0.1:7000
+# More flags for hotswap up, e.g. ARGS="--python-venv .venv".
+ARGS ?=
 
 .PHONY: up test setup
 
@@ -13,7 +15,7 @@ setup:
 
 # The worker loads ONNX Runtime from the virtualenv the setup makes.
 up: setup
-	cargo run --bin hotswap -- up $(CONFIG) --listen $(LISTEN)
+	cargo run --bin hotswap -- up $(CONFIG) --listen $(LISTEN) $(ARGS)
 
 # The integration tests start the hotswap binary, so it is built first.
 test: setup

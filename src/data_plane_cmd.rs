@@ -30,6 +30,11 @@ pub struct Args {
     /// INVALID_ARGUMENT naming the input.
     #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
+    /// A virtualenv, made from the Python this binary embeds (3.11), whose
+    /// packages Python predictors import (`pip install -r requirements.txt`
+    /// into it).
+    #[arg(long, env = "HOTSWAP_PYTHON_VENV")]
+    python_venv: Option<PathBuf>,
     #[command(flatten)]
     storage: crate::storage_args::StorageArgs,
 }
@@ -43,6 +48,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             control_plane: args.control_plane,
             advertise: args.advertise,
             python_exe: None,
+            python_venv: args.python_venv,
         },
         max_request_bytes: args.max_request_bytes,
     };

@@ -18,6 +18,11 @@ pub struct Args {
     /// picks a free port (the log says which).
     #[arg(long, default_value = "127.0.0.1:7000")]
     listen: String,
+    /// A virtualenv, made from the Python this binary embeds (3.11), whose
+    /// packages Python predictors import (`pip install -r requirements.txt`
+    /// into it).
+    #[arg(long, env = "HOTSWAP_PYTHON_VENV")]
+    python_venv: Option<PathBuf>,
     #[command(flatten)]
     storage: crate::storage_args::StorageArgs,
 }
@@ -56,6 +61,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 control_plane: Some(local_address(front_addr)),
                 advertise: None,
                 python_exe: None,
+                python_venv: args.python_venv,
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         },

@@ -51,6 +51,8 @@ pub struct WorkerConfig {
     /// The binary to run Python predictors with (`<exe> python-worker`)
     /// [default: this process's own binary].
     pub python_exe: Option<PathBuf>,
+    /// The virtualenv Python predictors import their packages from.
+    pub python_venv: Option<PathBuf>,
 }
 
 pub struct Worker {
@@ -68,6 +70,7 @@ pub struct Worker {
     /// Requests running now.
     in_flight: AtomicUsize,
     python_exe: Option<PathBuf>,
+    python_venv: Option<PathBuf>,
     python_apis: Mutex<HashMap<String, python_apis::PythonApi>>,
     shutdown: CancellationToken,
     /// Keeps the default cache folder alive (and deletes it at the end).
@@ -91,7 +94,7 @@ impl Worker {
         };
         let storage = Arc::new(Storage::new(config.storage));
         let (control_plane, advertise) = (config.control_plane, config.advertise);
-        let python_exe = config.python_exe;
+        let (python_exe, python_venv) = (config.python_exe, config.python_venv);
         let cache = DiskCache::new(cache_dir.clone(), storage)
             .map_err(|e| Error::Server(format!("cache folder {}: {e}", cache_dir.display())))?;
         let (tx, rx) = watch::channel(Arc::new(Catalog::default()));
@@ -107,6 +110,7 @@ impl Worker {
             api_locks: Mutex::default(),
             in_flight: AtomicUsize::new(0),
             python_exe,
+            python_venv,
             python_apis: Mutex::default(),
             shutdown: shutdown.clone(),
             _cache_tmp: cache_tmp,

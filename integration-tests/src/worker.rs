@@ -33,6 +33,8 @@ pub struct WorkerOptions {
     pub cache_dir: Option<PathBuf>,
     /// A control plane to register with.
     pub control_plane: Option<String>,
+    /// The virtualenv for Python predictors.
+    pub python_venv: Option<PathBuf>,
     pub max_request_bytes: Option<usize>,
 }
 
@@ -53,6 +55,7 @@ impl WorkerServer {
             control_plane: options.control_plane,
             advertise: None,
             python_exe: Some(crate::process::hotswap_binary()),
+            python_venv: options.python_venv,
         })
         .expect("start the worker");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -33,7 +33,8 @@ pub fn child_main() -> i32 {
             file,
             config,
             cache_size,
-        })) => (source, file, config, cache_size),
+            venv,
+        })) => (source, file, config, cache_size, venv),
         Ok(_) | Err(_) => {
             eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
             return 2;
@@ -48,7 +49,10 @@ pub fn child_main() -> i32 {
     };
     Python::initialize();
     let client = PythonClient::new(client_socket, init.3 as usize);
-    let predictor = Python::attach(|py| load(py, &init.0, &init.1, &init.2, client));
+    let predictor = Python::attach(|py| {
+        use_venv(py, init.4.as_deref())?;
+        load(py, &init.0, &init.1, &init.2, client)
+    });
     let (predictor, takes_query) = match predictor {
         Ok(p) => p,
         Err(traceback) => {
@@ -145,6 +149,36 @@ fn load(
         Ok((predictor.unbind(), parameters >= 2))
     };
     run().map_err(|e| traceback(py, &e))
+}
+
+/// Makes the packages of the user's virtualenv importable. The venv must
+/// come from the same Python as this binary (its site-packages folder is
+/// named after the version).
+fn use_venv(py: Python<'_>, venv: Option<&str>) -> Result<(), String> {
+    let Some(venv) = venv else { return Ok(()) };
+    let run = || -> PyResult<Result<(), String>> {
+        let info = py.import("sys")?.getattr("version_info")?;
+        let (major, minor): (u32, u32) = (
+            info.getattr("major")?.extract()?,
+            info.getattr("minor")?.extract()?,
+        );
+        let root = std::path::Path::new(venv);
+        let site = root.join(format!("lib/python{major}.{minor}/site-packages"));
+        if !root.join("pyvenv.cfg").is_file() {
+            return Ok(Err(format!("{venv} is not a virtualenv (no pyvenv.cfg)")));
+        }
+        if !site.is_dir() {
+            return Ok(Err(format!(
+                "{venv} was not made with Python {major}.{minor}, the Python this worker embeds \
+                 (no {})",
+                site.display()
+            )));
+        }
+        py.import("site")?
+            .call_method1("addsitedir", (site.display().to_string(),))?;
+        Ok(Ok(()))
+    };
+    run().map_err(|e| traceback(py, &e))?
 }
 
 /// The full Python traceback of an exception, as Python prints it.

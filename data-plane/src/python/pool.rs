@@ -47,6 +47,8 @@ pub struct PythonPredictorSpec {
     pub exe: PathBuf,
     /// Models each process keeps loaded (0: no limit).
     pub cache_size: u32,
+    /// The user's virtualenv, if any.
+    pub venv: Option<PathBuf>,
     /// Where `get_model` finds models; None: the API has none.
     pub models: Option<Arc<dyn ModelResolver>>,
 }
@@ -202,6 +204,7 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         file: spec.file.clone(),
         config: spec.config.clone(),
         cache_size: spec.cache_size,
+        venv: spec.venv.as_ref().map(|v| v.display().to_string()),
     };
     write_async(&mut writer, &init)
         .await

@@ -21,6 +21,10 @@ pub enum ToChild {
         /// Models `get_model` keeps loaded (0: no limit).
         #[serde(default)]
         cache_size: u32,
+        /// A virtualenv (made from the same Python) whose packages the
+        /// predictor imports.
+        #[serde(default)]
+        venv: Option<String>,
     },
     Predict {
         id: u64,

@@ -113,6 +113,7 @@ impl Worker {
             processes: api.processes_per_replica.max(1) as usize,
             exe,
             cache_size: api.cache_size,
+            venv: self.python_venv.clone(),
             models,
         })
         .await

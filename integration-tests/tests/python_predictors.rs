@@ -1,0 +1,236 @@
+//! Python predictors with the user's virtualenv: the scikit-learn example
+//! (pickled models, numpy results), memory given back when a model is
+//! evicted, and two processes serving at once.
+
+use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::process::{venv, workspace_root};
+use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, eventually, output_json};
+use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request};
+use tonic::Code;
+
+fn request(api: &str, json: &str, version: &str) -> PredictRequest {
+    PredictRequest {
+        api: api.to_owned(),
+        payload: Some(predict_request::Payload::Json(json.to_owned())),
+        query_params: [("version".to_owned(), version.to_owned())].into(),
+        ..Default::default()
+    }
+}
+
+/// A store and a worker (with the project venv as the user's) for one
+/// Python API whose predictor is `source`.
+async fn serve(bucket: &TestBucket, api_yaml: &str, source: &str) -> (StoreServer, WorkerServer) {
+    let source = source.to_owned();
+    let store = StoreServer::start(bucket, api_yaml, move |c| {
+        c.apis[0].predictor_source = Some(source)
+    })
+    .await;
+    let options = WorkerOptions {
+        python_venv: Some(venv()),
+        ..Default::default()
+    };
+    let worker = WorkerServer::start_with(store.addr, bucket, options).await;
+    (store, worker)
+}
+
+async fn first_answer(worker: &WorkerServer, r: PredictRequest) -> PredictResponse {
+    let p = worker.predictor().await;
+    eventually("the predictor answers", || {
+        let mut p = p.clone();
+        let r = r.clone();
+        async move { p.predict(r).await.ok() }
+    })
+    .await
+    .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sklearn_example_serves_both_versions() {
+    let example = workspace_root().join("examples/python-sklearn");
+    let bucket = TestBucket::new(Backend::Local).await;
+    for v in [1, 2] {
+        let model = std::fs::read(example.join(format!("models/iris/{v}/model.pkl"))).unwrap();
+        bucket.put(&format!("iris/{v}/model.pkl"), model).await;
+    }
+    let config = std::fs::read_to_string(example.join("hotswap.yaml"))
+        .unwrap()
+        .replace("models/iris/", &bucket.uri("iris"));
+    let source = std::fs::read_to_string(example.join("predictor.py")).unwrap();
+    let (store, worker) = serve(&bucket, &config, &source).await;
+    let setosa = "[[5.1, 3.5, 1.4, 0.2]]";
+
+    let latest = first_answer(&worker, request("iris", setosa, "latest")).await;
+    let out = output_json(&latest);
+    assert_eq!(out["label"], serde_json::json!(["setosa"]));
+    // Version 2 (1-nearest-neighbour) is sure; numpy arrays came back as lists.
+    assert_eq!(out["probabilities"], serde_json::json!([[1.0, 0.0, 0.0]]));
+    let mut p = worker.predictor().await;
+    let v1 = output_json(
+        &p.predict(request("iris", setosa, "1"))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let p0 = v1["probabilities"][0][0].as_f64().unwrap();
+    assert!(
+        p0 > 0.9 && p0 < 1.0,
+        "version 1 (logistic regression): {v1}"
+    );
+    let e = p.predict(request("iris", setosa, "3")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("LookupError"), "{}", e.message());
+    let e = p
+        .predict(request("iris", "[[1, 2]]", "1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Internal);
+    assert!(
+        e.message().contains("Traceback") && e.message().contains("features"),
+        "{}",
+        e.message()
+    );
+    worker.stop().await;
+    store.stop().await;
+}
+
+const BIG: &str = r#"
+import numpy as np
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+class PythonPredictor:
+    def __init__(self, config, python_client):
+        self.client = python_client
+
+    def load_model(self, model_path):
+        # 200 MB that must go when the model is evicted.
+        return np.ones(25_000_000)
+
+    def predict(self, payload, query_params):
+        if payload == "rss":
+            return rss_mb()
+        model = self.client.get_model(model_version=query_params["version"])
+        return {"sum": float(model[:10].sum()), "rss": rss_mb()}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_model_gives_its_memory_back() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    for v in [1, 2, 3] {
+        bucket.put(&format!("big/{v}/weights.txt"), "x").await;
+    }
+    let config = format!(
+        "- {{name: big, predictor: {{type: python, path: big.py, multi_model_reloading: {{path: '{}', cache_size: 1, disk_cache_size: 3}}}}}}",
+        bucket.uri("big")
+    );
+    let (store, worker) = serve(&bucket, &config, BIG).await;
+    let base = output_json(&first_answer(&worker, request("big", "\"rss\"", "")).await)
+        .as_f64()
+        .unwrap();
+    let mut p = worker.predictor().await;
+    let rss = |v: &str| {
+        let r = request("big", "{}", v);
+        let mut p = p.clone();
+        async move {
+            output_json(&p.predict(r).await.unwrap().into_inner())["rss"]
+                .as_f64()
+                .unwrap()
+        }
+    };
+    let one = rss("1").await;
+    assert!(
+        one - base > 150.0,
+        "a loaded model holds its 200 MB: {base} -> {one}"
+    );
+    // Each load evicts the previous model (cache_size 1): without the
+    // release, three models would hold 600 MB.
+    let two = rss("2").await;
+    let three = rss("3").await;
+    assert!(
+        two - base < 300.0 && three - base < 300.0,
+        "evicted models were released: {base} -> {one}, {two}, {three}"
+    );
+    let _ = p.predict(request("big", "\"rss\"", "")).await.unwrap();
+    worker.stop().await;
+    store.stop().await;
+}
+
+const PAIR: &str = r#"
+import os, time
+
+class PythonPredictor:
+    def __init__(self, config, python_client):
+        self.dir = config["dir"]
+
+    def predict(self, payload):
+        if isinstance(payload, str):
+            return {"pid": os.getpid()}
+        # Each call leaves a marker, then waits (bounded) until it sees the
+        # other call's: only two processes working at once can both see two.
+        open(os.path.join(self.dir, str(os.getpid()) + "-" + str(payload)), "w").close()
+        deadline = time.time() + 20
+        while len(os.listdir(self.dir)) < 2 and time.time() < deadline:
+            time.sleep(0.01)
+        return {"pid": os.getpid(), "together": len(os.listdir(self.dir)) >= 2}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_serve_at_once_and_survive_a_kill() {
+    let markers = tempfile::tempdir().unwrap();
+    let bucket = TestBucket::new(Backend::Local).await;
+    let config = format!(
+        "- {{name: pair, predictor: {{type: python, path: pair.py, processes_per_replica: 2, config: {{dir: '{}'}}}}}}",
+        markers.path().display()
+    );
+    let (store, worker) = serve(&bucket, &config, PAIR).await;
+    let w = &worker;
+    let pool = eventually("the predictor is running", || async move {
+        match w.worker.python_state("pair") {
+            Some(hotswap_data_plane::worker::PythonState::Ready(pool)) => Some(pool),
+            _ => None,
+        }
+    })
+    .await;
+    let mut calls = Vec::new();
+    for i in 0..2 {
+        let mut p = worker.predictor().await;
+        calls.push(tokio::spawn(async move {
+            p.predict(request("pair", &i.to_string(), "")).await
+        }));
+    }
+    let mut pids = std::collections::HashSet::new();
+    for c in calls {
+        let out = output_json(&c.await.unwrap().unwrap().into_inner());
+        assert_eq!(out["together"], true, "both calls ran at the same time");
+        pids.insert(out["pid"].as_u64().unwrap());
+    }
+    assert_eq!(pids.len(), 2);
+
+    // Kill one process from outside: calls keep succeeding (on the other,
+    // then on its replacement).
+    let victim = pool.pids()[0];
+    // SAFETY: kill(2) on a child process of this test's worker.
+    unsafe {
+        libc::kill(victim as i32, libc::SIGKILL);
+    }
+    let mut p = worker.predictor().await;
+    let mut ok = 0;
+    for i in 0..10 {
+        // A call that was routed to the dying process fails UNAVAILABLE.
+        match p.predict(request("pair", &format!("\"k{i}\""), "")).await {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.code(), Code::Unavailable, "{e:?}"),
+        }
+    }
+    assert!(ok >= 5, "the surviving process kept serving ({ok} of 10)");
+    eventually("the killed process replaced", || async {
+        let now = pool.pids();
+        (now.len() == 2 && !now.contains(&victim)).then_some(())
+    })
+    .await;
+    worker.stop().await;
+    store.stop().await;
+}

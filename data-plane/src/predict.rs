@@ -157,7 +157,7 @@ enum Payload {
 
 /// An object of input name -> nested list, or a bare nested list for a
 /// model with one input.
-fn json_inputs(signature: &Signature, value: Value) -> Result<Vec<Tensor>, Error> {
+pub(crate) fn json_inputs(signature: &Signature, value: Value) -> Result<Vec<Tensor>, Error> {
     match value {
         Value::Object(fields) => fields
             .iter()

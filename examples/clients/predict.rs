@@ -43,7 +43,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match response {
         Ok(r) => {
             let r = r.into_inner();
-            println!("{}/{} version {}", r.api, r.model, r.version);
+            if r.model.is_empty() {
+                // A Python predictor answers for its whole API.
+                println!("{}", r.api);
+            } else {
+                println!("{}/{} version {}", r.api, r.model, r.version);
+            }
             if let Some(predict_response::Output::Json(json)) = r.output {
                 println!("{json}");
             }

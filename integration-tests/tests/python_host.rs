@@ -38,6 +38,7 @@ fn spec(source: &str, processes: usize) -> PythonPredictorSpec {
         processes,
         exe: hotswap_binary(),
         cache_size: 0,
+        class: hotswap_data_plane::python::protocol::PredictorClass::Python,
         venv: None,
         models: None,
     }

@@ -234,3 +234,85 @@ async fn two_processes_serve_at_once_and_survive_a_kill() {
     worker.stop().await;
     store.stop().await;
 }
+
+const ONNX_PREDICTOR: &str = r#"
+class ONNXPredictor:
+    def __init__(self, onnx_client, config):
+        self.client = onnx_client
+
+    def predict(self, payload, query_params):
+        version = query_params.get("version", "latest")
+        if payload == "signature":
+            return self.client.get_model(model_version=version)
+        probabilities, label = self.client.predict(payload, model_version=version)
+        return {"label": label.tolist(), "type": str(label.dtype), "p": probabilities.tolist()}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_onnx_predictor_runs_models_through_onnx_client() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    for (v, label) in [(1, 0), (2, 1)] {
+        bucket
+            .put(
+                &format!("iris/{v}/model.onnx"),
+                hotswap_integration_tests::worker::iris(label),
+            )
+            .await;
+    }
+    let config = format!(
+        "- {{name: iris, predictor: {{type: onnx, path: onnx_predictor.py, models: {{path: '{}'}}}}}}",
+        bucket.uri("iris")
+    );
+    let (store, worker) = serve(&bucket, &config, ONNX_PREDICTOR).await;
+    let setosa = "[[5.1, 3.5, 1.4, 0.2]]";
+    let latest = output_json(&first_answer(&worker, request("iris", setosa, "latest")).await);
+    assert_eq!(latest["label"], serde_json::json!([1]), "{latest}");
+    assert_eq!(
+        latest["type"], "int64",
+        "outputs are numpy arrays of the model's types"
+    );
+    let mut p = worker.predictor().await;
+    let one = output_json(
+        &p.predict(request("iris", setosa, "1"))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert_eq!(one["label"], serde_json::json!([0]));
+    let named = output_json(
+        &p.predict(request("iris", r#"{"input": [[5.1, 3.5, 1.4, 0.2]]}"#, "2"))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert_eq!(named["label"], serde_json::json!([1]));
+
+    let signature = output_json(
+        &p.predict(request("iris", "\"signature\"", ""))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert_eq!(
+        signature["input_signatures"]["input"],
+        serde_json::json!({"shape": [-1, 4], "type": "float32"})
+    );
+    assert_eq!(signature["signatures"][0]["name"], "input");
+    assert_eq!(signature["output_signatures"]["label"]["type"], "int64");
+
+    let e = p
+        .predict(request("iris", "[[1, 2, 3]]", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Internal);
+    assert!(
+        e.message().contains("ValueError") && e.message().contains("input `input`"),
+        "{}",
+        e.message()
+    );
+    let e = p.predict(request("iris", setosa, "9")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("LookupError"), "{}", e.message());
+    worker.stop().await;
+    store.stop().await;
+}

@@ -8,8 +8,9 @@ use std::os::unix::net::UnixStream;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
-use super::client::{DEFERRED, PythonClient};
+use super::client::{DEFERRED, OnnxClient, PythonClient};
 use super::convert::{from_python, to_python};
+use super::protocol::PredictorClass;
 use super::protocol::{FromChild, ToChild, read_sync, write_sync};
 
 /// The file descriptor the parent hands the socket on.
@@ -34,7 +35,8 @@ pub fn child_main() -> i32 {
             config,
             cache_size,
             venv,
-        })) => (source, file, config, cache_size, venv),
+            class,
+        })) => (source, file, config, cache_size, venv, class),
         Ok(_) | Err(_) => {
             eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
             return 2;
@@ -48,10 +50,18 @@ pub fn child_main() -> i32 {
         }
     };
     Python::initialize();
-    let client = PythonClient::new(client_socket, init.3 as usize);
+    let class = init.5;
     let predictor = Python::attach(|py| {
         use_venv(py, init.4.as_deref())?;
-        load(py, &init.0, &init.1, &init.2, client)
+        load(
+            py,
+            &init.0,
+            &init.1,
+            &init.2,
+            class,
+            client_socket,
+            init.3 as usize,
+        )
     });
     let (predictor, takes_query) = match predictor {
         Ok(p) => p,
@@ -82,7 +92,7 @@ pub fn child_main() -> i32 {
         let (id, payload, query) = match message {
             ToChild::Predict { id, payload, query } => (id, payload, query),
             // An answer nobody waits for any more.
-            ToChild::Model(_) => continue,
+            ToChild::Model(_) | ToChild::Onnx(_) => continue,
             ToChild::Init { .. } => {
                 eprintln!("python-worker: unexpected second init");
                 return 1;
@@ -118,13 +128,16 @@ pub fn child_main() -> i32 {
 }
 
 /// Imports the user's file as a module, builds `PythonPredictor(config,
-/// python_client)`, and tells whether its `predict` takes query params.
+/// python_client)` or `ONNXPredictor(onnx_client, config)`, and tells
+/// whether its `predict` takes query params.
 fn load(
     py: Python<'_>,
     source: &str,
     file: &str,
     config: &serde_json::Value,
-    client: PythonClient,
+    class: PredictorClass,
+    socket: UnixStream,
+    cache_size: usize,
 ) -> Result<(Py<PyAny>, bool), String> {
     let run = || -> PyResult<(Py<PyAny>, bool)> {
         let code = CString::new(source).map_err(|_| {
@@ -132,15 +145,28 @@ fn load(
         })?;
         let file_name = CString::new(file).unwrap_or_else(|_| c"predictor.py".to_owned());
         let module = PyModule::from_code(py, &code, &file_name, c"predictor")?;
-        let class = module.getattr("PythonPredictor").map_err(|_| {
+        let class_name = match class {
+            PredictorClass::Python => "PythonPredictor",
+            PredictorClass::Onnx => "ONNXPredictor",
+        };
+        let constructor = module.getattr(class_name).map_err(|_| {
             pyo3::exceptions::PyAttributeError::new_err(format!(
-                "{file} defines no class PythonPredictor"
+                "{file} defines no class {class_name}"
             ))
         })?;
         let config = to_python(py, config)?;
-        let client = Bound::new(py, client)?;
-        let predictor = class.call1((config, client.clone()))?;
-        client.borrow_mut().predictor = Some(predictor.clone().unbind());
+        let predictor = match class {
+            PredictorClass::Python => {
+                let client = Bound::new(py, PythonClient::new(socket, cache_size))?;
+                let predictor = constructor.call1((config, client.clone()))?;
+                client.borrow_mut().predictor = Some(predictor.clone().unbind());
+                predictor
+            }
+            PredictorClass::Onnx => {
+                let client = Bound::new(py, OnnxClient::new(socket))?;
+                constructor.call1((client, config))?
+            }
+        };
         let inspect = py.import("inspect")?;
         let parameters = inspect
             .call_method1("signature", (predictor.getattr("predict")?,))?

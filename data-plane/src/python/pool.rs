@@ -17,7 +17,9 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::child::PROTOCOL_FD;
-use super::protocol::{FromChild, ModelAnswer, ToChild, read_async, write_async};
+use super::protocol::{
+    FromChild, ModelAnswer, OnnxAnswer, PredictorClass, ToChild, read_async, write_async,
+};
 use crate::{Error, lock};
 
 /// How long a child may take to import the user's file and build the
@@ -31,6 +33,18 @@ const RESTART_MAX: Duration = Duration::from_secs(5);
 #[async_trait::async_trait]
 pub trait ModelResolver: Send + Sync + 'static {
     async fn resolve(&self, model: Option<String>, version: String) -> ModelAnswer;
+
+    /// `onnx_client.predict`: runs the model on `input` (a nested list, or
+    /// an object of input name -> nested list).
+    async fn onnx_predict(
+        &self,
+        model: Option<String>,
+        version: String,
+        input: serde_json::Value,
+    ) -> OnnxAnswer;
+
+    /// `onnx_client.get_model`: the model's inputs and outputs.
+    async fn onnx_signature(&self, model: Option<String>, version: String) -> OnnxAnswer;
 }
 
 #[derive(Clone)]
@@ -47,6 +61,8 @@ pub struct PythonPredictorSpec {
     pub exe: PathBuf,
     /// Models each process keeps loaded (0: no limit).
     pub cache_size: u32,
+    /// The class the file defines and how it is built.
+    pub class: PredictorClass,
     /// The user's virtualenv, if any.
     pub venv: Option<PathBuf>,
     /// Where `get_model` finds models; None: the API has none.
@@ -57,6 +73,9 @@ type Reply = oneshot::Sender<Result<serde_json::Value, Error>>;
 
 struct Process {
     pid: u32,
+    /// False once its socket closed (it died or is dying): skipped until the
+    /// supervisor replaces it.
+    alive: std::sync::atomic::AtomicBool,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     pending: Mutex<HashMap<u64, Reply>>,
     next_id: AtomicU64,
@@ -102,32 +121,39 @@ impl PythonPool {
         payload: serde_json::Value,
         query: BTreeMap<String, String>,
     ) -> Result<serde_json::Value, Error> {
-        let process = self.pick().ok_or_else(|| {
-            Error::Unavailable(format!(
-                "{}: no Python process is running; restarting",
-                self.spec.file
-            ))
-        })?;
-        let id = process.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        lock(&process.pending).insert(id, tx);
-        let sent = {
-            let mut writer = process.writer.lock().await;
-            write_async(&mut *writer, &ToChild::Predict { id, payload, query }).await
-        };
-        if sent.is_err() {
-            lock(&process.pending).remove(&id);
-            return Err(Error::Unavailable(format!(
-                "{}: the Python process {} is gone",
-                self.spec.file, process.pid
-            )));
+        // A call that could not be delivered (the process just died) goes
+        // to another process: it never ran, so that is safe. A call that
+        // was delivered and then lost its process fails UNAVAILABLE.
+        for _ in 0..self.slots.len() {
+            let Some(process) = self.pick() else { break };
+            let id = process.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            lock(&process.pending).insert(id, tx);
+            let message = ToChild::Predict {
+                id,
+                payload: payload.clone(),
+                query: query.clone(),
+            };
+            let sent = {
+                let mut writer = process.writer.lock().await;
+                write_async(&mut *writer, &message).await
+            };
+            if sent.is_err() {
+                lock(&process.pending).remove(&id);
+                process.alive.store(false, Ordering::Relaxed);
+                continue;
+            }
+            return rx.await.unwrap_or_else(|_| {
+                Err(Error::Unavailable(format!(
+                    "{}: the Python process {} exited during the request",
+                    self.spec.file, process.pid
+                )))
+            });
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(Error::Unavailable(format!(
-                "{}: the Python process {} exited during the request",
-                self.spec.file, process.pid
-            )))
-        })
+        Err(Error::Unavailable(format!(
+            "{}: no Python process is running; restarting",
+            self.spec.file
+        )))
     }
 
     /// Process ids of the live children (operators and tests).
@@ -142,7 +168,11 @@ impl PythonPool {
     fn pick(&self) -> Option<Arc<Process>> {
         let n = self.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).find_map(|i| self.slots[(start + i) % n].load_full())
+        (0..n).find_map(|i| {
+            self.slots[(start + i) % n]
+                .load_full()
+                .filter(|p| p.alive.load(Ordering::Relaxed))
+        })
     }
 }
 
@@ -205,6 +235,7 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         config: spec.config.clone(),
         cache_size: spec.cache_size,
         venv: spec.venv.as_ref().map(|v| v.display().to_string()),
+        class: spec.class,
     };
     write_async(&mut writer, &init)
         .await
@@ -228,6 +259,7 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         writer: tokio::sync::Mutex::new(writer),
         pending: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
+        alive: std::sync::atomic::AtomicBool::new(true),
     });
     tokio::spawn(read_answers(process.clone(), reader, spec.models.clone()));
     Ok((process, child))
@@ -262,13 +294,42 @@ async fn read_answers(
                     let answer = match models {
                         Some(m) => m.resolve(model, version).await,
                         None => ModelAnswer::Missing {
-                            message: "this API has no models (multi_model_reloading is not set)"
-                                .to_owned(),
+                            message: NO_MODELS.to_owned(),
                             lookup: true,
                         },
                     };
                     let mut writer = process.writer.lock().await;
                     let _ = write_async(&mut *writer, &ToChild::Model(answer)).await;
+                });
+                continue;
+            }
+            FromChild::OnnxPredict {
+                model,
+                version,
+                input,
+            } => {
+                let process = process.clone();
+                let models = models.clone();
+                tokio::spawn(async move {
+                    let answer = match models {
+                        Some(m) => m.onnx_predict(model, version, input).await,
+                        None => no_models(),
+                    };
+                    let mut writer = process.writer.lock().await;
+                    let _ = write_async(&mut *writer, &ToChild::Onnx(answer)).await;
+                });
+                continue;
+            }
+            FromChild::OnnxSignature { model, version } => {
+                let process = process.clone();
+                let models = models.clone();
+                tokio::spawn(async move {
+                    let answer = match models {
+                        Some(m) => m.onnx_signature(model, version).await,
+                        None => no_models(),
+                    };
+                    let mut writer = process.writer.lock().await;
+                    let _ = write_async(&mut *writer, &ToChild::Onnx(answer)).await;
                 });
                 continue;
             }
@@ -281,8 +342,19 @@ async fn read_answers(
             let _ = reply.send(result);
         }
     }
+    process.alive.store(false, Ordering::Relaxed);
     // Dropping the senders fails the callers with UNAVAILABLE.
     lock(&process.pending).clear();
+}
+
+const NO_MODELS: &str = "this API has no models (no models / multi_model_reloading section)";
+
+fn no_models() -> OnnxAnswer {
+    OnnxAnswer::Failed {
+        message: NO_MODELS.to_owned(),
+        lookup: true,
+        invalid: false,
+    }
 }
 
 /// Waits for the child to exit and starts a new one, until shutdown.

@@ -25,6 +25,10 @@ pub enum ToChild {
         /// predictor imports.
         #[serde(default)]
         venv: Option<String>,
+        /// Which contract: `PythonPredictor(config, python_client)` or
+        /// `ONNXPredictor(onnx_client, config)`.
+        #[serde(default)]
+        class: PredictorClass,
     },
     Predict {
         id: u64,
@@ -33,6 +37,45 @@ pub enum ToChild {
     },
     /// The answer to a [`FromChild::GetModel`].
     Model(ModelAnswer),
+    /// The answer to a [`FromChild::OnnxPredict`] or
+    /// [`FromChild::OnnxSignature`].
+    Onnx(OnnxAnswer),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictorClass {
+    #[default]
+    Python,
+    Onnx,
+}
+
+/// One tensor of an ONNX model: name, numpy type name, shape (-1: free).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum OnnxAnswer {
+    /// The model's outputs in its output order.
+    Outputs {
+        outputs: Vec<(TensorInfo, serde_json::Value)>,
+    },
+    Signature {
+        inputs: Vec<TensorInfo>,
+        outputs: Vec<TensorInfo>,
+    },
+    /// `lookup`: no such model or version (LookupError); `invalid`: the
+    /// input does not fit the model (ValueError); otherwise RuntimeError.
+    Failed {
+        message: String,
+        lookup: bool,
+        invalid: bool,
+    },
 }
 
 /// Where a model version's files are, or why there is none.
@@ -67,6 +110,17 @@ pub enum FromChild {
     /// `python_client.get_model(...)` during a call: the child waits for a
     /// [`ToChild::Model`] before it goes on.
     GetModel {
+        model: Option<String>,
+        version: String,
+    },
+    /// `onnx_client.predict(...)`: run the model in the worker.
+    OnnxPredict {
+        model: Option<String>,
+        version: String,
+        input: serde_json::Value,
+    },
+    /// `onnx_client.get_model(...)`: the model's signature.
+    OnnxSignature {
         model: Option<String>,
         version: String,
     },

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::Worker;
 use crate::catalog::Catalog;
-use crate::python::protocol::ModelAnswer;
+use crate::python::protocol::{ModelAnswer, OnnxAnswer, PredictorClass, TensorInfo};
 use crate::python::{ModelResolver, PythonPool, PythonPredictorSpec};
 use crate::{Error, lock};
 
@@ -29,8 +29,10 @@ pub struct PythonApi {
     pub state: PythonState,
 }
 
+/// Whether the API is served by a Python class: a Python predictor, or an
+/// ONNX/TensorFlow API with a `predictor.path` (a class around the model).
 pub fn is_python(api: &Api) -> bool {
-    api.predictor_type == PredictorType::Python as i32
+    api.predictor_type == PredictorType::Python as i32 || !api.predictor_source.is_empty()
 }
 
 fn fingerprint(api: &Api) -> String {
@@ -96,6 +98,16 @@ impl Worker {
                 || "predictor.py".to_owned(),
                 |n| n.to_string_lossy().into_owned(),
             );
+        let class = match PredictorType::try_from(api.predictor_type) {
+            Ok(PredictorType::Python) => PredictorClass::Python,
+            Ok(PredictorType::Onnx) => PredictorClass::Onnx,
+            _ => {
+                return Err(format!(
+                    "api `{}`: predictor classes for this predictor type are not supported yet",
+                    api.name
+                ));
+            }
+        };
         let exe = match &self.python_exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
@@ -113,6 +125,7 @@ impl Worker {
             processes: api.processes_per_replica.max(1) as usize,
             exe,
             cache_size: api.cache_size,
+            class,
             venv: self.python_venv.clone(),
             models,
         })
@@ -216,5 +229,114 @@ impl ModelResolver for ApiModels {
                 lookup: false,
             },
         }
+    }
+
+    async fn onnx_predict(
+        &self,
+        model: Option<String>,
+        version: String,
+        input: serde_json::Value,
+    ) -> OnnxAnswer {
+        let loaded = match self.loaded(model, &version).await {
+            Ok(l) => l,
+            Err(answer) => return answer,
+        };
+        let Some(worker) = self.worker.upgrade() else {
+            return onnx_failed(Error::ShuttingDown);
+        };
+        let inputs = match crate::predict::json_inputs(loaded.model.signature(), input) {
+            Ok(inputs) => inputs,
+            Err(e) => return onnx_failed(e),
+        };
+        match worker.infer(&loaded, inputs, Vec::new()).await {
+            Ok(outputs) => OnnxAnswer::Outputs {
+                outputs: outputs
+                    .iter()
+                    .map(|t| {
+                        (
+                            TensorInfo {
+                                name: t.name.clone(),
+                                dtype: numpy_type(t.dtype()).to_owned(),
+                                shape: t.shape.clone(),
+                            },
+                            crate::tensor::json::to_json(t),
+                        )
+                    })
+                    .collect(),
+            },
+            Err(e) => onnx_failed(e),
+        }
+    }
+
+    async fn onnx_signature(&self, model: Option<String>, version: String) -> OnnxAnswer {
+        match self.loaded(model, &version).await {
+            Ok(loaded) => {
+                let info = |specs: &[crate::signature::TensorSpec]| {
+                    specs
+                        .iter()
+                        .map(|s| TensorInfo {
+                            name: s.name.clone(),
+                            dtype: numpy_type(s.dtype).to_owned(),
+                            shape: s.shape.clone(),
+                        })
+                        .collect()
+                };
+                let signature = loaded.model.signature();
+                OnnxAnswer::Signature {
+                    inputs: info(&signature.inputs),
+                    outputs: info(&signature.outputs),
+                }
+            }
+            Err(answer) => answer,
+        }
+    }
+}
+
+impl ApiModels {
+    /// The loaded ONNX model a call names (the worker's own resolution and
+    /// loading, as for Predict).
+    async fn loaded(
+        &self,
+        model: Option<String>,
+        version: &str,
+    ) -> Result<Arc<crate::table::Loaded>, OnnxAnswer> {
+        let worker = self
+            .worker
+            .upgrade()
+            .ok_or_else(|| onnx_failed(Error::ShuttingDown))?;
+        let m = worker
+            .model_ref(&self.api, model.as_deref().unwrap_or(""))
+            .map_err(onnx_failed)?;
+        let targets = worker.resolve(&m, version).map_err(onnx_failed)?;
+        worker.acquire(targets).await.map_err(onnx_failed)
+    }
+}
+
+fn onnx_failed(e: Error) -> OnnxAnswer {
+    OnnxAnswer::Failed {
+        lookup: matches!(e, Error::NotFound(_)),
+        invalid: matches!(e, Error::InvalidArgument(_)),
+        message: e.to_string(),
+    }
+}
+
+/// numpy's name for an element type.
+fn numpy_type(d: crate::tensor::DataType) -> &'static str {
+    use crate::tensor::DataType as D;
+    match d {
+        D::Bool => "bool",
+        D::U8 => "uint8",
+        D::U16 => "uint16",
+        D::U32 => "uint32",
+        D::U64 => "uint64",
+        D::I8 => "int8",
+        D::I16 => "int16",
+        D::I32 => "int32",
+        D::I64 => "int64",
+        D::F16 => "float16",
+        D::BF16 => "float32",
+        D::F32 => "float32",
+        D::F64 => "float64",
+        D::Bytes => "object",
     }
 }

@@ -199,6 +199,17 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
+    // Numeric libraries start a thread per core in every process; with
+    // several processes that oversubscribes the cores. Share them out,
+    // unless the user chose.
+    let threads = (std::thread::available_parallelism().map_or(1, |n| n.get())
+        / spec.processes.max(1))
+    .max(1);
+    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            command.env(var, threads.to_string());
+        }
+    }
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(move || {

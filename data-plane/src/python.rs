@@ -1,6 +1,6 @@
 //! Python predictors run in child processes of the worker: the same binary
 //! re-executed as `hotswap python-worker`, each embedding CPython (pyo3)
-//! with one dedicated Python thread. The worker talks to each child over a
+//! with `threads_per_process` Python threads (one by default). The worker talks to each child over a
 //! socket pair on fd 3 with length-prefixed JSON frames; the child's stdout
 //! is redirected to stderr at the file-descriptor level, so whatever user
 //! code prints never reaches the protocol.
@@ -8,6 +8,7 @@
 mod child;
 mod client;
 mod convert;
+mod link;
 mod pool;
 pub mod protocol;
 

@@ -56,6 +56,7 @@ async fn pool(source: &str, processes: usize) -> Arc<PythonPool> {
             exe: hotswap_binary(),
             cache_size: 0,
             class: PredictorClass::Python,
+            threads: 1,
             venv: Some(venv()),
             models: None,
         })

@@ -39,6 +39,7 @@ fn spec(source: &str, processes: usize) -> PythonPredictorSpec {
         exe: hotswap_binary(),
         cache_size: 0,
         class: hotswap_data_plane::python::protocol::PredictorClass::Python,
+        threads: 1,
         venv: None,
         models: None,
     }

@@ -316,3 +316,32 @@ async fn an_onnx_predictor_runs_models_through_onnx_client() {
     worker.stop().await;
     store.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_per_process_runs_calls_at_once_in_one_process() {
+    let markers = tempfile::tempdir().unwrap();
+    let bucket = TestBucket::new(Backend::Local).await;
+    let config = format!(
+        "- {{name: pair, predictor: {{type: python, path: pair.py, processes_per_replica: 1, threads_per_process: 2, config: {{dir: '{}'}}}}}}",
+        markers.path().display()
+    );
+    let (store, worker) = serve(&bucket, &config, PAIR).await;
+    first_answer(&worker, request("pair", "\"warm-up\"", "")).await;
+    let mut calls = Vec::new();
+    for i in 0..2 {
+        let mut p = worker.predictor().await;
+        calls.push(tokio::spawn(async move {
+            p.predict(request("pair", &i.to_string(), "")).await
+        }));
+    }
+    let mut pids = std::collections::HashSet::new();
+    for c in calls {
+        let out = output_json(&c.await.unwrap().unwrap().into_inner());
+        // The predictor sleeps while it waits, which releases the GIL.
+        assert_eq!(out["together"], true, "both calls ran at the same time");
+        pids.insert(out["pid"].as_u64().unwrap());
+    }
+    assert_eq!(pids.len(), 1, "in one process");
+    worker.stop().await;
+    store.stop().await;
+}

@@ -1,5 +1,5 @@
 //! The child side: `hotswap python-worker`. Reads frames on fd 3, runs the
-//! user's `PythonPredictor` on its one Python thread, answers on fd 3.
+//! user's predictor on its Python threads, answers on fd 3.
 
 use std::ffi::CString;
 use std::os::fd::FromRawFd;
@@ -8,16 +8,20 @@ use std::os::unix::net::UnixStream;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
-use super::client::{DEFERRED, OnnxClient, PythonClient};
+use std::sync::{Arc, Mutex, mpsc};
+
+use super::client::{OnnxClient, PythonClient};
 use super::convert::{from_python, to_python};
-use super::protocol::PredictorClass;
-use super::protocol::{FromChild, ToChild, read_sync, write_sync};
+use super::link::Link;
+use super::protocol::{FromChild, PredictorClass, ToChild, read_sync};
+use crate::lock;
 
 /// The file descriptor the parent hands the socket on.
 pub const PROTOCOL_FD: i32 = 3;
 
 /// Runs the child until the parent closes the socket; returns the exit
-/// code.
+/// code. The main thread reads the socket; `threads` Python threads run the
+/// calls (more than one only helps where user code releases the GIL).
 pub fn child_main() -> i32 {
     // Whatever prints to stdout (user code, C extensions) goes to stderr:
     // the worker collects stderr as the predictor's log.
@@ -28,102 +32,121 @@ pub fn child_main() -> i32 {
     // SAFETY: the parent passes one end of a socket pair as fd 3 and keeps
     // nothing else there; this process owns it from now on.
     let mut socket = unsafe { UnixStream::from_raw_fd(PROTOCOL_FD) };
-    let init = match read_sync::<ToChild>(&mut socket) {
-        Ok(Some(ToChild::Init {
-            source,
-            file,
-            config,
-            cache_size,
-            venv,
-            class,
-        })) => (source, file, config, cache_size, venv, class),
-        Ok(_) | Err(_) => {
-            eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
-            return 2;
-        }
+    let Ok(Some(ToChild::Init {
+        source,
+        file,
+        config,
+        cache_size,
+        venv,
+        class,
+        threads,
+    })) = read_sync::<ToChild>(&mut socket)
+    else {
+        eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
+        return 2;
     };
-    let client_socket = match socket.try_clone() {
-        Ok(s) => s,
+    let link = match socket.try_clone() {
+        Ok(writer) => Link::new(writer),
         Err(e) => {
             eprintln!("python-worker: {e}");
             return 2;
         }
     };
     Python::initialize();
-    let class = init.5;
-    let predictor = Python::attach(|py| {
-        use_venv(py, init.4.as_deref())?;
+    let loaded = Python::attach(|py| {
+        use_venv(py, venv.as_deref())?;
         load(
             py,
-            &init.0,
-            &init.1,
-            &init.2,
+            &source,
+            &file,
+            &config,
             class,
-            client_socket,
-            init.3 as usize,
+            &link,
+            cache_size as usize,
         )
     });
-    let (predictor, takes_query) = match predictor {
+    let (predictor, takes_query) = match loaded {
         Ok(p) => p,
         Err(traceback) => {
-            let _ = write_sync(&mut socket, &FromChild::InitFailed { traceback });
+            let _ = link.send(&FromChild::InitFailed { traceback });
             return 1;
         }
     };
-    if write_sync(&mut socket, &FromChild::Ready).is_err() {
+    if link.send(&FromChild::Ready).is_err() {
         return 1;
     }
+    let predictor = Arc::new(predictor);
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let queue = Arc::new(Mutex::new(queue));
+    for _ in 0..threads.max(1) {
+        let (predictor, queue, link) = (predictor.clone(), queue.clone(), link.clone());
+        std::thread::spawn(move || {
+            loop {
+                // Waiting for work holds no GIL.
+                let job = { lock(&queue).recv() };
+                let Ok(job) = job else { return };
+                let answer = Python::attach(|py| run(py, &predictor, takes_query, job));
+                if link.send(&answer).is_err() {
+                    return;
+                }
+            }
+        });
+    }
     loop {
-        // Requests that arrived while get_model waited come first.
-        let deferred = DEFERRED.with(|d| d.borrow_mut().pop_front());
-        let next = match deferred {
-            Some(m) => Ok(Some(m)),
-            None => read_sync::<ToChild>(&mut socket),
-        };
-        let message = match next {
-            Ok(Some(m)) => m,
+        match read_sync::<ToChild>(&mut socket) {
+            Ok(Some(ToChild::Predict { id, payload, query })) => {
+                if jobs.send(Job { id, payload, query }).is_err() {
+                    return 1;
+                }
+            }
+            Ok(Some(answer @ ToChild::Model { call, .. })) => link.deliver(call, answer),
+            Ok(Some(answer @ ToChild::Onnx { call, .. })) => link.deliver(call, answer),
+            Ok(Some(ToChild::Init { .. })) => {
+                eprintln!("python-worker: unexpected second init");
+                return 1;
+            }
             // The worker closed the socket: it is stopping or replacing us.
-            Ok(None) => return 0,
+            // Exit now; calls still running have nobody to answer to.
+            Ok(None) => {
+                link.close();
+                return 0;
+            }
             Err(e) => {
                 eprintln!("python-worker: reading a request: {e}");
                 return 1;
             }
-        };
-        let (id, payload, query) = match message {
-            ToChild::Predict { id, payload, query } => (id, payload, query),
-            // An answer nobody waits for any more.
-            ToChild::Model(_) | ToChild::Onnx(_) => continue,
-            ToChild::Init { .. } => {
-                eprintln!("python-worker: unexpected second init");
-                return 1;
-            }
-        };
-        let answer = Python::attach(|py| {
-            let call = || -> PyResult<serde_json::Value> {
-                let payload = to_python(py, &payload)?;
-                let result = if takes_query {
-                    let q = PyDict::new(py);
-                    for (k, v) in &query {
-                        q.set_item(k, v)?;
-                    }
-                    predictor.call_method1(py, "predict", (payload, q))?
-                } else {
-                    predictor.call_method1(py, "predict", (payload,))?
-                };
-                from_python(result.bind(py))
-            };
-            match call() {
-                Ok(output) => FromChild::Answer { id, output },
-                Err(err) => FromChild::Failed {
-                    id,
-                    lookup: err.is_instance_of::<pyo3::exceptions::PyLookupError>(py),
-                    traceback: traceback(py, &err),
-                },
-            }
-        });
-        if write_sync(&mut socket, &answer).is_err() {
-            return 1;
         }
+    }
+}
+
+struct Job {
+    id: u64,
+    payload: serde_json::Value,
+    query: std::collections::BTreeMap<String, String>,
+}
+
+/// One `predict` call.
+fn run(py: Python<'_>, predictor: &Py<PyAny>, takes_query: bool, job: Job) -> FromChild {
+    let call = || -> PyResult<serde_json::Value> {
+        let payload = to_python(py, &job.payload)?;
+        let result = if takes_query {
+            let q = PyDict::new(py);
+            for (k, v) in &job.query {
+                q.set_item(k, v)?;
+            }
+            predictor.call_method1(py, "predict", (payload, q))?
+        } else {
+            predictor.call_method1(py, "predict", (payload,))?
+        };
+        from_python(result.bind(py))
+    };
+    match call() {
+        Ok(output) => FromChild::Answer { id: job.id, output },
+        Err(err) => FromChild::Failed {
+            id: job.id,
+            lookup: err.is_instance_of::<pyo3::exceptions::PyLookupError>(py),
+            traceback: traceback(py, &err),
+        },
     }
 }
 
@@ -136,7 +159,7 @@ fn load(
     file: &str,
     config: &serde_json::Value,
     class: PredictorClass,
-    socket: UnixStream,
+    link: &Arc<Link>,
     cache_size: usize,
 ) -> Result<(Py<PyAny>, bool), String> {
     let run = || -> PyResult<(Py<PyAny>, bool)> {
@@ -157,13 +180,13 @@ fn load(
         let config = to_python(py, config)?;
         let predictor = match class {
             PredictorClass::Python => {
-                let client = Bound::new(py, PythonClient::new(socket, cache_size))?;
+                let client = Bound::new(py, PythonClient::new(link.clone(), cache_size))?;
                 let predictor = constructor.call1((config, client.clone()))?;
-                client.borrow_mut().predictor = Some(predictor.clone().unbind());
+                client.get().set_predictor(predictor.clone().unbind());
                 predictor
             }
             PredictorClass::Onnx => {
-                let client = Bound::new(py, OnnxClient::new(socket))?;
+                let client = Bound::new(py, OnnxClient::new(link.clone()))?;
                 constructor.call1((client, config))?
             }
         };

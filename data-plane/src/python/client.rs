@@ -6,26 +6,18 @@
 //! loaded again; an evicted model is deleted and garbage-collected so its
 //! memory really goes back.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
-use std::os::unix::net::UnixStream;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use pyo3::exceptions::{PyLookupError, PyRuntimeError};
+use pyo3::exceptions::{PyLookupError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-
-use pyo3::exceptions::PyValueError;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::{from_python, to_python};
-use super::protocol::{
-    FromChild, ModelAnswer, OnnxAnswer, TensorInfo, ToChild, read_sync, write_sync,
-};
-
-thread_local! {
-    /// Requests that arrived while a `get_model` waited for its answer; the
-    /// main loop takes them first.
-    pub static DEFERRED: RefCell<VecDeque<ToChild>> = const { RefCell::new(VecDeque::new()) };
-}
+use super::link::Link;
+use super::protocol::{FromChild, ModelAnswer, OnnxAnswer, TensorInfo, ToChild};
+use crate::lock;
 
 struct Cached {
     content_hash: String,
@@ -33,89 +25,117 @@ struct Cached {
     last_used: u64,
 }
 
-/// Sends a request to the worker and reads until its answer (picked by
-/// `pick`), setting aside the calls that arrive meanwhile. The GIL is
-/// released while waiting.
-fn exchange<T: Send>(
-    py: Python<'_>,
-    socket: &mut UnixStream,
-    request: &FromChild,
-    pick: fn(ToChild) -> Result<T, ToChild>,
-) -> PyResult<T> {
-    py.detach(|| -> Result<T, String> {
-        write_sync(socket, request).map_err(|e| e.to_string())?;
-        loop {
-            match read_sync::<ToChild>(socket).map_err(|e| e.to_string())? {
-                Some(message) => match pick(message) {
-                    Ok(answer) => return Ok(answer),
-                    Err(other) => DEFERRED.with(|d| d.borrow_mut().push_back(other)),
-                },
-                None => return Err("the worker closed the connection".to_owned()),
-            }
-        }
-    })
-    .map_err(PyRuntimeError::new_err)
-}
-
-#[pyclass(unsendable)]
-pub struct PythonClient {
-    socket: UnixStream,
-    cache_size: usize,
-    /// The predictor, set once it is constructed (it gets this client).
-    pub predictor: Option<Py<PyAny>>,
-    cache: HashMap<(String, u64), Cached>,
+#[derive(Default)]
+struct Cache {
+    models: HashMap<(String, u64), Cached>,
     clock: u64,
 }
 
-impl PythonClient {
-    pub fn new(socket: UnixStream, cache_size: usize) -> PythonClient {
-        PythonClient {
-            socket,
-            cache_size,
-            predictor: None,
-            cache: HashMap::new(),
-            clock: 0,
-        }
-    }
+#[pyclass(frozen)]
+pub struct PythonClient {
+    link: Arc<Link>,
+    cache_size: usize,
+    /// The predictor, set once it is constructed (it gets this client).
+    predictor: Mutex<Option<Py<PyAny>>>,
+    cache: Mutex<Cache>,
+    /// Held while a model loads: concurrent first calls (threads of this
+    /// process) load a version once.
+    loading: Mutex<()>,
+}
 
-    fn ask(
-        &mut self,
-        py: Python<'_>,
-        model: Option<String>,
-        version: String,
-    ) -> PyResult<ModelAnswer> {
-        exchange(
-            py,
-            &mut self.socket,
-            &FromChild::GetModel { model, version },
-            |m| match m {
-                ToChild::Model(answer) => Ok(answer),
-                other => Err(other),
-            },
-        )
-    }
-
-    /// Drops the least recently used models beyond the limit, then collects
-    /// garbage and returns freed memory to the system.
-    fn evict(&mut self, py: Python<'_>) -> PyResult<()> {
-        if self.cache_size == 0 || self.cache.len() <= self.cache_size {
-            return Ok(());
-        }
-        while self.cache.len() > self.cache_size {
-            let oldest = self
-                .cache
-                .iter()
-                .min_by_key(|(_, c)| c.last_used)
-                .map(|(k, _)| k.clone())
-                .expect("non-empty");
-            if let Some(gone) = self.cache.remove(&oldest) {
-                drop(gone.model);
+/// Takes `mutex` without holding the GIL while waiting: the holder may need
+/// the GIL to finish.
+fn lock_detached<'a, T>(py: Python<'_>, mutex: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+    loop {
+        match mutex.try_lock() {
+            Ok(guard) => return guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                py.detach(|| std::thread::sleep(Duration::from_micros(200)));
             }
         }
-        py.import("gc")?.call_method0("collect")?;
-        // SAFETY: malloc_trim only returns free heap pages to the system.
-        unsafe {
-            libc::malloc_trim(0);
+    }
+}
+
+impl PythonClient {
+    pub fn new(link: Arc<Link>, cache_size: usize) -> PythonClient {
+        PythonClient {
+            link,
+            cache_size,
+            predictor: Mutex::new(None),
+            cache: Mutex::new(Cache::default()),
+            loading: Mutex::new(()),
+        }
+    }
+
+    pub fn set_predictor(&self, predictor: Py<PyAny>) {
+        *lock(&self.predictor) = Some(predictor);
+    }
+
+    fn ask(&self, py: Python<'_>, model: Option<String>, version: String) -> PyResult<ModelAnswer> {
+        match self.link.request(py, |call| FromChild::GetModel {
+            call,
+            model,
+            version,
+        })? {
+            ToChild::Model { answer, .. } => Ok(answer),
+            _ => Err(PyRuntimeError::new_err("unexpected answer from the worker")),
+        }
+    }
+
+    /// The cached model for `key` if its content is current.
+    fn cached(&self, key: &(String, u64), content_hash: &str, py: Python<'_>) -> Option<Py<PyAny>> {
+        let mut cache = lock(&self.cache);
+        cache.clock += 1;
+        let clock = cache.clock;
+        let hit = cache
+            .models
+            .get_mut(key)
+            .filter(|c| c.content_hash == content_hash)?;
+        hit.last_used = clock;
+        Some(hit.model.clone_ref(py))
+    }
+
+    /// Inserts a loaded model, then drops the least recently used ones
+    /// beyond the limit, collects garbage and returns freed memory.
+    fn insert(
+        &self,
+        py: Python<'_>,
+        key: (String, u64),
+        content_hash: String,
+        model: &Py<PyAny>,
+    ) -> PyResult<()> {
+        let evicted: Vec<Cached> = {
+            let mut cache = lock(&self.cache);
+            cache.clock += 1;
+            let clock = cache.clock;
+            cache.models.insert(
+                key,
+                Cached {
+                    content_hash,
+                    model: model.clone_ref(py),
+                    last_used: clock,
+                },
+            );
+            let mut gone = Vec::new();
+            while self.cache_size > 0 && cache.models.len() > self.cache_size {
+                let oldest = cache
+                    .models
+                    .iter()
+                    .min_by_key(|(_, c)| c.last_used)
+                    .map(|(k, _)| k.clone())
+                    .expect("non-empty");
+                gone.extend(cache.models.remove(&oldest));
+            }
+            gone
+        };
+        if !evicted.is_empty() {
+            drop(evicted);
+            py.import("gc")?.call_method0("collect")?;
+            // SAFETY: malloc_trim only returns free heap pages to the system.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
         Ok(())
     }
@@ -127,15 +147,12 @@ impl PythonClient {
     /// `load_model` returned for that version.
     #[pyo3(signature = (model_name=None, model_version=None))]
     fn get_model(
-        &mut self,
+        &self,
         py: Python<'_>,
         model_name: Option<String>,
         model_version: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let version = match model_version {
-            None => "latest".to_owned(),
-            Some(v) => v.str()?.to_str()?.to_owned(),
-        };
+        let version = version_text(model_version)?;
         let (model, version, content_hash, path) = match self.ask(py, model_name, version)? {
             ModelAnswer::Found {
                 model,
@@ -149,36 +166,26 @@ impl PythonClient {
             } => return Err(PyLookupError::new_err(message)),
             ModelAnswer::Missing { message, .. } => return Err(PyRuntimeError::new_err(message)),
         };
-        self.clock += 1;
         let key = (model, version);
-        if let Some(cached) = self.cache.get_mut(&key)
-            && cached.content_hash == content_hash
-        {
-            cached.last_used = self.clock;
-            return Ok(cached.model.clone_ref(py));
+        if let Some(model) = self.cached(&key, &content_hash, py) {
+            return Ok(model);
         }
-        let predictor = self
-            .predictor
+        let _loading = lock_detached(py, &self.loading);
+        // Another thread may have loaded it while this one waited.
+        if let Some(model) = self.cached(&key, &content_hash, py) {
+            return Ok(model);
+        }
+        let predictor = lock(&self.predictor)
             .as_ref()
+            .map(|p| p.clone_ref(py))
             .ok_or_else(|| {
                 PyRuntimeError::new_err("get_model called before the predictor was constructed")
-            })?
-            .clone_ref(py);
-        // An older content of the version goes first: its replacement is
-        // loading now.
-        if let Some(stale) = self.cache.remove(&key) {
-            drop(stale.model);
-        }
+            })?;
+        // An older content of the version goes first.
+        let stale = lock(&self.cache).models.remove(&key);
+        drop(stale);
         let model = predictor.call_method1(py, "load_model", (path,))?;
-        self.cache.insert(
-            key,
-            Cached {
-                content_hash,
-                model: model.clone_ref(py),
-                last_used: self.clock,
-            },
-        );
-        self.evict(py)?;
+        self.insert(py, key, content_hash, &model)?;
         Ok(model)
     }
 }
@@ -187,21 +194,21 @@ impl PythonClient {
 /// model in the worker (ONNX Runtime from Rust) and returns its outputs in
 /// order, as numpy arrays when numpy is installed (lists otherwise);
 /// `get_model` returns the signatures.
-#[pyclass(unsendable)]
+#[pyclass(frozen)]
 pub struct OnnxClient {
-    socket: UnixStream,
+    link: Arc<Link>,
 }
 
 impl OnnxClient {
-    pub fn new(socket: UnixStream) -> OnnxClient {
-        OnnxClient { socket }
+    pub fn new(link: Arc<Link>) -> OnnxClient {
+        OnnxClient { link }
     }
 
-    fn ask(&mut self, py: Python<'_>, request: FromChild) -> PyResult<OnnxAnswer> {
-        let answer = exchange(py, &mut self.socket, &request, |m| match m {
-            ToChild::Onnx(answer) => Ok(answer),
-            other => Err(other),
-        })?;
+    fn ask(&self, py: Python<'_>, make: impl FnOnce(u64) -> FromChild) -> PyResult<OnnxAnswer> {
+        let answer = match self.link.request(py, make)? {
+            ToChild::Onnx { answer, .. } => answer,
+            _ => return Err(PyRuntimeError::new_err("unexpected answer from the worker")),
+        };
         match answer {
             OnnxAnswer::Failed {
                 message,
@@ -241,16 +248,19 @@ fn signatures<'py>(py: Python<'py>, tensors: &[TensorInfo]) -> PyResult<Bound<'p
 impl OnnxClient {
     #[pyo3(signature = (model_input, model_name=None, model_version=None))]
     fn predict(
-        &mut self,
+        &self,
         py: Python<'_>,
         model_input: Bound<'_, PyAny>,
         model_name: Option<String>,
         model_version: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let request = FromChild::OnnxPredict {
+        let version = version_text(model_version)?;
+        let input = from_python(&model_input)?;
+        let request = |call| FromChild::OnnxPredict {
+            call,
             model: model_name,
-            version: version_text(model_version)?,
-            input: from_python(&model_input)?,
+            version,
+            input,
         };
         let OnnxAnswer::Outputs { outputs } = self.ask(py, request)? else {
             return Err(PyRuntimeError::new_err("unexpected answer from the worker"));
@@ -270,14 +280,16 @@ impl OnnxClient {
 
     #[pyo3(signature = (model_name=None, model_version=None))]
     fn get_model(
-        &mut self,
+        &self,
         py: Python<'_>,
         model_name: Option<String>,
         model_version: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let request = FromChild::OnnxSignature {
+        let version = version_text(model_version)?;
+        let request = |call| FromChild::OnnxSignature {
+            call,
             model: model_name,
-            version: version_text(model_version)?,
+            version,
         };
         let OnnxAnswer::Signature { inputs, outputs } = self.ask(py, request)? else {
             return Err(PyRuntimeError::new_err("unexpected answer from the worker"));

@@ -63,6 +63,8 @@ pub struct PythonPredictorSpec {
     pub cache_size: u32,
     /// The class the file defines and how it is built.
     pub class: PredictorClass,
+    /// Python threads per process (threads_per_process).
+    pub threads: u32,
     /// The user's virtualenv, if any.
     pub venv: Option<PathBuf>,
     /// Where `get_model` finds models; None: the API has none.
@@ -247,6 +249,7 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         cache_size: spec.cache_size,
         venv: spec.venv.as_ref().map(|v| v.display().to_string()),
         class: spec.class,
+        threads: spec.threads,
     };
     write_async(&mut writer, &init)
         .await
@@ -296,7 +299,11 @@ async fn read_answers(
                 lookup: true,
             } => (id, Err(Error::NotFound(traceback))),
             FromChild::Failed { id, traceback, .. } => (id, Err(Error::Inference(traceback))),
-            FromChild::GetModel { model, version } => {
+            FromChild::GetModel {
+                call,
+                model,
+                version,
+            } => {
                 // Answered off this loop: a download must not hold up the
                 // answers of the child's other calls.
                 let process = process.clone();
@@ -310,11 +317,12 @@ async fn read_answers(
                         },
                     };
                     let mut writer = process.writer.lock().await;
-                    let _ = write_async(&mut *writer, &ToChild::Model(answer)).await;
+                    let _ = write_async(&mut *writer, &ToChild::Model { call, answer }).await;
                 });
                 continue;
             }
             FromChild::OnnxPredict {
+                call,
                 model,
                 version,
                 input,
@@ -327,11 +335,15 @@ async fn read_answers(
                         None => no_models(),
                     };
                     let mut writer = process.writer.lock().await;
-                    let _ = write_async(&mut *writer, &ToChild::Onnx(answer)).await;
+                    let _ = write_async(&mut *writer, &ToChild::Onnx { call, answer }).await;
                 });
                 continue;
             }
-            FromChild::OnnxSignature { model, version } => {
+            FromChild::OnnxSignature {
+                call,
+                model,
+                version,
+            } => {
                 let process = process.clone();
                 let models = models.clone();
                 tokio::spawn(async move {
@@ -340,7 +352,7 @@ async fn read_answers(
                         None => no_models(),
                     };
                     let mut writer = process.writer.lock().await;
-                    let _ = write_async(&mut *writer, &ToChild::Onnx(answer)).await;
+                    let _ = write_async(&mut *writer, &ToChild::Onnx { call, answer }).await;
                 });
                 continue;
             }

@@ -29,17 +29,25 @@ pub enum ToChild {
         /// `ONNXPredictor(onnx_client, config)`.
         #[serde(default)]
         class: PredictorClass,
+        /// Python threads running calls at once in the process
+        /// (threads_per_process).
+        #[serde(default = "one")]
+        threads: u32,
     },
     Predict {
         id: u64,
         payload: serde_json::Value,
         query: BTreeMap<String, String>,
     },
-    /// The answer to a [`FromChild::GetModel`].
-    Model(ModelAnswer),
+    /// The answer to a [`FromChild::GetModel`] with the same `call`.
+    Model { call: u64, answer: ModelAnswer },
     /// The answer to a [`FromChild::OnnxPredict`] or
-    /// [`FromChild::OnnxSignature`].
-    Onnx(OnnxAnswer),
+    /// [`FromChild::OnnxSignature`] with the same `call`.
+    Onnx { call: u64, answer: OnnxAnswer },
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,17 +118,20 @@ pub enum FromChild {
     /// `python_client.get_model(...)` during a call: the child waits for a
     /// [`ToChild::Model`] before it goes on.
     GetModel {
+        call: u64,
         model: Option<String>,
         version: String,
     },
     /// `onnx_client.predict(...)`: run the model in the worker.
     OnnxPredict {
+        call: u64,
         model: Option<String>,
         version: String,
         input: serde_json::Value,
     },
     /// `onnx_client.get_model(...)`: the model's signature.
     OnnxSignature {
+        call: u64,
         model: Option<String>,
         version: String,
     },

@@ -126,6 +126,7 @@ impl Worker {
             exe,
             cache_size: api.cache_size,
             class,
+            threads: api.threads_per_process.max(1),
             venv: self.python_venv.clone(),
             models,
         })

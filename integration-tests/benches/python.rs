@@ -98,8 +98,15 @@ fn plain_python(source: &str, heavy: bool, calls: usize) -> f64 {
          for _ in range({calls}): p.predict(payload)\nprint((time.perf_counter() - t) / {calls} * 1e6)\n",
         payload = payload(heavy).to_string()
     );
+    // The same numeric-library threads a single hotswap process gets.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .to_string();
     let out = std::process::Command::new(venv().join("bin/python"))
         .args(["-c", &script])
+        .env("OMP_NUM_THREADS", &threads)
+        .env("OPENBLAS_NUM_THREADS", &threads)
+        .env("MKL_NUM_THREADS", &threads)
         .output()
         .expect("run python");
     assert!(

@@ -90,6 +90,42 @@ async fn the_sklearn_example_serves_both_versions() {
         "{}",
         e.message()
     );
+
+    // A new version (version 1's logistic regression again, as 3) is what
+    // the next `latest` gets; rewriting it in place (with the
+    // nearest-neighbour model) is picked up too.
+    let logistic = std::fs::read(example.join("models/iris/1/model.pkl")).unwrap();
+    let neighbour = std::fs::read(example.join("models/iris/2/model.pkl")).unwrap();
+    bucket.put("iris/3/model.pkl", logistic).await;
+    let sure = |out: &serde_json::Value| out["probabilities"][0][0].as_f64() == Some(1.0);
+    let p3 = worker.predictor().await;
+    eventually("version 3 served as latest", || {
+        let mut p = p3.clone();
+        async move {
+            let out = output_json(
+                &p.predict(request("iris", setosa, "latest"))
+                    .await
+                    .ok()?
+                    .into_inner(),
+            );
+            (!sure(&out)).then_some(())
+        }
+    })
+    .await;
+    bucket.put("iris/3/model.pkl", neighbour).await;
+    eventually("version 3 rewritten in place", || {
+        let mut p = p3.clone();
+        async move {
+            let out = output_json(
+                &p.predict(request("iris", setosa, "3"))
+                    .await
+                    .ok()?
+                    .into_inner(),
+            );
+            sure(&out).then_some(())
+        }
+    })
+    .await;
     worker.stop().await;
     store.stop().await;
 }
@@ -342,6 +378,51 @@ async fn threads_per_process_runs_calls_at_once_in_one_process() {
         pids.insert(out["pid"].as_u64().unwrap());
     }
     assert_eq!(pids.len(), 1, "in one process");
+    worker.stop().await;
+    store.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_load_model_is_internal_with_its_traceback() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("m/1/weights.txt", "x").await;
+    let config = format!(
+        "- {{name: m, predictor: {{type: python, path: m.py, multi_model_reloading: {{path: '{}'}}}}}}",
+        bucket.uri("m")
+    );
+    let source = r#"
+class PythonPredictor:
+    def __init__(self, config, python_client):
+        self.client = python_client
+
+    def load_model(self, model_path):
+        raise IOError("weights are corrupt in " + model_path.split("/")[-1])
+
+    def predict(self, payload):
+        return self.client.get_model()
+"#;
+    let (store, worker) = serve(&bucket, &config, source).await;
+    let p = worker.predictor().await;
+    let e = eventually("the load fails", || {
+        let mut p = p.clone();
+        async move {
+            p.predict(request("m", "{}", ""))
+                .await
+                .err()
+                .filter(|e| e.code() == Code::Internal)
+        }
+    })
+    .await;
+    assert!(
+        e.message().contains("Traceback") && e.message().contains("in load_model"),
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.message().contains("OSError: weights are corrupt"),
+        "{}",
+        e.message()
+    );
     worker.stop().await;
     store.stop().await;
 }

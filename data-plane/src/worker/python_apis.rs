@@ -4,7 +4,7 @@
 //! reported with its traceback and its calls fail with it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hotswap_proto::v1::{Api, PredictorType};
 use sha2::{Digest, Sha256};
@@ -116,6 +116,8 @@ impl Worker {
             Arc::new(ApiModels {
                 worker: Arc::downgrade(self),
                 api: api.name.clone(),
+                disk_limit: api.disk_cache_size as usize,
+                on_disk: Mutex::default(),
             }) as Arc<dyn ModelResolver>
         });
         PythonPool::start(PythonPredictorSpec {
@@ -176,6 +178,32 @@ impl Worker {
 struct ApiModels {
     worker: std::sync::Weak<Worker>,
     api: String,
+    /// disk_cache_size: versions kept in the disk cache (0: no limit).
+    disk_limit: usize,
+    /// Cached folders, least recently asked for first.
+    on_disk: Mutex<Vec<(crate::catalog::VersionKey, std::path::PathBuf)>>,
+}
+
+impl ApiModels {
+    /// Records a fetched folder as the most recently used and returns the
+    /// folders beyond the limit, to delete. A process loads from a folder
+    /// right after it is handed out, so the least recently used ones are
+    /// never being read.
+    fn touch(
+        &self,
+        key: crate::catalog::VersionKey,
+        dir: std::path::PathBuf,
+    ) -> Vec<std::path::PathBuf> {
+        let mut on_disk = lock(&self.on_disk);
+        on_disk.retain(|(k, d)| *k != key && *d != dir);
+        on_disk.push((key, dir));
+        let excess = if self.disk_limit == 0 {
+            0
+        } else {
+            on_disk.len().saturating_sub(self.disk_limit)
+        };
+        on_disk.drain(..excess).map(|(_, d)| d).collect()
+    }
 }
 
 #[async_trait::async_trait]
@@ -219,12 +247,17 @@ impl ModelResolver for ApiModels {
             }
         };
         match worker.cache.fetch(&target).await {
-            Ok(dir) => ModelAnswer::Found {
-                model: m.model,
-                version: target.version,
-                content_hash: target.content_hash,
-                path: dir.display().to_string(),
-            },
+            Ok(dir) => {
+                for old in self.touch(crate::catalog::VersionKey::of(&target), dir.clone()) {
+                    worker.cache.remove(&old).await;
+                }
+                ModelAnswer::Found {
+                    model: m.model,
+                    version: target.version,
+                    content_hash: target.content_hash,
+                    path: dir.display().to_string(),
+                }
+            }
             Err(e) => ModelAnswer::Missing {
                 message: e.to_string(),
                 lookup: false,

@@ -38,6 +38,11 @@ fn classify(status: &Status) -> Failure {
     if crate::context::deadline_passed() || timed_out(status) {
         return Failure::Final;
     }
+    // The worker says the call itself may be the problem (it was running
+    // when a Python process died): once is enough.
+    if status.metadata().contains_key(hotswap_data_plane::NO_RETRY) {
+        return Failure::Final;
+    }
     // A status with a source was made by this process's transport (connect
     // refused, stream reset, connection closed); answers decoded from a
     // worker's trailers have none.

@@ -35,6 +35,12 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
 
+    /// A Python process died while running the request. UNAVAILABLE, and
+    /// marked so that the control plane does not run it again elsewhere
+    /// (it may be what killed the process).
+    #[error("{0}")]
+    ProcessDied(String),
+
     #[error("worker is shutting down")]
     ShuttingDown,
 
@@ -53,8 +59,19 @@ impl Error {
     }
 }
 
+/// Metadata on a status that a front door must not retry on another
+/// worker.
+pub const NO_RETRY: &str = "hotswap-no-retry";
+
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
+        if let Error::ProcessDied(message) = &err {
+            let mut status = Status::unavailable(message.clone());
+            status
+                .metadata_mut()
+                .insert(NO_RETRY, tonic::metadata::MetadataValue::from_static("1"));
+            return status;
+        }
         match &err {
             Error::NotFound(_) => Status::not_found(err.to_string()),
             Error::InvalidArgument(_) => Status::invalid_argument(err.to_string()),
@@ -64,6 +81,7 @@ impl From<Error> for Status {
             Error::Download { .. }
             | Error::Load { .. }
             | Error::Unavailable(_)
+            | Error::ProcessDied(_)
             | Error::ShuttingDown
             | Error::NotReady => Status::unavailable(err.to_string()),
             Error::Inference(_) => Status::internal(err.to_string()),

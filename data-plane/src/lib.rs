@@ -23,7 +23,7 @@ pub mod worker;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-pub use error::Error;
+pub use error::{Error, NO_RETRY};
 pub use predict::WorkerService;
 pub use server::{
     DEFAULT_MAX_REQUEST_BYTES, INFERENCE_SERVICE, PREDICTOR_SERVICE, ServeConfig, serve,

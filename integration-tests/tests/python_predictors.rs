@@ -426,3 +426,41 @@ class PythonPredictor:
     worker.stop().await;
     store.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_can_be_fetched_in_init_and_key_errors_are_internal() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("m/1/weights.txt", "x").await;
+    let config = format!(
+        "- {{name: m, predictor: {{type: python, path: m.py, multi_model_reloading: {{path: '{}'}}}}}}",
+        bucket.uri("m")
+    );
+    let source = r#"
+class PythonPredictor:
+    def __init__(self, config, python_client):
+        # Models may be fetched while the predictor is built.
+        self.model = python_client.get_model()
+
+    def load_model(self, model_path):
+        return {"files": sorted(__import__("os").listdir(model_path))}
+
+    def predict(self, payload):
+        if payload == "key":
+            return {}["missing"]
+        return self.model
+"#;
+    let (store, worker) = serve(&bucket, &config, source).await;
+    let out = output_json(&first_answer(&worker, request("m", "{}", "")).await);
+    assert_eq!(out, serde_json::json!({"files": ["weights.txt"]}));
+    // A KeyError is the user's bug, not a missing model: INTERNAL.
+    let e = worker
+        .predictor()
+        .await
+        .predict(request("m", "\"key\"", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Internal, "{e:?}");
+    assert!(e.message().contains("KeyError"), "{}", e.message());
+    worker.stop().await;
+    store.stop().await;
+}

@@ -45,6 +45,12 @@ pub fn child_main() -> i32 {
         eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
         return 2;
     };
+    // Processes the user code starts must not hold the protocol socket:
+    // its closing is how the worker sees this process end.
+    // SAFETY: fcntl on a descriptor this process owns.
+    unsafe {
+        libc::fcntl(PROTOCOL_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
     let link = match socket.try_clone() {
         Ok(writer) => Link::new(writer),
         Err(e) => {
@@ -52,6 +58,10 @@ pub fn child_main() -> i32 {
             return 2;
         }
     };
+    // The reader starts first: the constructor may already call get_model.
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let reader_link = link.clone();
+    std::thread::spawn(move || read_frames(socket, &reader_link, jobs));
     Python::initialize();
     let loaded = Python::attach(|py| {
         use_venv(py, venv.as_deref())?;
@@ -76,44 +86,62 @@ pub fn child_main() -> i32 {
         return 1;
     }
     let predictor = Arc::new(predictor);
-    let (jobs, queue) = mpsc::channel::<Job>();
     let queue = Arc::new(Mutex::new(queue));
+    let mut workers = Vec::new();
     for _ in 0..threads.max(1) {
         let (predictor, queue, link) = (predictor.clone(), queue.clone(), link.clone());
-        std::thread::spawn(move || {
+        workers.push(std::thread::spawn(move || {
             loop {
                 // Waiting for work holds no GIL.
                 let job = { lock(&queue).recv() };
                 let Ok(job) = job else { return };
+                let id = job.id;
                 let answer = Python::attach(|py| run(py, &predictor, takes_query, job));
-                if link.send(&answer).is_err() {
-                    return;
+                if let Err(e) = link.send(&answer) {
+                    // Too large, most likely: say so rather than go quiet.
+                    let failed = FromChild::Failed {
+                        id,
+                        traceback: format!("the predictor's answer could not be sent: {e}"),
+                        lookup: false,
+                    };
+                    if link.send(&failed).is_err() {
+                        // The socket is gone: this process is done.
+                        std::process::exit(1);
+                    }
                 }
             }
-        });
+        }));
     }
+    for w in workers {
+        let _ = w.join();
+    }
+    0
+}
+
+/// The reader: calls go to the Python threads, model answers to the thread
+/// waiting for them. When the worker hangs up, the process ends at once
+/// (calls still running have nobody to answer to).
+fn read_frames(mut socket: UnixStream, link: &Link, jobs: mpsc::Sender<Job>) {
     loop {
         match read_sync::<ToChild>(&mut socket) {
             Ok(Some(ToChild::Predict { id, payload, query })) => {
                 if jobs.send(Job { id, payload, query }).is_err() {
-                    return 1;
+                    std::process::exit(1);
                 }
             }
             Ok(Some(answer @ ToChild::Model { call, .. })) => link.deliver(call, answer),
             Ok(Some(answer @ ToChild::Onnx { call, .. })) => link.deliver(call, answer),
             Ok(Some(ToChild::Init { .. })) => {
                 eprintln!("python-worker: unexpected second init");
-                return 1;
+                std::process::exit(1);
             }
-            // The worker closed the socket: it is stopping or replacing us.
-            // Exit now; calls still running have nobody to answer to.
             Ok(None) => {
                 link.close();
-                return 0;
+                std::process::exit(0);
             }
             Err(e) => {
                 eprintln!("python-worker: reading a request: {e}");
-                return 1;
+                std::process::exit(1);
             }
         }
     }
@@ -144,7 +172,7 @@ fn run(py: Python<'_>, predictor: &Py<PyAny>, takes_query: bool, job: Job) -> Fr
         Ok(output) => FromChild::Answer { id: job.id, output },
         Err(err) => FromChild::Failed {
             id: job.id,
-            lookup: err.is_instance_of::<pyo3::exceptions::PyLookupError>(py),
+            lookup: err.is_instance_of::<super::client::ModelLookupError>(py),
             traceback: traceback(py, &err),
         },
     }
@@ -181,8 +209,11 @@ fn load(
         let predictor = match class {
             PredictorClass::Python => {
                 let client = Bound::new(py, PythonClient::new(link.clone(), cache_size))?;
-                let predictor = constructor.call1((config, client.clone()))?;
+                // Built in two steps so that `__init__` can already call
+                // get_model, which needs the instance's load_model.
+                let predictor = constructor.call_method1("__new__", (constructor.clone(),))?;
                 client.get().set_predictor(predictor.clone().unbind());
+                predictor.call_method1("__init__", (config, client))?;
                 predictor
             }
             PredictorClass::Onnx => {
@@ -223,8 +254,17 @@ fn use_venv(py: Python<'_>, venv: Option<&str>) -> Result<(), String> {
                 site.display()
             )));
         }
+        // The venv's packages come before the interpreter's own, as they
+        // would in the venv's python.
+        let sys_path = py.import("sys")?.getattr("path")?;
+        let before: Vec<String> = sys_path.extract()?;
         py.import("site")?
             .call_method1("addsitedir", (site.display().to_string(),))?;
+        let after: Vec<String> = sys_path.extract()?;
+        let (added, kept): (Vec<String>, Vec<String>) =
+            after.into_iter().partition(|p| !before.contains(p));
+        let ordered: Vec<String> = added.into_iter().chain(kept).collect();
+        sys_path.call_method1("__init__", (ordered,))?;
         Ok(Ok(()))
     };
     run().map_err(|e| traceback(py, &e))?

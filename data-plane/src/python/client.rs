@@ -19,6 +19,13 @@ use super::link::Link;
 use super::protocol::{FromChild, ModelAnswer, OnnxAnswer, TensorInfo, ToChild};
 use crate::lock;
 
+pyo3::create_exception!(
+    hotswap,
+    ModelLookupError,
+    PyLookupError,
+    "get_model: no such model or version (a LookupError)."
+);
+
 struct Cached {
     content_hash: String,
     model: Py<PyAny>,
@@ -163,7 +170,7 @@ impl PythonClient {
             ModelAnswer::Missing {
                 message,
                 lookup: true,
-            } => return Err(PyLookupError::new_err(message)),
+            } => return Err(ModelLookupError::new_err(message)),
             ModelAnswer::Missing { message, .. } => return Err(PyRuntimeError::new_err(message)),
         };
         let key = (model, version);
@@ -214,7 +221,7 @@ impl OnnxClient {
                 message,
                 lookup: true,
                 ..
-            } => Err(PyLookupError::new_err(message)),
+            } => Err(ModelLookupError::new_err(message)),
             OnnxAnswer::Failed {
                 message,
                 invalid: true,

@@ -1,19 +1,20 @@
 //! The worker side: `processes` Python children for one predictor, calls
 //! spread over the live ones, each child restarted (with backoff) when it
-//! dies. Calls running on a child that dies fail with UNAVAILABLE; later
-//! calls go to the others, then to the restarted child.
+//! dies. Calls running on a child that dies fail with UNAVAILABLE (and are
+//! not retried elsewhere: they may be what killed it); later calls go to the
+//! others, then to the restarted child.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use tokio::net::unix::OwnedWriteHalf;
-use tokio::sync::oneshot;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::child::PROTOCOL_FD;
@@ -28,8 +29,9 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 const RESTART_START: Duration = Duration::from_millis(100);
 const RESTART_MAX: Duration = Duration::from_secs(5);
 
-/// Answers `python_client.get_model(...)`: which version a name and version
-/// mean, and where its files are on this machine.
+/// Answers `python_client.get_model(...)` and `onnx_client` calls: which
+/// version a name and version mean, where its files are, and runs ONNX
+/// models.
 #[async_trait::async_trait]
 pub trait ModelResolver: Send + Sync + 'static {
     async fn resolve(&self, model: Option<String>, version: String) -> ModelAnswer;
@@ -75,12 +77,26 @@ type Reply = oneshot::Sender<Result<serde_json::Value, Error>>;
 
 struct Process {
     pid: u32,
-    /// False once its socket closed (it died or is dying): skipped until the
-    /// supervisor replaces it.
-    alive: std::sync::atomic::AtomicBool,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// Frames to the child, written whole by one task: a caller that gives
+    /// up mid-call never leaves half a frame on the socket.
+    outbox: mpsc::UnboundedSender<ToChild>,
     pending: Mutex<HashMap<u64, Reply>>,
     next_id: AtomicU64,
+    /// False once its socket closed or failed: skipped until replaced.
+    alive: AtomicBool,
+    /// Cancelled when the connection is over: the supervisor then makes sure
+    /// the child is gone.
+    gone: CancellationToken,
+}
+
+impl Process {
+    /// Marks the process dead and fails its calls in flight.
+    fn fail(&self) {
+        self.alive.store(false, Ordering::Relaxed);
+        self.gone.cancel();
+        // Dropping the senders fails the callers with UNAVAILABLE.
+        lock(&self.pending).clear();
+    }
 }
 
 pub struct PythonPool {
@@ -96,6 +112,8 @@ impl PythonPool {
     pub async fn start(spec: PythonPredictorSpec) -> Result<PythonPool, Error> {
         let spec = Arc::new(spec);
         let shutdown = CancellationToken::new();
+        // Children already started go again if a later one fails.
+        let guard = shutdown.clone().drop_guard();
         let mut slots = Vec::new();
         for _ in 0..spec.processes.max(1) {
             let slot = Arc::new(ArcSwapOption::empty());
@@ -109,6 +127,7 @@ impl PythonPool {
             ));
             slots.push(slot);
         }
+        guard.disarm();
         Ok(PythonPool {
             spec,
             slots,
@@ -117,15 +136,14 @@ impl PythonPool {
         })
     }
 
-    /// Runs `predict(payload[, query_params])` on one of the children.
+    /// Runs `predict(payload[, query_params])` on one of the children. A
+    /// call that could not be handed to a process (it just died) goes to
+    /// another: it never ran there.
     pub async fn predict(
         &self,
         payload: serde_json::Value,
         query: BTreeMap<String, String>,
     ) -> Result<serde_json::Value, Error> {
-        // A call that could not be delivered (the process just died) goes
-        // to another process: it never ran, so that is safe. A call that
-        // was delivered and then lost its process fails UNAVAILABLE.
         for _ in 0..self.slots.len() {
             let Some(process) = self.pick() else { break };
             let id = process.next_id.fetch_add(1, Ordering::Relaxed);
@@ -136,17 +154,13 @@ impl PythonPool {
                 payload: payload.clone(),
                 query: query.clone(),
             };
-            let sent = {
-                let mut writer = process.writer.lock().await;
-                write_async(&mut *writer, &message).await
-            };
-            if sent.is_err() {
+            if process.outbox.send(message).is_err() {
                 lock(&process.pending).remove(&id);
                 process.alive.store(false, Ordering::Relaxed);
                 continue;
             }
             return rx.await.unwrap_or_else(|_| {
-                Err(Error::Unavailable(format!(
+                Err(Error::ProcessDied(format!(
                     "{}: the Python process {} exited during the request",
                     self.spec.file, process.pid
                 )))
@@ -185,7 +199,8 @@ impl Drop for PythonPool {
     }
 }
 
-/// Starts one child and waits for it to report ready.
+/// Starts one child and waits for it to report ready, answering the model
+/// calls its constructor makes meanwhile.
 async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::process::Child), Error> {
     let fail = |message: String| Error::Load {
         what: spec.file.clone(),
@@ -241,8 +256,18 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
     ours.set_nonblocking(true)
         .map_err(|e| fail(e.to_string()))?;
     let stream = tokio::net::UnixStream::from_std(ours).map_err(|e| fail(e.to_string()))?;
-    let (mut reader, mut writer) = stream.into_split();
-    let init = ToChild::Init {
+    let (mut reader, writer) = stream.into_split();
+    let (outbox, frames) = mpsc::unbounded_channel();
+    let process = Arc::new(Process {
+        pid,
+        outbox,
+        pending: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+        alive: AtomicBool::new(true),
+        gone: CancellationToken::new(),
+    });
+    tokio::spawn(write_frames(process.clone(), writer, frames));
+    let _ = process.outbox.send(ToChild::Init {
         source: spec.source.clone(),
         file: spec.file.clone(),
         config: spec.config.clone(),
@@ -250,40 +275,111 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         venv: spec.venv.as_ref().map(|v| v.display().to_string()),
         class: spec.class,
         threads: spec.threads,
-    };
-    write_async(&mut writer, &init)
-        .await
-        .map_err(|e| fail(format!("python process {pid}: {e}")))?;
-    let first = tokio::time::timeout(INIT_TIMEOUT, read_async::<FromChild>(&mut reader))
-        .await
-        .map_err(|_| {
-            fail(format!(
-                "python process {pid} did not start within {INIT_TIMEOUT:?}"
-            ))
-        })?
-        .map_err(|e| fail(format!("python process {pid}: {e}")))?;
-    match first {
-        Some(FromChild::Ready) => {}
-        Some(FromChild::InitFailed { traceback }) => return Err(fail(traceback)),
-        Some(other) => return Err(fail(format!("python process {pid}: unexpected {other:?}"))),
-        None => return Err(fail(format!("python process {pid} exited while starting"))),
-    }
-    let process = Arc::new(Process {
-        pid,
-        writer: tokio::sync::Mutex::new(writer),
-        pending: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(0),
-        alive: std::sync::atomic::AtomicBool::new(true),
     });
+    let started = tokio::time::timeout(INIT_TIMEOUT, async {
+        loop {
+            match read_async::<FromChild>(&mut reader).await {
+                Ok(Some(FromChild::Ready)) => return Ok(()),
+                Ok(Some(FromChild::InitFailed { traceback })) => return Err(traceback),
+                // The constructor may ask for models (signatures, say).
+                Ok(Some(call)) => answer_call(&process, &spec.models, call),
+                Ok(None) => return Err(format!("python process {pid} exited while starting")),
+                Err(e) => return Err(format!("python process {pid}: {e}")),
+            }
+        }
+    })
+    .await;
+    match started {
+        Ok(Ok(())) => {}
+        Ok(Err(message)) => return Err(fail(message)),
+        Err(_) => {
+            return Err(fail(format!(
+                "python process {pid} did not start within {INIT_TIMEOUT:?}"
+            )));
+        }
+    }
     tokio::spawn(read_answers(process.clone(), reader, spec.models.clone()));
     Ok((process, child))
 }
 
-/// Hands each answer to its caller until the child's socket closes; then
-/// fails whatever is still waiting.
+/// Writes the queued frames in order; a write error ends the connection.
+async fn write_frames(
+    process: Arc<Process>,
+    mut writer: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<ToChild>,
+) {
+    loop {
+        let frame = tokio::select! {
+            () = process.gone.cancelled() => return,
+            frame = frames.recv() => frame,
+        };
+        let Some(frame) = frame else { return };
+        if write_async(&mut writer, &frame).await.is_err() {
+            process.fail();
+            return;
+        }
+    }
+}
+
+/// Answers a model call from the child, off the reading loop: a download
+/// must not hold up the answers of the child's other calls.
+fn answer_call(process: &Arc<Process>, models: &Option<Arc<dyn ModelResolver>>, call: FromChild) {
+    let models = models.clone();
+    let process = process.clone();
+    let job = async move {
+        let answer = match call {
+            FromChild::GetModel {
+                call,
+                model,
+                version,
+            } => ToChild::Model {
+                call,
+                answer: match models {
+                    Some(m) => m.resolve(model, version).await,
+                    None => ModelAnswer::Missing {
+                        message: NO_MODELS.to_owned(),
+                        lookup: true,
+                    },
+                },
+            },
+            FromChild::OnnxPredict {
+                call,
+                model,
+                version,
+                input,
+            } => ToChild::Onnx {
+                call,
+                answer: match models {
+                    Some(m) => m.onnx_predict(model, version, input).await,
+                    None => no_models(),
+                },
+            },
+            FromChild::OnnxSignature {
+                call,
+                model,
+                version,
+            } => ToChild::Onnx {
+                call,
+                answer: match models {
+                    Some(m) => m.onnx_signature(model, version).await,
+                    None => no_models(),
+                },
+            },
+            other => {
+                tracing::warn!(pid = process.pid, message = ?other, "unexpected message from a Python process");
+                return;
+            }
+        };
+        let _ = process.outbox.send(answer);
+    };
+    tokio::spawn(job);
+}
+
+/// Hands each answer to its caller until the child's socket closes or a
+/// frame cannot be read; then the process is done for.
 async fn read_answers(
     process: Arc<Process>,
-    mut reader: tokio::net::unix::OwnedReadHalf,
+    mut reader: OwnedReadHalf,
     models: Option<Arc<dyn ModelResolver>>,
 ) {
     loop {
@@ -299,65 +395,8 @@ async fn read_answers(
                 lookup: true,
             } => (id, Err(Error::NotFound(traceback))),
             FromChild::Failed { id, traceback, .. } => (id, Err(Error::Inference(traceback))),
-            FromChild::GetModel {
-                call,
-                model,
-                version,
-            } => {
-                // Answered off this loop: a download must not hold up the
-                // answers of the child's other calls.
-                let process = process.clone();
-                let models = models.clone();
-                tokio::spawn(async move {
-                    let answer = match models {
-                        Some(m) => m.resolve(model, version).await,
-                        None => ModelAnswer::Missing {
-                            message: NO_MODELS.to_owned(),
-                            lookup: true,
-                        },
-                    };
-                    let mut writer = process.writer.lock().await;
-                    let _ = write_async(&mut *writer, &ToChild::Model { call, answer }).await;
-                });
-                continue;
-            }
-            FromChild::OnnxPredict {
-                call,
-                model,
-                version,
-                input,
-            } => {
-                let process = process.clone();
-                let models = models.clone();
-                tokio::spawn(async move {
-                    let answer = match models {
-                        Some(m) => m.onnx_predict(model, version, input).await,
-                        None => no_models(),
-                    };
-                    let mut writer = process.writer.lock().await;
-                    let _ = write_async(&mut *writer, &ToChild::Onnx { call, answer }).await;
-                });
-                continue;
-            }
-            FromChild::OnnxSignature {
-                call,
-                model,
-                version,
-            } => {
-                let process = process.clone();
-                let models = models.clone();
-                tokio::spawn(async move {
-                    let answer = match models {
-                        Some(m) => m.onnx_signature(model, version).await,
-                        None => no_models(),
-                    };
-                    let mut writer = process.writer.lock().await;
-                    let _ = write_async(&mut *writer, &ToChild::Onnx { call, answer }).await;
-                });
-                continue;
-            }
-            other => {
-                tracing::warn!(pid = process.pid, message = ?other, "unexpected message from a Python process");
+            call => {
+                answer_call(&process, &models, call);
                 continue;
             }
         };
@@ -365,9 +404,7 @@ async fn read_answers(
             let _ = reply.send(result);
         }
     }
-    process.alive.store(false, Ordering::Relaxed);
-    // Dropping the senders fails the callers with UNAVAILABLE.
-    lock(&process.pending).clear();
+    process.fail();
 }
 
 const NO_MODELS: &str = "this API has no models (no models / multi_model_reloading section)";
@@ -380,7 +417,8 @@ fn no_models() -> OnnxAnswer {
     }
 }
 
-/// Waits for the child to exit and starts a new one, until shutdown.
+/// Waits for the child to exit (or its connection to end: then it is
+/// killed) and starts a new one, until shutdown.
 async fn supervise(
     spec: Arc<PythonPredictorSpec>,
     slot: Arc<ArcSwapOption<Process>>,
@@ -389,13 +427,21 @@ async fn supervise(
 ) {
     let mut backoff = RESTART_START;
     loop {
+        let gone = slot.load_full().map(|p| p.gone.clone()).unwrap_or_default();
         let status = tokio::select! {
             () = shutdown.cancelled() => return,
             status = child.wait() => status,
+            () = gone.cancelled() => {
+                // A broken connection with a live child: end it.
+                let _ = child.kill().await;
+                child.wait().await
+            }
         };
-        let pid = slot.load().as_ref().map_or(0, |p| p.pid);
-        slot.store(None);
-        tracing::warn!(file = %spec.file, pid, status = ?status, "Python process exited; restarting it");
+        let old = slot.swap(None);
+        if let Some(old) = &old {
+            old.fail();
+        }
+        tracing::warn!(file = %spec.file, pid = old.as_ref().map_or(0, |p| p.pid), status = ?status, "Python process exited; restarting it");
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -41,7 +41,20 @@ fn fingerprint(api: &Api) -> String {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    h.update(api.processes_per_replica.to_le_bytes());
+    for n in [
+        api.processes_per_replica,
+        api.threads_per_process,
+        api.cache_size,
+        api.disk_cache_size,
+        api.predictor_type as u32,
+    ] {
+        h.update(n.to_le_bytes());
+    }
+    for source in &api.sources {
+        h.update(source.location.as_bytes());
+        h.update(source.name.as_bytes());
+        h.update([0]);
+    }
     hex::encode(h.finalize())
 }
 

@@ -91,25 +91,33 @@ pub fn child_main() -> i32 {
     for _ in 0..threads.max(1) {
         let (predictor, queue, link) = (predictor.clone(), queue.clone(), link.clone());
         workers.push(std::thread::spawn(move || {
-            loop {
-                // Waiting for work holds no GIL.
-                let job = { lock(&queue).recv() };
-                let Ok(job) = job else { return };
-                let id = job.id;
-                let answer = Python::attach(|py| run(py, &predictor, takes_query, job));
-                if let Err(e) = link.send(&answer) {
-                    // Too large, most likely: say so rather than go quiet.
-                    let failed = FromChild::Failed {
-                        id,
-                        traceback: format!("the predictor's answer could not be sent: {e}"),
-                        lookup: false,
+            // Each thread stays attached to Python (one thread state for
+            // its whole life, so `threading.local` keeps its values) and
+            // lets go of the GIL while it waits or writes.
+            Python::attach(|py| {
+                loop {
+                    let Ok(job) = py.detach(|| lock(&queue).recv()) else {
+                        return;
                     };
-                    if link.send(&failed).is_err() {
+                    let id = job.id;
+                    let answer = run(py, &predictor, takes_query, job);
+                    let sent = py.detach(|| {
+                        link.send(&answer).or_else(|e| {
+                            // Too large, most likely: say so rather than go
+                            // quiet.
+                            link.send(&FromChild::Failed {
+                                id,
+                                traceback: format!("the predictor's answer could not be sent: {e}"),
+                                lookup: false,
+                            })
+                        })
+                    });
+                    if sent.is_err() {
                         // The socket is gone: this process is done.
                         std::process::exit(1);
                     }
                 }
-            }
+            });
         }));
     }
     for w in workers {

@@ -438,11 +438,17 @@ async fn models_can_be_fetched_in_init_and_key_errors_are_internal() {
     let source = r#"
 class PythonPredictor:
     def __init__(self, config, python_client):
+        self.python_client_for_nesting = python_client
         # Models may be fetched while the predictor is built.
         self.model = python_client.get_model()
 
     def load_model(self, model_path):
-        return {"files": sorted(__import__("os").listdir(model_path))}
+        files = sorted(__import__("os").listdir(model_path))
+        if not hasattr(self, "nested"):
+            # load_model may itself ask for a model (one built from another).
+            self.nested = True
+            self.python_client_for_nesting.get_model(model_version="1")
+        return {"files": files}
 
     def predict(self, payload):
         if payload == "key":

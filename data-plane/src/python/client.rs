@@ -26,6 +26,11 @@ pyo3::create_exception!(
     "get_model: no such model or version (a LookupError)."
 );
 
+thread_local! {
+    /// Whether this thread is inside a load_model call.
+    static LOADING_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 struct Cached {
     content_hash: String,
     model: Py<PyAny>,
@@ -177,7 +182,13 @@ impl PythonClient {
         if let Some(model) = self.cached(&key, &content_hash, py) {
             return Ok(model);
         }
-        let _loading = lock_detached(py, &self.loading);
+        // A load_model that calls get_model itself (one model built from
+        // another) already holds the load lock on this thread.
+        let _loading = if LOADING_HERE.get() {
+            None
+        } else {
+            Some(lock_detached(py, &self.loading))
+        };
         // Another thread may have loaded it while this one waited.
         if let Some(model) = self.cached(&key, &content_hash, py) {
             return Ok(model);
@@ -191,7 +202,10 @@ impl PythonClient {
         // An older content of the version goes first.
         let stale = lock(&self.cache).models.remove(&key);
         drop(stale);
-        let model = predictor.call_method1(py, "load_model", (path,))?;
+        let outer = LOADING_HERE.replace(true);
+        let model = predictor.call_method1(py, "load_model", (path,));
+        LOADING_HERE.set(outer);
+        let model = model?;
         self.insert(py, key, content_hash, &model)?;
         Ok(model)
     }

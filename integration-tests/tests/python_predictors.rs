@@ -470,3 +470,51 @@ class PythonPredictor:
     worker.stop().await;
     store.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_version_leaves_memory_at_once() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    for v in [1, 2] {
+        bucket.put(&format!("big/{v}/weights.txt"), "x").await;
+    }
+    let config = format!(
+        "- {{name: big, predictor: {{type: python, path: big.py, multi_model_reloading: {{path: '{}', cache_size: 4}}}}}}",
+        bucket.uri("big")
+    );
+    let (store, worker) = serve(&bucket, &config, BIG).await;
+    let base = output_json(&first_answer(&worker, request("big", "\"rss\"", "")).await)
+        .as_f64()
+        .unwrap();
+    let mut p = worker.predictor().await;
+    let loaded = output_json(
+        &p.predict(request("big", "{}", "1"))
+            .await
+            .unwrap()
+            .into_inner(),
+    )["rss"]
+        .as_f64()
+        .unwrap();
+    assert!(loaded - base > 150.0, "{base} -> {loaded}");
+    // Removed from the bucket: the process drops its copy without waiting
+    // for a get_model or an LRU eviction.
+    bucket.delete_prefix("big/1/").await;
+    let p2 = p.clone();
+    eventually("the removed model's memory given back", || {
+        let mut p = p2.clone();
+        async move {
+            let rss = output_json(
+                &p.predict(request("big", "\"rss\"", ""))
+                    .await
+                    .ok()?
+                    .into_inner(),
+            )
+            .as_f64()?;
+            (rss - base < 80.0).then_some(())
+        }
+    })
+    .await;
+    let e = p.predict(request("big", "{}", "1")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    worker.stop().await;
+    store.stop().await;
+}

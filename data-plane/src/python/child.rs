@@ -16,6 +16,10 @@ use super::link::Link;
 use super::protocol::{FromChild, PredictorClass, ToChild, read_sync};
 use crate::lock;
 
+/// The process's python_client, once built (evictions reach it from the
+/// reader thread).
+static CLIENT: std::sync::OnceLock<Py<PythonClient>> = std::sync::OnceLock::new();
+
 /// The file descriptor the parent hands the socket on.
 pub const PROTOCOL_FD: i32 = 3;
 
@@ -137,6 +141,19 @@ fn read_frames(mut socket: UnixStream, link: &Link, jobs: mpsc::Sender<Job>) {
                     std::process::exit(1);
                 }
             }
+            Ok(Some(ToChild::Evict {
+                model,
+                version,
+                content_hash,
+            })) => {
+                if let Some(client) = CLIENT.get() {
+                    let evicted =
+                        Python::attach(|py| client.get().evict(py, model, version, &content_hash));
+                    if let Err(e) = evicted {
+                        eprintln!("python-worker: evicting a model: {e}");
+                    }
+                }
+            }
             Ok(Some(answer @ ToChild::Model { call, .. })) => link.deliver(call, answer),
             Ok(Some(answer @ ToChild::Onnx { call, .. })) => link.deliver(call, answer),
             Ok(Some(ToChild::Init { .. })) => {
@@ -221,6 +238,7 @@ fn load(
                 // get_model, which needs the instance's load_model.
                 let predictor = constructor.call_method1("__new__", (constructor.clone(),))?;
                 client.get().set_predictor(predictor.clone().unbind());
+                let _ = CLIENT.set(client.clone().unbind());
                 predictor.call_method1("__init__", (config, client))?;
                 predictor
             }

@@ -80,6 +80,34 @@ impl PythonClient {
         }
     }
 
+    /// Drops a cached model whose version changed or went away, and gives
+    /// its memory back.
+    pub fn evict(
+        &self,
+        py: Python<'_>,
+        model: String,
+        version: u64,
+        content_hash: &str,
+    ) -> PyResult<()> {
+        let key = (model, version);
+        let gone = {
+            let mut cache = lock(&self.cache);
+            match cache.models.get(&key) {
+                Some(c) if c.content_hash != content_hash => cache.models.remove(&key),
+                _ => None,
+            }
+        };
+        if let Some(gone) = gone {
+            drop(gone);
+            py.import("gc")?.call_method0("collect")?;
+            // SAFETY: malloc_trim only returns free heap pages to the system.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        Ok(())
+    }
+
     pub fn set_predictor(&self, predictor: Py<PyAny>) {
         *lock(&self.predictor) = Some(predictor);
     }

@@ -172,6 +172,20 @@ impl PythonPool {
         )))
     }
 
+    /// Tells every process that a model version changed (its current
+    /// content hash) or went away (""), so cached copies go now.
+    pub fn evict(&self, model: &str, version: u64, content_hash: &str) {
+        for slot in &self.slots {
+            if let Some(process) = slot.load_full() {
+                let _ = process.outbox.send(ToChild::Evict {
+                    model: model.to_owned(),
+                    version,
+                    content_hash: content_hash.to_owned(),
+                });
+            }
+        }
+    }
+
     /// Process ids of the live children (operators and tests).
     pub fn pids(&self) -> Vec<u32> {
         self.slots

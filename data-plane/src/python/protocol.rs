@@ -39,6 +39,13 @@ pub enum ToChild {
         payload: serde_json::Value,
         query: BTreeMap<String, String>,
     },
+    /// A model version changed or went away: a cached model of it whose
+    /// content is not `content_hash` ("" once removed) is dropped now.
+    Evict {
+        model: String,
+        version: u64,
+        content_hash: String,
+    },
     /// The answer to a [`FromChild::GetModel`] with the same `call`.
     Model { call: u64, answer: ModelAnswer },
     /// The answer to a [`FromChild::OnnxPredict`] or

@@ -27,6 +27,32 @@ pub struct PythonApi {
     /// What the running pool was started from.
     fingerprint: String,
     pub state: PythonState,
+    /// The API's model versions and content hashes as last seen, to tell
+    /// the processes which cached models to drop.
+    seen: std::collections::HashMap<(String, u64), String>,
+}
+
+impl PythonApi {
+    /// Tells a running pool about model versions updated in place or
+    /// removed since the last look.
+    fn evict_changed(&mut self, catalog: &Catalog, api: &str) {
+        let now: std::collections::HashMap<(String, u64), String> = catalog
+            .versions
+            .iter()
+            .filter(|(k, _)| k.api == api)
+            .map(|(k, v)| ((k.model.clone(), k.version), v.content_hash.clone()))
+            .collect();
+        if let PythonState::Ready(pool) = &self.state {
+            for (key, hash) in &self.seen {
+                match now.get(key) {
+                    Some(current) if current == hash => {}
+                    Some(current) => pool.evict(&key.0, key.1, current),
+                    None => pool.evict(&key.0, key.1, ""),
+                }
+            }
+        }
+        self.seen = now;
+    }
 }
 
 /// Whether the API is served by a Python class: a Python predictor, or an
@@ -65,7 +91,10 @@ impl Worker {
         apis.retain(|name, _| catalog.apis.get(name).is_some_and(is_python));
         for api in catalog.apis.values().filter(|a| is_python(a)) {
             let wanted = fingerprint(api);
-            if apis.get(&api.name).is_some_and(|p| p.fingerprint == wanted) {
+            if let Some(running) = apis.get_mut(&api.name)
+                && running.fingerprint == wanted
+            {
+                running.evict_changed(catalog, &api.name);
                 continue;
             }
             apis.insert(
@@ -73,6 +102,7 @@ impl Worker {
                 PythonApi {
                     fingerprint: wanted.clone(),
                     state: PythonState::Starting,
+                    seen: Default::default(),
                 },
             );
             let worker = self.clone();

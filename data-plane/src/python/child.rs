@@ -24,8 +24,9 @@ static CLIENT: std::sync::OnceLock<Py<PythonClient>> = std::sync::OnceLock::new(
 pub const PROTOCOL_FD: i32 = 3;
 
 /// Runs the child until the parent closes the socket; returns the exit
-/// code. The main thread reads the socket; `threads` Python threads run the
-/// calls (more than one only helps where user code releases the GIL).
+/// code. A reader thread reads the socket; `threads` Python threads run the
+/// calls (more than one only helps where user code releases the GIL); the
+/// main thread builds the predictor, then waits.
 pub fn child_main() -> i32 {
     // Whatever prints to stdout (user code, C extensions) goes to stderr:
     // the worker collects stderr as the predictor's log.

@@ -33,9 +33,6 @@ pub const SERVICE_NAME: &str = "hotswap.v1.ControlPlane";
 /// their own limit and name the input.
 const MAX_MESSAGE_BYTES: usize = 2 * hotswap_data_plane::DEFAULT_MAX_REQUEST_BYTES;
 
-/// How long shutdown waits for running calls.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Clone)]
 pub struct ControlPlaneConfig {
     /// host:port (or URI) of the model-store.
@@ -194,20 +191,7 @@ pub async fn serve_control_plane(
             stopping.cancel();
             let _ = stop_tx.send(());
         });
-    let grace = async {
-        if stop_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    let result = tokio::select! {
-        result = server => result,
-        () = grace => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still running after the grace period; closing anyway");
-            Ok(())
-        }
-    };
+    let result = hotswap_proto::serving::with_grace(server, stop_rx).await;
     health_task.abort();
     result.map_err(|e| Error::Server(format!("grpc server on {addr}: {e}")))
 }

@@ -32,9 +32,6 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 256;
 /// plane's registry.
 const DEREGISTER_PAUSE: Duration = Duration::from_millis(300);
 
-/// How long shutdown waits for running requests.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub worker: WorkerConfig,
@@ -148,20 +145,7 @@ pub async fn serve_worker(
             }
             let _ = stop_tx.send(());
         });
-    let grace = async {
-        if stop_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    let result = tokio::select! {
-        result = server => result,
-        () = grace => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running after the grace period; closing anyway");
-            Ok(())
-        }
-    };
+    let result = hotswap_proto::serving::with_grace(server, stop_rx).await;
     health_task.abort();
     result.map_err(|e| Error::Server(format!("grpc server on {addr}: {e}")))
 }

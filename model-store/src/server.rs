@@ -20,9 +20,6 @@ use crate::service::{ModelStore, ModelStoreConfig};
 /// every bucket answered its last listing.
 pub const SERVICE_NAME: &str = "hotswap.v1.ModelStore";
 
-/// How long shutdown waits for clients to close their connections.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// Runs the model-store until `shutdown` resolves. Health reports
 /// NOT_SERVING until the first full index; then `""` is SERVING and
 /// `hotswap.v1.ModelStore` follows the health of the buckets.
@@ -75,22 +72,7 @@ pub async fn serve_store(
             stopping.shut_down();
             let _ = stop_tx.send(());
         });
-    // Graceful shutdown waits for clients to close their connections; one
-    // that never does must not keep the process alive.
-    let grace = async {
-        if stop_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    let result = tokio::select! {
-        result = server => result,
-        () = grace => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "clients still connected after the grace period; closing anyway");
-            Ok(())
-        }
-    };
+    let result = hotswap_proto::serving::with_grace(server, stop_rx).await;
     health_task.abort();
     result.map_err(|e| Error::Server(format!("grpc server on {addr}: {e}")))
 }

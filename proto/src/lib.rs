@@ -19,4 +19,6 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hots
 pub const INFERENCE_FILE_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("inference_descriptor");
 
+pub mod serving;
+
 pub use hotswap::v1;

@@ -36,12 +36,7 @@ impl PythonApi {
     /// Tells a running pool about model versions updated in place or
     /// removed since the last look.
     fn evict_changed(&mut self, catalog: &Catalog, api: &str) {
-        let now: std::collections::HashMap<(String, u64), String> = catalog
-            .versions
-            .iter()
-            .filter(|(k, _)| k.api == api)
-            .map(|(k, v)| ((k.model.clone(), k.version), v.content_hash.clone()))
-            .collect();
+        let now = versions_of(catalog, api);
         if let PythonState::Ready(pool) = &self.state {
             for (key, hash) in &self.seen {
                 match now.get(key) {
@@ -53,6 +48,16 @@ impl PythonApi {
         }
         self.seen = now;
     }
+}
+
+/// An API's model versions and their content hashes.
+fn versions_of(catalog: &Catalog, api: &str) -> std::collections::HashMap<(String, u64), String> {
+    catalog
+        .versions
+        .iter()
+        .filter(|(k, _)| k.api == api)
+        .map(|(k, v)| ((k.model.clone(), k.version), v.content_hash.clone()))
+        .collect()
 }
 
 /// Whether the API is served by a Python class: a Python predictor, or an
@@ -102,7 +107,9 @@ impl Worker {
                 PythonApi {
                     fingerprint: wanted.clone(),
                     state: PythonState::Starting,
-                    seen: Default::default(),
+                    // What the new processes will find; changes from here on
+                    // are sent to them.
+                    seen: versions_of(catalog, &api.name),
                 },
             );
             let worker = self.clone();

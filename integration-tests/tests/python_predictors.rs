@@ -34,6 +34,18 @@ async fn serve(bucket: &TestBucket, api_yaml: &str, source: &str) -> (StoreServe
     (store, worker)
 }
 
+/// API `m`, predictor `source`, one model version with one small file.
+async fn one_model_api(source: &str) -> (TestBucket, StoreServer, WorkerServer) {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("m/1/weights.txt", "x").await;
+    let config = format!(
+        "- {{name: m, predictor: {{type: python, path: m.py, multi_model_reloading: {{path: '{}'}}}}}}",
+        bucket.uri("m")
+    );
+    let (store, worker) = serve(&bucket, &config, source).await;
+    (bucket, store, worker)
+}
+
 async fn first_answer(worker: &WorkerServer, r: PredictRequest) -> PredictResponse {
     let p = worker.predictor().await;
     eventually("the predictor answers", || {
@@ -384,12 +396,6 @@ async fn threads_per_process_runs_calls_at_once_in_one_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_load_model_is_internal_with_its_traceback() {
-    let bucket = TestBucket::new(Backend::Local).await;
-    bucket.put("m/1/weights.txt", "x").await;
-    let config = format!(
-        "- {{name: m, predictor: {{type: python, path: m.py, multi_model_reloading: {{path: '{}'}}}}}}",
-        bucket.uri("m")
-    );
     let source = r#"
 class PythonPredictor:
     def __init__(self, config, python_client):
@@ -401,7 +407,7 @@ class PythonPredictor:
     def predict(self, payload):
         return self.client.get_model()
 "#;
-    let (store, worker) = serve(&bucket, &config, source).await;
+    let (_bucket, store, worker) = one_model_api(source).await;
     let p = worker.predictor().await;
     let e = eventually("the load fails", || {
         let mut p = p.clone();
@@ -429,12 +435,6 @@ class PythonPredictor:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_can_be_fetched_in_init_and_key_errors_are_internal() {
-    let bucket = TestBucket::new(Backend::Local).await;
-    bucket.put("m/1/weights.txt", "x").await;
-    let config = format!(
-        "- {{name: m, predictor: {{type: python, path: m.py, multi_model_reloading: {{path: '{}'}}}}}}",
-        bucket.uri("m")
-    );
     let source = r#"
 class PythonPredictor:
     def __init__(self, config, python_client):
@@ -455,7 +455,7 @@ class PythonPredictor:
             return {}["missing"]
         return self.model
 "#;
-    let (store, worker) = serve(&bucket, &config, source).await;
+    let (_bucket, store, worker) = one_model_api(source).await;
     let out = output_json(&first_answer(&worker, request("m", "{}", "")).await);
     assert_eq!(out, serde_json::json!({"files": ["weights.txt"]}));
     // A KeyError is the user's bug, not a missing model: INTERNAL.

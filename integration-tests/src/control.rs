@@ -8,18 +8,15 @@ use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServic
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{ListWorkersRequest, WorkerStatus};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::store::WAIT;
+use crate::serving::{Running, channel};
 use crate::worker::eventually;
 
 pub struct ControlServer {
     pub addr: SocketAddr,
     pub control_plane: ControlPlane,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), hotswap_control_plane::Error>>>,
+    running: Running<hotswap_control_plane::Error>,
 }
 
 impl ControlServer {
@@ -31,28 +28,19 @@ impl ControlServer {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(hotswap_control_plane::serve_control_plane(
-            control_plane.clone(),
-            listener,
-            async {
-                let _ = stop.await;
-            },
-        ));
+        let serving = control_plane.clone();
+        let running = Running::spawn(move |stop| {
+            hotswap_control_plane::serve_control_plane(serving, listener, stop)
+        });
         ControlServer {
             addr,
             control_plane,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            running,
         }
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect to the control plane")
+        channel(self.addr).await
     }
 
     pub async fn predictor(&self) -> PredictorClient<Channel> {
@@ -82,15 +70,7 @@ impl ControlServer {
     }
 
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(WAIT, task)
-            .await
-            .expect("graceful shutdown within the bound")
-            .expect("server task")
-            .expect("server result");
+        self.running.stop().await;
         self.control_plane.shut_down();
     }
 }
@@ -98,8 +78,5 @@ impl ControlServer {
 impl Drop for ControlServer {
     fn drop(&mut self) {
         self.control_plane.shut_down();
-        if let Some(task) = &self.task {
-            task.abort();
-        }
     }
 }

@@ -6,5 +6,6 @@ pub mod control;
 pub mod emulator;
 pub mod process;
 pub mod proxy;
+pub mod serving;
 pub mod store;
 pub mod worker;

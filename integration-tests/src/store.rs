@@ -10,12 +10,11 @@ use hotswap_proto::v1::model_store_client::ModelStoreClient;
 use hotswap_proto::v1::{
     EventKind, ModelVersion, VersionState, WatchRequest, WatchResponse, watch_response,
 };
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::Streaming;
 use tonic::transport::Channel;
 
 use crate::bucket::TestBucket;
+use crate::serving::{Running, channel};
 
 /// Every wait in these tests is bounded by this; it is a hang guard, not a
 /// speed claim.
@@ -33,8 +32,7 @@ pub fn fast_polling() -> PollSettings {
 
 pub struct StoreServer {
     pub addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), hotswap_model_store::Error>>>,
+    running: Running<hotswap_model_store::Error>,
 }
 
 impl StoreServer {
@@ -65,15 +63,8 @@ impl StoreServer {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(hotswap_model_store::serve(config, listener, async {
-            let _ = stop.await;
-        }));
-        StoreServer {
-            addr,
-            shutdown: Some(shutdown),
-            task: Some(task),
-        }
+        let running = Running::spawn(|stop| hotswap_model_store::serve(config, listener, stop));
+        StoreServer { addr, running }
     }
 
     pub async fn client(&self) -> ModelStoreClient<Channel> {
@@ -83,33 +74,13 @@ impl StoreServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
+        channel(self.addr).await
     }
 
     /// Stops the server and waits (bounded) until it has returned, which
     /// it only does once every Watch stream has ended.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(WAIT, task)
-            .await
-            .expect("graceful shutdown within the bound")
-            .expect("server task")
-            .expect("server result");
-    }
-}
-
-impl Drop for StoreServer {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+        self.running.stop().await;
     }
 }
 

@@ -13,19 +13,17 @@ use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServic
 use hotswap_proto::inference::{ModelInferRequest, RepositoryIndexRequest, model_infer_request};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::bucket::TestBucket;
 use crate::process::workspace_root;
+use crate::serving::{Running, channel};
 use crate::store::{StoreServer, WAIT};
 
 pub struct WorkerServer {
     pub addr: SocketAddr,
     pub worker: Arc<Worker>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), hotswap_data_plane::Error>>>,
+    running: Running<hotswap_data_plane::Error>,
 }
 
 #[derive(Default)]
@@ -62,31 +60,22 @@ impl WorkerServer {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(hotswap_data_plane::serve_worker(
-            worker.clone(),
-            options
-                .max_request_bytes
-                .unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
-            listener,
-            async {
-                let _ = stop.await;
-            },
-        ));
+        let max_request_bytes = options
+            .max_request_bytes
+            .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+        let serving = worker.clone();
+        let running = Running::spawn(move |stop| {
+            hotswap_data_plane::serve_worker(serving, max_request_bytes, listener, stop)
+        });
         WorkerServer {
             addr,
             worker,
-            shutdown: Some(shutdown),
-            task: Some(task),
+            running,
         }
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect to the worker")
+        channel(self.addr).await
     }
 
     pub async fn predictor(&self) -> PredictorClient<Channel> {
@@ -117,15 +106,7 @@ impl WorkerServer {
     }
 
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(WAIT, task)
-            .await
-            .expect("graceful shutdown within the bound")
-            .expect("server task")
-            .expect("server result");
+        self.running.stop().await;
         self.worker.shut_down();
     }
 }
@@ -133,9 +114,6 @@ impl WorkerServer {
 impl Drop for WorkerServer {
     fn drop(&mut self) {
         self.worker.shut_down();
-        if let Some(task) = &self.task {
-            task.abort();
-        }
     }
 }
 

@@ -7,6 +7,9 @@ CONFIG ?= examples/iris-onnx/hotswap.yaml
 LISTEN ?= 127.0.0.1:7000
 # More flags for hotswap up, e.g. ARGS="--python-venv .venv".
 ARGS ?=
+# TensorFlow SavedModels are served with this cargo feature on; the setup
+# installs and configures the libraries it links.
+FEATURES ?= --features tensorflow
 
 .PHONY: up test setup
 
@@ -15,9 +18,9 @@ setup:
 
 # The worker loads ONNX Runtime from the virtualenv the setup makes.
 up: setup
-	cargo run --bin hotswap -- up $(CONFIG) --listen $(LISTEN) $(ARGS)
+	cargo run $(FEATURES) --bin hotswap -- up $(CONFIG) --listen $(LISTEN) $(ARGS)
 
 # The integration tests start the hotswap binary, so it is built first.
 test: setup
-	cargo build --bin hotswap
-	cargo nextest run --workspace
+	cargo build $(FEATURES) --bin hotswap
+	cargo nextest run --workspace $(FEATURES)

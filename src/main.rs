@@ -39,6 +39,15 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
+        // TensorFlow logs every load at INFO to stderr; keep its warnings
+        // and errors only, unless the user chose. Set before any thread
+        // starts, which is what makes changing the environment sound.
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "2") };
+    }
+    // SAFETY: as above.
+    unsafe { hotswap_data_plane::backend::prepare_env() };
     let cli = Cli::parse();
     if let Command::PythonWorker = cli.command {
         // A worker's child: no runtime, no logging setup; it speaks on fd 3.

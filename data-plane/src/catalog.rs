@@ -3,6 +3,7 @@
 //! request.
 
 mod names;
+mod pinned;
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use hotswap_proto::v1::{
 };
 
 pub use names::{ModelRef, is_latest};
+pub use pinned::Pins;
 
 /// One model version: api, model, version number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

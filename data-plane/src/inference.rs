@@ -287,6 +287,13 @@ impl InferenceService for WorkerService {
                         }
                     }
                 };
+                // Say why a pinned API does not follow the bucket.
+                let reason = match catalog.apis.get(&key.api) {
+                    Some(api) if reason.is_empty() && !api.reloading_off.is_empty() => {
+                        api.reloading_off.clone()
+                    }
+                    _ => reason,
+                };
                 ModelIndex {
                     name: name_of(key),
                     version: key.version.to_string(),

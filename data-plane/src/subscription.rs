@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
-use crate::catalog::{Applied, Catalog, CatalogBuilder};
+use crate::catalog::{Applied, Catalog, CatalogBuilder, Pins};
 
 /// Counters of the subscription, for operators and tests.
 #[derive(Debug, Default)]
@@ -48,10 +48,11 @@ pub async fn run(
 ) {
     let mut backoff = BACKOFF_START;
     let mut resume = true;
+    let mut pins = Pins::default();
     loop {
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = follow(&model_store, &catalog, &stats, &mut backoff, &mut resume) => r,
+            r = follow(&model_store, &catalog, &stats, &mut backoff, &mut resume, &mut pins) => r,
         };
         if let Err(e) = result {
             tracing::warn!(model_store = %model_store, error = %e, retry_in = ?backoff, "model-store subscription interrupted");
@@ -66,13 +67,17 @@ pub async fn run(
 
 /// One connection: resumes from what the catalog holds (unless `resume` was
 /// cleared: then from a fresh snapshot), applies messages until the stream
-/// ends. Resets the backoff once messages flow.
+/// ends. Resets the backoff once messages flow. The published catalog keeps
+/// pinned APIs as `pins` holds them; their versions in `working` may then
+/// drift from the model-store's, which is harmless since they are replaced
+/// on every publish.
 async fn follow(
     model_store: &str,
     catalog: &watch::Sender<Arc<Catalog>>,
     stats: &SubscriptionStats,
     backoff: &mut Duration,
     resume: &mut bool,
+    pins: &mut Pins,
 ) -> Result<(), String> {
     let uri = if model_store.contains("://") {
         model_store.to_owned()
@@ -130,7 +135,7 @@ async fn follow(
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(revision = working.revision, "catalog updated");
-                catalog.send_replace(Arc::new(working.clone()));
+                catalog.send_replace(Arc::new(pins.apply(working.clone())));
             }
             Applied::OutOfOrder => {
                 // Start over from a snapshot rather than apply a gap; the

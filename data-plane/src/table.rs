@@ -36,6 +36,9 @@ impl Drop for Loaded {
 pub struct Failure {
     pub content_hash: String,
     pub message: String,
+    /// The failure is one no retry on this worker fixes (a model for
+    /// hardware it lacks): requests get FAILED_PRECONDITION, not UNAVAILABLE.
+    pub precondition: bool,
     pub attempts: u32,
     pub retry_at: Instant,
 }

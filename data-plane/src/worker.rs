@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hotswap_model_store::storage::{Storage, StorageOptions};
-use hotswap_proto::v1::{Api, ModelVersion, PredictorType};
+use hotswap_proto::v1::{Api, ModelVersion};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -281,6 +281,9 @@ impl Worker {
             && f.content_hash == target.content_hash
             && Instant::now() < f.retry_at
         {
+            if f.precondition {
+                return Err(Error::FailedPrecondition(f.message.clone()));
+            }
             return Err(Error::Load {
                 what: describe(target),
                 message: format!(
@@ -340,6 +343,7 @@ impl Worker {
                 state.failure = Some(Failure {
                     content_hash: target.content_hash.clone(),
                     message: e.to_string(),
+                    precondition: matches!(e, Error::FailedPrecondition(_)),
                     attempts,
                     retry_at: Instant::now() + delay,
                 });
@@ -374,10 +378,9 @@ impl Worker {
         if let Some((old_dir, _)) = stale {
             self.cache.remove(&old_dir).await;
         }
-        let predictor =
-            PredictorType::try_from(api.predictor_type).unwrap_or(PredictorType::Unspecified);
+        let spec = backend::LoadSpec::new(api, target);
         let what = describe(target);
-        tokio::task::spawn_blocking(move || backend::load(predictor, &dir, &what))
+        tokio::task::spawn_blocking(move || backend::load(&spec, &dir, &what))
             .await
             .map_err(|e| Error::Load {
                 what: describe(target),

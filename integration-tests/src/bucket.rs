@@ -19,6 +19,9 @@ pub enum Backend {
 
 pub const BUCKET: &str = "models";
 
+// One per test, never moved around in bulk: the size of the GCS client
+// does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum TestBucket {
     Local {
         root: tempfile::TempDir,

@@ -6,6 +6,7 @@ pub mod control;
 pub mod emulator;
 pub mod process;
 pub mod proxy;
+pub mod saved_model;
 pub mod serving;
 pub mod store;
 pub mod worker;

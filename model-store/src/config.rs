@@ -81,6 +81,23 @@ impl ApiConfig {
         }
     }
 
+    /// Why live model reloading is off, if it is: Inferentia models are
+    /// only reloaded live when one process serves them (Cortex's rule, from
+    /// how Neuron cores are shared between processes).
+    pub fn reloading_off(&self) -> Option<String> {
+        (self.predictor_type == PredictorType::Tensorflow
+            && self.inferentia > 0
+            && self.processes_per_replica > 1)
+            .then(|| {
+                format!(
+                    "live model reloading is off: Inferentia (compute.inf: {}) with \
+                     processes_per_replica {} (reloading needs 1); workers serve the versions \
+                     present when they start",
+                    self.inferentia, self.processes_per_replica
+                )
+            })
+    }
+
     /// The API as subscribers receive it.
     pub fn to_proto(&self) -> proto::Api {
         let models = self.models.as_ref();
@@ -117,6 +134,7 @@ impl ApiConfig {
                 .and_then(|m| m.signature_key.clone())
                 .unwrap_or_default(),
             predictor_source: self.predictor_source.clone().unwrap_or_default(),
+            reloading_off: self.reloading_off().unwrap_or_default(),
         }
     }
 

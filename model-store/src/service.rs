@@ -85,6 +85,11 @@ impl ModelStore {
     /// Starts polling every source. Must run inside a tokio runtime.
     pub fn start(config: ModelStoreConfig) -> ModelStore {
         let apis: Vec<Arc<ApiConfig>> = config.apis.into_iter().map(Arc::new).collect();
+        for api in &apis {
+            if let Some(why) = api.reloading_off() {
+                tracing::warn!(api = %api.name, "{why}");
+            }
+        }
         let specs = apis.iter().map(|a| a.to_proto()).collect();
         let index = Arc::new(Mutex::new(Index::new(
             specs,

@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyModule};
 
 use std::sync::{Arc, Mutex, mpsc};
 
-use super::client::{OnnxClient, PythonClient};
+use super::client::{OnnxClient, PythonClient, TensorFlowClient};
 use super::convert::{from_python, to_python};
 use super::link::Link;
 use super::protocol::{FromChild, PredictorClass, ToChild, read_sync};
@@ -156,7 +156,7 @@ fn read_frames(mut socket: UnixStream, link: &Link, jobs: mpsc::Sender<Job>) {
                 }
             }
             Ok(Some(answer @ ToChild::Model { call, .. })) => link.deliver(call, answer),
-            Ok(Some(answer @ ToChild::Onnx { call, .. })) => link.deliver(call, answer),
+            Ok(Some(answer @ ToChild::Run { call, .. })) => link.deliver(call, answer),
             Ok(Some(ToChild::Init { .. })) => {
                 eprintln!("python-worker: unexpected second init");
                 std::process::exit(1);
@@ -205,7 +205,8 @@ fn run(py: Python<'_>, predictor: &Py<PyAny>, takes_query: bool, job: Job) -> Fr
 }
 
 /// Imports the user's file as a module, builds `PythonPredictor(config,
-/// python_client)` or `ONNXPredictor(onnx_client, config)`, and tells
+/// python_client)`, `ONNXPredictor(onnx_client, config)` or
+/// `TensorFlowPredictor(tensorflow_client, config)`, and tells
 /// whether its `predict` takes query params.
 fn load(
     py: Python<'_>,
@@ -225,6 +226,7 @@ fn load(
         let class_name = match class {
             PredictorClass::Python => "PythonPredictor",
             PredictorClass::Onnx => "ONNXPredictor",
+            PredictorClass::TensorFlow => "TensorFlowPredictor",
         };
         let constructor = module.getattr(class_name).map_err(|_| {
             pyo3::exceptions::PyAttributeError::new_err(format!(
@@ -245,6 +247,10 @@ fn load(
             }
             PredictorClass::Onnx => {
                 let client = Bound::new(py, OnnxClient::new(link.clone()))?;
+                constructor.call1((client, config))?
+            }
+            PredictorClass::TensorFlow => {
+                let client = Bound::new(py, TensorFlowClient::new(link.clone()))?;
                 constructor.call1((client, config))?
             }
         };

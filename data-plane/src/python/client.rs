@@ -16,7 +16,7 @@ use pyo3::types::{PyDict, PyList};
 
 use super::convert::{from_python, to_python};
 use super::link::Link;
-use super::protocol::{FromChild, ModelAnswer, OnnxAnswer, TensorInfo, ToChild};
+use super::protocol::{FromChild, ModelAnswer, RunAnswer, TensorInfo, ToChild};
 use crate::lock;
 
 pyo3::create_exception!(
@@ -252,26 +252,28 @@ impl OnnxClient {
     pub fn new(link: Arc<Link>) -> OnnxClient {
         OnnxClient { link }
     }
+}
 
-    fn ask(&self, py: Python<'_>, make: impl FnOnce(u64) -> FromChild) -> PyResult<OnnxAnswer> {
-        let answer = match self.link.request(py, make)? {
-            ToChild::Onnx { answer, .. } => answer,
-            _ => return Err(PyRuntimeError::new_err("unexpected answer from the worker")),
-        };
-        match answer {
-            OnnxAnswer::Failed {
-                message,
-                lookup: true,
-                ..
-            } => Err(ModelLookupError::new_err(message)),
-            OnnxAnswer::Failed {
-                message,
-                invalid: true,
-                ..
-            } => Err(PyValueError::new_err(message)),
-            OnnxAnswer::Failed { message, .. } => Err(PyRuntimeError::new_err(message)),
-            ok => Ok(ok),
-        }
+/// Sends a model-client request to the worker and turns a failure into the
+/// Python exception a user expects.
+fn ask(link: &Link, py: Python<'_>, make: impl FnOnce(u64) -> FromChild) -> PyResult<RunAnswer> {
+    let answer = match link.request(py, make)? {
+        ToChild::Run { answer, .. } => answer,
+        _ => return Err(PyRuntimeError::new_err("unexpected answer from the worker")),
+    };
+    match answer {
+        RunAnswer::Failed {
+            message,
+            lookup: true,
+            ..
+        } => Err(ModelLookupError::new_err(message)),
+        RunAnswer::Failed {
+            message,
+            invalid: true,
+            ..
+        } => Err(PyValueError::new_err(message)),
+        RunAnswer::Failed { message, .. } => Err(PyRuntimeError::new_err(message)),
+        ok => Ok(ok),
     }
 }
 
@@ -305,24 +307,18 @@ impl OnnxClient {
     ) -> PyResult<Py<PyAny>> {
         let version = version_text(model_version)?;
         let input = from_python(&model_input)?;
-        let request = |call| FromChild::OnnxPredict {
+        let request = |call| FromChild::RunModel {
             call,
             model: model_name,
             version,
             input,
         };
-        let OnnxAnswer::Outputs { outputs } = self.ask(py, request)? else {
+        let RunAnswer::Outputs { outputs } = ask(&self.link, py, request)? else {
             return Err(PyRuntimeError::new_err("unexpected answer from the worker"));
         };
-        let numpy = py.import("numpy").ok();
         let list = PyList::empty(py);
         for (info, value) in outputs {
-            let value = to_python(py, &value)?;
-            let value = match &numpy {
-                Some(np) => np.call_method1("asarray", (value, info.dtype.as_str()))?,
-                None => value,
-            };
-            list.append(value)?;
+            list.append(output_value(py, &info, &value)?)?;
         }
         Ok(list.into_any().unbind())
     }
@@ -335,12 +331,12 @@ impl OnnxClient {
         model_version: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let version = version_text(model_version)?;
-        let request = |call| FromChild::OnnxSignature {
+        let request = |call| FromChild::ModelSignature {
             call,
             model: model_name,
             version,
         };
-        let OnnxAnswer::Signature { inputs, outputs } = self.ask(py, request)? else {
+        let RunAnswer::Signature { inputs, outputs } = ask(&self.link, py, request)? else {
             return Err(PyRuntimeError::new_err("unexpected answer from the worker"));
         };
         let model = PyDict::new(py);
@@ -358,5 +354,64 @@ impl OnnxClient {
         model.set_item("input_signatures", signatures(py, &inputs)?)?;
         model.set_item("output_signatures", signatures(py, &outputs)?)?;
         Ok(model.into_any().unbind())
+    }
+}
+
+/// An output as numpy array of its type when numpy is installed, else as
+/// nested lists.
+fn output_value<'py>(
+    py: Python<'py>,
+    info: &TensorInfo,
+    value: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
+    let value = to_python(py, value)?;
+    match py.import("numpy") {
+        Ok(np) => np.call_method1("asarray", (value, info.dtype.as_str())),
+        Err(_) => Ok(value),
+    }
+}
+
+/// `tensorflow_client`, the object a TensorFlowPredictor gets: `predict`
+/// runs the SavedModel in the worker (TensorFlow's C API from Rust) and
+/// returns a dict of output name -> values (numpy arrays when numpy is
+/// installed, lists otherwise), as TensorFlow Serving's response converted
+/// to a dict.
+#[pyclass(frozen)]
+pub struct TensorFlowClient {
+    link: Arc<Link>,
+}
+
+impl TensorFlowClient {
+    pub fn new(link: Arc<Link>) -> TensorFlowClient {
+        TensorFlowClient { link }
+    }
+}
+
+#[pymethods]
+impl TensorFlowClient {
+    #[pyo3(signature = (model_input, model_name=None, model_version=None))]
+    fn predict(
+        &self,
+        py: Python<'_>,
+        model_input: Bound<'_, PyAny>,
+        model_name: Option<String>,
+        model_version: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let version = version_text(model_version)?;
+        let input = from_python(&model_input)?;
+        let request = |call| FromChild::RunModel {
+            call,
+            model: model_name,
+            version,
+            input,
+        };
+        let RunAnswer::Outputs { outputs } = ask(&self.link, py, request)? else {
+            return Err(PyRuntimeError::new_err("unexpected answer from the worker"));
+        };
+        let dict = PyDict::new(py);
+        for (info, value) in outputs {
+            dict.set_item(&info.name, output_value(py, &info, &value)?)?;
+        }
+        Ok(dict.into_any().unbind())
     }
 }

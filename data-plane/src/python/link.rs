@@ -1,5 +1,5 @@
 //! The child's end of the socket, shared by its Python threads: answers
-//! and requests go out through one writer; `get_model` and `onnx_client`
+//! and requests go out through one writer; `get_model` and the model clients'
 //! requests wait for the answer with the same call number, which the
 //! child's reader hands over.
 

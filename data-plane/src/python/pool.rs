@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::child::PROTOCOL_FD;
 use super::protocol::{
-    FromChild, ModelAnswer, OnnxAnswer, PredictorClass, ToChild, read_async, write_async,
+    FromChild, ModelAnswer, PredictorClass, RunAnswer, ToChild, read_async, write_async,
 };
 use crate::{Error, lock};
 
@@ -29,24 +29,25 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 const RESTART_START: Duration = Duration::from_millis(100);
 const RESTART_MAX: Duration = Duration::from_secs(5);
 
-/// Answers `python_client.get_model(...)` and `onnx_client` calls: which
-/// version a name and version mean, where its files are, and runs ONNX
-/// models.
+/// Answers `python_client.get_model(...)`, `onnx_client` and
+/// `tensorflow_client` calls: which version a name and version mean, where
+/// its files are; runs ONNX and TensorFlow models.
 #[async_trait::async_trait]
 pub trait ModelResolver: Send + Sync + 'static {
     async fn resolve(&self, model: Option<String>, version: String) -> ModelAnswer;
 
-    /// `onnx_client.predict`: runs the model on `input` (a nested list, or
-    /// an object of input name -> nested list).
-    async fn onnx_predict(
+    /// `onnx_client.predict` / `tensorflow_client.predict`: runs the model
+    /// on `input` (a nested list, or an object of input name -> nested
+    /// list).
+    async fn run_model(
         &self,
         model: Option<String>,
         version: String,
         input: serde_json::Value,
-    ) -> OnnxAnswer;
+    ) -> RunAnswer;
 
     /// `onnx_client.get_model`: the model's inputs and outputs.
-    async fn onnx_signature(&self, model: Option<String>, version: String) -> OnnxAnswer;
+    async fn model_signature(&self, model: Option<String>, version: String) -> RunAnswer;
 }
 
 #[derive(Clone)]
@@ -356,26 +357,26 @@ fn answer_call(process: &Arc<Process>, models: &Option<Arc<dyn ModelResolver>>, 
                     },
                 },
             },
-            FromChild::OnnxPredict {
+            FromChild::RunModel {
                 call,
                 model,
                 version,
                 input,
-            } => ToChild::Onnx {
+            } => ToChild::Run {
                 call,
                 answer: match models {
-                    Some(m) => m.onnx_predict(model, version, input).await,
+                    Some(m) => m.run_model(model, version, input).await,
                     None => no_models(),
                 },
             },
-            FromChild::OnnxSignature {
+            FromChild::ModelSignature {
                 call,
                 model,
                 version,
-            } => ToChild::Onnx {
+            } => ToChild::Run {
                 call,
                 answer: match models {
-                    Some(m) => m.onnx_signature(model, version).await,
+                    Some(m) => m.model_signature(model, version).await,
                     None => no_models(),
                 },
             },
@@ -423,8 +424,8 @@ async fn read_answers(
 
 const NO_MODELS: &str = "this API has no models (no models / multi_model_reloading section)";
 
-fn no_models() -> OnnxAnswer {
-    OnnxAnswer::Failed {
+fn no_models() -> RunAnswer {
+    RunAnswer::Failed {
         message: NO_MODELS.to_owned(),
         lookup: true,
         invalid: false,

@@ -26,7 +26,8 @@ pub enum ToChild {
         #[serde(default)]
         venv: Option<String>,
         /// Which contract: `PythonPredictor(config, python_client)` or
-        /// `ONNXPredictor(onnx_client, config)`.
+        /// `ONNXPredictor(onnx_client, config)` or
+        /// `TensorFlowPredictor(tensorflow_client, config)`.
         #[serde(default)]
         class: PredictorClass,
         /// Python threads running calls at once in the process
@@ -48,9 +49,9 @@ pub enum ToChild {
     },
     /// The answer to a [`FromChild::GetModel`] with the same `call`.
     Model { call: u64, answer: ModelAnswer },
-    /// The answer to a [`FromChild::OnnxPredict`] or
-    /// [`FromChild::OnnxSignature`] with the same `call`.
-    Onnx { call: u64, answer: OnnxAnswer },
+    /// The answer to a [`FromChild::RunModel`] or
+    /// [`FromChild::ModelSignature`] with the same `call`.
+    Run { call: u64, answer: RunAnswer },
 }
 
 fn one() -> u32 {
@@ -63,9 +64,10 @@ pub enum PredictorClass {
     #[default]
     Python,
     Onnx,
+    TensorFlow,
 }
 
-/// One tensor of an ONNX model: name, numpy type name, shape (-1: free).
+/// One tensor of a model: name, numpy type name, shape (-1: free).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TensorInfo {
     pub name: String,
@@ -75,7 +77,7 @@ pub struct TensorInfo {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
-pub enum OnnxAnswer {
+pub enum RunAnswer {
     /// The model's outputs in its output order.
     Outputs {
         outputs: Vec<(TensorInfo, serde_json::Value)>,
@@ -129,15 +131,16 @@ pub enum FromChild {
         model: Option<String>,
         version: String,
     },
-    /// `onnx_client.predict(...)`: run the model in the worker.
-    OnnxPredict {
+    /// `onnx_client.predict(...)` or `tensorflow_client.predict(...)`: run
+    /// the model in the worker.
+    RunModel {
         call: u64,
         model: Option<String>,
         version: String,
         input: serde_json::Value,
     },
     /// `onnx_client.get_model(...)`: the model's signature.
-    OnnxSignature {
+    ModelSignature {
         call: u64,
         model: Option<String>,
         version: String,

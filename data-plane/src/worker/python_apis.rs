@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::Worker;
 use crate::catalog::Catalog;
-use crate::python::protocol::{ModelAnswer, OnnxAnswer, PredictorClass, TensorInfo};
+use crate::python::protocol::{ModelAnswer, PredictorClass, RunAnswer, TensorInfo};
 use crate::python::{ModelResolver, PythonPool, PythonPredictorSpec};
 use crate::{Error, lock};
 
@@ -151,6 +151,7 @@ impl Worker {
         let class = match PredictorType::try_from(api.predictor_type) {
             Ok(PredictorType::Python) => PredictorClass::Python,
             Ok(PredictorType::Onnx) => PredictorClass::Onnx,
+            Ok(PredictorType::Tensorflow) => PredictorClass::TensorFlow,
             _ => {
                 return Err(format!(
                     "api `{}`: predictor classes for this predictor type are not supported yet",
@@ -315,25 +316,25 @@ impl ModelResolver for ApiModels {
         }
     }
 
-    async fn onnx_predict(
+    async fn run_model(
         &self,
         model: Option<String>,
         version: String,
         input: serde_json::Value,
-    ) -> OnnxAnswer {
+    ) -> RunAnswer {
         let loaded = match self.loaded(model, &version).await {
             Ok(l) => l,
             Err(answer) => return answer,
         };
         let Some(worker) = self.worker.upgrade() else {
-            return onnx_failed(Error::ShuttingDown);
+            return run_failed(Error::ShuttingDown);
         };
         let inputs = match crate::predict::json_inputs(loaded.model.signature(), input) {
             Ok(inputs) => inputs,
-            Err(e) => return onnx_failed(e),
+            Err(e) => return run_failed(e),
         };
         match worker.infer(&loaded, inputs, Vec::new()).await {
-            Ok(outputs) => OnnxAnswer::Outputs {
+            Ok(outputs) => RunAnswer::Outputs {
                 outputs: outputs
                     .iter()
                     .map(|t| {
@@ -348,11 +349,11 @@ impl ModelResolver for ApiModels {
                     })
                     .collect(),
             },
-            Err(e) => onnx_failed(e),
+            Err(e) => run_failed(e),
         }
     }
 
-    async fn onnx_signature(&self, model: Option<String>, version: String) -> OnnxAnswer {
+    async fn model_signature(&self, model: Option<String>, version: String) -> RunAnswer {
         match self.loaded(model, &version).await {
             Ok(loaded) => {
                 let info = |specs: &[crate::signature::TensorSpec]| {
@@ -366,7 +367,7 @@ impl ModelResolver for ApiModels {
                         .collect()
                 };
                 let signature = loaded.model.signature();
-                OnnxAnswer::Signature {
+                RunAnswer::Signature {
                     inputs: info(&signature.inputs),
                     outputs: info(&signature.outputs),
                 }
@@ -377,27 +378,27 @@ impl ModelResolver for ApiModels {
 }
 
 impl ApiModels {
-    /// The loaded ONNX model a call names (the worker's own resolution and
+    /// The loaded model (ONNX or TensorFlow) a call names (the worker's own resolution and
     /// loading, as for Predict).
     async fn loaded(
         &self,
         model: Option<String>,
         version: &str,
-    ) -> Result<Arc<crate::table::Loaded>, OnnxAnswer> {
+    ) -> Result<Arc<crate::table::Loaded>, RunAnswer> {
         let worker = self
             .worker
             .upgrade()
-            .ok_or_else(|| onnx_failed(Error::ShuttingDown))?;
+            .ok_or_else(|| run_failed(Error::ShuttingDown))?;
         let m = worker
             .model_ref(&self.api, model.as_deref().unwrap_or(""))
-            .map_err(onnx_failed)?;
-        let targets = worker.resolve(&m, version).map_err(onnx_failed)?;
-        worker.acquire(targets).await.map_err(onnx_failed)
+            .map_err(run_failed)?;
+        let targets = worker.resolve(&m, version).map_err(run_failed)?;
+        worker.acquire(targets).await.map_err(run_failed)
     }
 }
 
-fn onnx_failed(e: Error) -> OnnxAnswer {
-    OnnxAnswer::Failed {
+fn run_failed(e: Error) -> RunAnswer {
+    RunAnswer::Failed {
         lookup: matches!(e, Error::NotFound(_)),
         invalid: matches!(e, Error::InvalidArgument(_)),
         message: e.to_string(),

@@ -107,7 +107,7 @@ async fn calls_reach_a_worker_holding_the_version() {
     // A new version becomes latest once a worker holds it.
     bucket.put("iris/3/model.onnx", iris(2)).await;
     answer(&p, "iris", "version 3 is latest", |r| {
-        r.version == 3 && iris_label(&r) == 2
+        r.version == 3 && iris_label(r) == 2
     })
     .await;
     for w in workers {

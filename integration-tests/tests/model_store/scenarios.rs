@@ -89,6 +89,8 @@ pub async fn seed_layouts(backend: Backend) {
     let server = StoreServer::start(&bucket, &config, |_| {}).await;
     let watcher = Watcher::synced(&server).await;
 
+    // (api, model, version, versioned, valid, location, files)
+    #[allow(clippy::type_complexity)]
     let got: Vec<(String, String, u64, bool, bool, String, Vec<&str>)> = watcher
         .view
         .values()
@@ -230,7 +232,7 @@ const SAVED_MODEL_SORTED: [&str; 3] = [
     "variables/variables.index",
 ];
 
-/// 2. New version, in-place rewrite, version deleted, model folder deleted,
+/// Scenario 2: new version, in-place rewrite, version deleted, model folder deleted,
 /// unversioned model restructured into versions.
 pub async fn changes(backend: Backend) {
     let bucket = TestBucket::new(backend).await;
@@ -335,7 +337,7 @@ pub async fn changes(backend: Backend) {
     server.stop().await;
 }
 
-/// 3. A version whose files arrive over several polls is announced once,
+/// Scenario 3: a version whose files arrive over several polls is announced once,
 /// complete.
 pub async fn slow_upload_is_announced_once(backend: Backend) {
     let bucket = TestBucket::new(backend).await;
@@ -458,7 +460,7 @@ pub async fn invalid_layouts(backend: Backend) {
     server.stop().await;
 }
 
-/// 5. Resuming with after_revision gets exactly the missed events; an
+/// Scenario 5: resuming with after_revision gets exactly the missed events; an
 /// expired revision or another incarnation gets a snapshot.
 pub async fn resume(backend: Backend) {
     let bucket = TestBucket::new(backend).await;

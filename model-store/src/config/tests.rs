@@ -276,3 +276,17 @@ fn load_reads_the_predictor_file_for_workers() {
         "class PythonPredictor: pass\n"
     );
 }
+
+#[test]
+fn inferentia_with_several_processes_turns_reloading_off() {
+    let apis = parse_ok(
+        "
+- {name: two, predictor: {type: tensorflow, processes_per_replica: 2, models: {path: /m}}, compute: {inf: 1}}
+- {name: one, predictor: {type: tensorflow, models: {path: /m}}, compute: {inf: 1}}
+- {name: cpu, predictor: {type: tensorflow, processes_per_replica: 2, models: {path: /m}}}",
+    );
+    let off: Vec<String> = apis.iter().map(|a| a.to_proto().reloading_off).collect();
+    assert!(off[0].contains("processes_per_replica 2"), "{}", off[0]);
+    assert_eq!(off[1], "", "one process reloads live");
+    assert_eq!(off[2], "", "without Inferentia reloading stays on");
+}

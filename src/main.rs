@@ -2,6 +2,7 @@
 
 mod control_plane_cmd;
 mod data_plane_cmd;
+mod health_cmd;
 mod model_store_cmd;
 mod shutdown;
 mod storage_args;
@@ -36,6 +37,9 @@ enum Command {
     /// Serve models from the model-store's index, swapping versions live
     /// (hotswap.v1.Predictor and the Open Inference Protocol).
     DataPlane(data_plane_cmd::Args),
+    /// Ask a hotswap server's gRPC health service (exit 0 when SERVING);
+    /// for container health checks.
+    Health(health_cmd::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::ModelStore(_) => "hotswap-model-store",
         Command::ControlPlane(_) => "hotswap-control-plane",
         Command::DataPlane(_) | Command::PythonWorker => "hotswap-data-plane",
+        Command::Health(_) => "hotswap-health",
     };
     let telemetry = runtime.block_on(async { telemetry::init(service) });
     let result = runtime.block_on(async {
@@ -73,6 +78,7 @@ fn main() -> std::process::ExitCode {
             Command::ModelStore(args) => model_store_cmd::run(args).await,
             Command::ControlPlane(args) => control_plane_cmd::run(args).await,
             Command::DataPlane(args) => data_plane_cmd::run(args).await,
+            Command::Health(args) => health_cmd::run(args).await,
             Command::PythonWorker => unreachable!("handled before the runtime starts"),
         }
     });

@@ -12,7 +12,7 @@ use hotswap_proto::v1::{
 };
 
 pub use names::{ModelRef, is_latest};
-pub use pinned::Pins;
+pub use pinned::{GATHER as PIN_GATHER, Pins};
 
 /// One model version: api, model, version number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -342,7 +342,12 @@ impl Worker {
                     "version failed to load; the previous content (if any) keeps serving");
                 state.failure = Some(Failure {
                     content_hash: target.content_hash.clone(),
-                    message: e.to_string(),
+                    // Without "load of <version>:", which every reader of
+                    // the failure adds or does not need.
+                    message: match &e {
+                        Error::Load { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    },
                     precondition: matches!(e, Error::FailedPrecondition(_)),
                     attempts,
                     retry_at: Instant::now() + delay,

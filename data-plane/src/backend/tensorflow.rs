@@ -44,7 +44,9 @@ impl TensorFlowModel {
             what: what.to_owned(),
             message,
         };
-        runtime::ensure_loaded().map_err(fail)?;
+        // No TensorFlow library on this worker is not something a retry or
+        // another version fixes.
+        runtime::ensure_loaded().map_err(Error::FailedPrecondition)?;
         let mut graph = Graph::new();
         let bundle = SavedModelBundle::load(&SessionOptions::new(), [SERVE_TAG], &mut graph, dir)
             .map_err(|status| load_error(&status, dir, spec, what))?;

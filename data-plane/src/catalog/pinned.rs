@@ -1,67 +1,120 @@
 //! APIs with live model reloading off (Inferentia with
 //! processes_per_replica > 1, as the model-store says in
-//! `Api.reloading_off`): the worker serves such an API's versions as it
-//! first saw them and does not apply the model-store's later changes to
-//! them. A worker started later pins what is there at its start.
+//! `Api.reloading_off`): the worker serves each model of such an API with
+//! the versions it first saw and does not apply the model-store's later
+//! changes to them. A worker started later pins what is there at its start.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use hotswap_proto::v1::ModelVersion;
 
 use super::{Catalog, VersionKey};
 
+/// After a model is pinned, further valid versions of it still join the pin
+/// for this long: the model-store publishes the versions of one listing as
+/// separate events, so "what was there" arrives over a few messages.
+pub const GATHER: Duration = Duration::from_secs(5);
+
+/// Pinned versions per (api, model), and when each model was pinned.
 #[derive(Default)]
 pub struct Pins {
-    apis: HashMap<String, BTreeMap<VersionKey, ModelVersion>>,
+    models: HashMap<(String, String), Pinned>,
+}
+
+struct Pinned {
+    since: Instant,
+    versions: BTreeMap<VersionKey, ModelVersion>,
 }
 
 impl Pins {
-    /// The catalog to publish: `catalog` with each pinned API's versions
-    /// replaced by the pinned ones. An API is pinned the first time it has
-    /// versions (so an API whose bucket was empty at start still gets the
-    /// first versions that arrive).
+    /// The catalog to publish: `catalog` with each pinned model's versions
+    /// replaced by the pinned ones. A model is pinned the first time it has
+    /// a valid version (so a model whose folder was empty, or still
+    /// uploading, at start gets the first valid versions that arrive), and
+    /// valid versions added within [`GATHER`] of that join it.
     pub fn apply(&mut self, mut catalog: Catalog) -> Catalog {
-        if !catalog.complete {
+        let any_off = catalog.apis.values().any(|a| !a.reloading_off.is_empty());
+        if !catalog.complete || (!any_off && self.models.is_empty()) {
             return catalog;
         }
         // The model-store may have restarted with another config.
-        self.apis.retain(|name, _| {
+        self.models.retain(|(api, _), _| {
             catalog
                 .apis
-                .get(name)
+                .get(api)
                 .is_some_and(|a| !a.reloading_off.is_empty())
         });
-        for (name, api) in &catalog.apis {
-            if api.reloading_off.is_empty() || self.apis.contains_key(name) {
+        let mut fresh: BTreeMap<(String, String), BTreeMap<VersionKey, ModelVersion>> =
+            BTreeMap::new();
+        for (key, version) in &catalog.versions {
+            let Some(api) = catalog.apis.get(&key.api) else {
+                continue;
+            };
+            let model = (key.api.clone(), key.model.clone());
+            if api.reloading_off.is_empty() {
                 continue;
             }
-            let versions: BTreeMap<VersionKey, ModelVersion> = catalog
-                .versions
-                .iter()
-                .filter(|(k, _)| &k.api == name)
-                .map(|(k, v)| (k.clone(), v.clone()))
+            if let Some(pinned) = self.models.get_mut(&model) {
+                // New versions of the same listing still join; updates and
+                // later versions do not.
+                if pinned.since.elapsed() < GATHER
+                    && Catalog::valid(version)
+                    && !pinned.versions.contains_key(key)
+                {
+                    pinned.versions.insert(key.clone(), version.clone());
+                }
+                continue;
+            }
+            fresh
+                .entry(model)
+                .or_default()
+                .insert(key.clone(), version.clone());
+        }
+        for (model, versions) in fresh {
+            let valid: BTreeMap<VersionKey, ModelVersion> = versions
+                .into_iter()
+                .filter(|(_, v)| Catalog::valid(v))
                 .collect();
-            if versions.is_empty() {
+            if valid.is_empty() {
                 continue;
             }
             tracing::warn!(
-                api = %name,
-                versions = ?versions.keys().map(|k| format!("{}:{}", k.model, k.version)).collect::<Vec<_>>(),
+                api = %model.0,
+                model = %model.1,
+                versions = ?valid.keys().map(|k| k.version).collect::<Vec<_>>(),
                 "{}; serving these versions from now on",
-                api.reloading_off
+                catalog.apis[&model.0].reloading_off
             );
-            self.apis.insert(name.clone(), versions);
+            self.models.insert(
+                model,
+                Pinned {
+                    since: Instant::now(),
+                    versions: valid,
+                },
+            );
         }
-        if self.apis.is_empty() {
-            return catalog;
-        }
-        catalog
+        let reloading_off = |api: &str| {
+            catalog
+                .apis
+                .get(api)
+                .is_some_and(|a| !a.reloading_off.is_empty())
+        };
+        // Unpinned models of such APIs (nothing valid yet) are held back
+        // too, until they are pinned.
+        let held: Vec<VersionKey> = catalog
             .versions
-            .retain(|k, _| !self.apis.contains_key(&k.api));
-        for versions in self.apis.values() {
+            .keys()
+            .filter(|k| reloading_off(&k.api))
+            .cloned()
+            .collect();
+        for key in held {
+            catalog.versions.remove(&key);
+        }
+        for pinned in self.models.values() {
             catalog
                 .versions
-                .extend(versions.iter().map(|(k, v)| (k.clone(), v.clone())));
+                .extend(pinned.versions.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         catalog
     }
@@ -70,7 +123,7 @@ impl Pins {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hotswap_proto::v1::Api;
+    use hotswap_proto::v1::{Api, VersionState};
 
     fn catalog(reloading_off: &str, versions: &[(u64, &str)]) -> Catalog {
         let api = Api {
@@ -89,6 +142,11 @@ mod tests {
                         model: "m".into(),
                         version: n,
                         content_hash: hash.into(),
+                        state: if hash.is_empty() {
+                            VersionState::Invalid
+                        } else {
+                            VersionState::Valid
+                        } as i32,
                         ..Default::default()
                     };
                     (VersionKey::of(&v), v)
@@ -108,13 +166,26 @@ mod tests {
     #[test]
     fn pinned_apis_keep_their_first_versions() {
         let mut pins = Pins::default();
-        // Nothing to pin yet: an empty API waits for its first versions.
+        // Nothing to pin yet: an empty API, or one whose only version is
+        // invalid (an upload in progress), waits for a valid version.
         assert!(seen(&pins.apply(catalog("off", &[]))).is_empty());
+        assert!(seen(&pins.apply(catalog("off", &[(1, "")]))).is_empty());
         let first = pins.apply(catalog("off", &[(1, "h1")]));
         assert_eq!(seen(&first), vec![(1, "h1".to_owned())]);
-        // A new version and an in-place update are not applied.
-        let later = pins.apply(catalog("off", &[(1, "h1b"), (2, "h2")]));
-        assert_eq!(seen(&later), vec![(1, "h1".to_owned())]);
+        // The rest of the same listing (a moment later) joins.
+        let gathered = pins.apply(catalog("off", &[(1, "h1"), (2, "h2")]));
+        assert_eq!(
+            seen(&gathered),
+            vec![(1, "h1".to_owned()), (2, "h2".to_owned())]
+        );
+        // Once gathered, a new version and an in-place update are not
+        // applied.
+        pins.models.values_mut().for_each(|p| p.since -= GATHER);
+        let later = pins.apply(catalog("off", &[(1, "h1b"), (2, "h2"), (3, "h3")]));
+        assert_eq!(
+            seen(&later),
+            vec![(1, "h1".to_owned()), (2, "h2".to_owned())]
+        );
     }
 
     #[test]

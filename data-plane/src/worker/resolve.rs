@@ -90,14 +90,19 @@ impl Worker {
         let what = m.protocol_name();
         let valid = versions.iter().rev().find(|v| Catalog::valid(v));
         match (valid, versions.last()) {
-            (Some(v), _) => Err(Error::Load {
-                what: format!("{what} version {}", v.version),
-                message: self
+            (Some(v), _) => {
+                let failure = self
                     .table()
                     .get(&VersionKey::of(v))
-                    .and_then(|s| lock(&s.state).failure.as_ref().map(|f| f.message.clone()))
-                    .unwrap_or_else(|| "failed".to_owned()),
-            }),
+                    .and_then(|s| lock(&s.state).failure.clone());
+                match failure {
+                    Some(f) if f.precondition => Err(Error::FailedPrecondition(f.message)),
+                    f => Err(Error::Load {
+                        what: format!("{what} version {}", v.version),
+                        message: f.map_or_else(|| "failed".to_owned(), |f| f.message),
+                    }),
+                }
+            }
             (None, Some(v)) => Err(Error::FailedPrecondition(format!(
                 "`{what}` has no valid version; version {} is invalid: {}",
                 v.version, v.reason

@@ -166,6 +166,9 @@ async fn a_savedmodel_without_the_signature_fails_and_the_previous_version_serve
         .predict(predict_json("iris", "", "2", IRIS_INPUT))
         .await
         .unwrap_err();
+    // UNAVAILABLE, as for any failed load: new content or another worker
+    // may succeed.
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert!(
         e.message().contains("signature `serving_default`"),
         "{:?}: {}",

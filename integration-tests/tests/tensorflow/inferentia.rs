@@ -107,7 +107,8 @@ async fn a_model_compiled_for_neuron_is_a_failed_precondition() {
 async fn reloading_is_off_with_two_processes() {
     let config = "
 - {name: two, predictor: {type: tensorflow, processes_per_replica: 2, models: {path: '{root}two'}}, compute: {inf: 1}}
-- {name: one, predictor: {type: tensorflow, processes_per_replica: 1, models: {path: '{root}one'}}, compute: {inf: 1}}";
+- {name: one, predictor: {type: tensorflow, processes_per_replica: 1, models: {path: '{root}one'}}, compute: {inf: 1}}
+- {name: late, predictor: {type: tensorflow, processes_per_replica: 2, models: {path: '{root}late'}}, compute: {inf: 1}}";
     let stack = Stack::start(config, async |b| {
         saved_model::put(b, "two/1", &saved_model::fixture("inferentia_cpu")).await;
         saved_model::put(b, "one/1", &saved_model::fixture("inferentia_cpu")).await;
@@ -117,6 +118,30 @@ async fn reloading_is_off_with_two_processes() {
     for api in ["one", "two"] {
         answer(&predictor, api, "version 1 served", |r| r.version == 1).await;
     }
+    // An API whose folder was empty at start takes the first versions that
+    // arrive, all of one upload.
+    saved_model::put(
+        &stack.bucket,
+        "late/1",
+        &saved_model::fixture("inferentia_cpu"),
+    )
+    .await;
+    saved_model::put(
+        &stack.bucket,
+        "late/2",
+        &saved_model::fixture("inferentia_cpu"),
+    )
+    .await;
+    answer(&predictor, "late", "the late API's versions", |r| {
+        r.version == 2
+    })
+    .await;
+    let one = predictor
+        .clone()
+        .predict(predict_json("late", "", "1", IRIS_INPUT))
+        .await
+        .expect("version 1 of the late API");
+    assert_eq!(one.into_inner().version, 1);
     // The status says so, for the two-process API only.
     let mut client = stack.store.client().await;
     let listed = client
@@ -143,7 +168,9 @@ async fn reloading_is_off_with_two_processes() {
     );
     assert_eq!(off("one"), "");
 
-    // Version 2 arrives for both.
+    // Version 2 arrives for both, after the worker has gathered what was
+    // there when it started.
+    tokio::time::sleep(hotswap_data_plane::catalog::PIN_GATHER).await;
     saved_model::put(
         &stack.bucket,
         "two/2",

@@ -106,6 +106,7 @@ async fn a_tensorflow_predictor_runs_savedmodels_through_tensorflow_client() {
         .predict(request(r#"{"input": [[1, 2, 3]]}"#, "iris", ""))
         .await
         .unwrap_err();
+    assert_eq!(e.code(), Code::Internal, "{e:?}");
     assert!(
         e.message().contains("ValueError") && e.message().contains("input `input`"),
         "{}",

@@ -24,20 +24,23 @@ const BUILD_VENV: &str = env!("HOTSWAP_BUILD_VENV");
 static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Loads the library once per process; later calls return the first
-/// outcome.
+/// outcome (a library that is not there does not appear by retrying).
 pub fn ensure_loaded() -> Result<(), String> {
     LOADED
         .get_or_init(|| {
-            let Some(dir) = std::env::var_os(DIR_VAR).map(PathBuf::from) else {
+            // The crate's own search: TENSORFLOW_DIR, LD_LIBRARY_PATH, then
+            // the standard install folders.
+            let Some(path) = tensorflow::library::find() else {
                 return Err(format!(
-                    "TensorFlow's library was not found ({}); run the project's setup \
-                     (`make setup`), or set {DIR_VAR} to the folder holding {LIBRARY}",
+                    "TensorFlow's library {LIBRARY} was not found ({}, LD_LIBRARY_PATH, \
+                     /usr/local/lib); run the project's setup (`make setup`), or set \
+                     {DIR_VAR} to the folder holding it",
                     searched_text()
                 ));
             };
             tensorflow::library::load()
-                .map_err(|e| format!("loading TensorFlow from {}: {e}", dir.display()))?;
-            tracing::info!(library = %dir.join(LIBRARY).display(), "TensorFlow loaded");
+                .map_err(|e| format!("loading TensorFlow from {}: {e}", path.display()))?;
+            tracing::info!(library = %path.display(), "TensorFlow loaded");
             Ok(())
         })
         .clone()
@@ -81,9 +84,14 @@ fn candidates() -> Vec<PathBuf> {
 }
 
 fn searched_text() -> String {
-    let dirs: Vec<String> = candidates()
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    format!("searched {}", dirs.join(", "))
+    match std::env::var_os(DIR_VAR) {
+        Some(dir) => format!("searched {DIR_VAR}={}", Path::new(&dir).display()),
+        None => {
+            let dirs: Vec<String> = candidates()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            format!("{DIR_VAR} unset and no {LIBRARY} in {}", dirs.join(", "))
+        }
+    }
 }

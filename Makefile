@@ -1,17 +1,19 @@
 # The README's two commands. Each installs what it needs first (idempotent).
 #   make up    run hotswap (model-store + one worker) on the example bucket,
 #              a local folder
-#   make test  run every test (storage emulators included)
+#   make test  run every test (storage emulators and the compose stack
+#              included)
+# And: make image, the container image docker-compose.yml runs.
 
 CONFIG ?= examples/iris-onnx/hotswap.yaml
 LISTEN ?= 127.0.0.1:7000
 # More flags for hotswap up, e.g. ARGS="--python-venv .venv".
 ARGS ?=
 # TensorFlow SavedModels are served with this cargo feature on; the setup
-# installs and configures the libraries it links.
+# installs the library it loads at run time.
 FEATURES ?= --features tensorflow
 
-.PHONY: up test setup
+.PHONY: up test setup image
 
 setup:
 	@.ci/setup
@@ -20,7 +22,14 @@ setup:
 up: setup
 	cargo run $(FEATURES) --bin hotswap -- up $(CONFIG) --listen $(LISTEN) $(ARGS)
 
-# The integration tests start the hotswap binary, so it is built first.
+# The hotswap image: base image made locally when missing, binary built on
+# the host (PROFILE=debug by default; PROFILE=release for a smaller one).
+image:
+	@.ci/image
+
+# The integration tests start the hotswap binary, and the compose test the
+# image, so both are built first.
 test: setup
 	cargo build $(FEATURES) --bin hotswap
+	.ci/image
 	cargo nextest run --workspace $(FEATURES)

@@ -1,0 +1,188 @@
+//! The docker compose stack of the repository's docker-compose.yml, brought
+//! up under a project name of its own on a free loopback port, over a
+//! bucket folder the test owns, and torn down (containers, networks,
+//! volumes) when dropped, whatever happened.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::process::workspace_root;
+
+/// The image the stack runs (built by `make image`, which `make test` runs
+/// first).
+pub const IMAGE: &str = "hotswap:latest";
+
+pub struct Compose {
+    project: String,
+    /// `docker compose` or `docker-compose`, whichever this machine has.
+    program: Vec<String>,
+    models: tempfile::TempDir,
+    pub addr: SocketAddr,
+}
+
+impl Compose {
+    /// Copies `models` (a folder with `hotswap.yaml` and its models) into a
+    /// fresh bucket folder, lets `prepare` change it, and starts the stack
+    /// on it with one worker.
+    pub fn up(models: &Path, prepare: impl FnOnce(&Path)) -> Compose {
+        let image = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .expect("run docker");
+        assert!(
+            image.status.success(),
+            "image {IMAGE} is missing: build it with `make image` (`make test` does)"
+        );
+        let dir = tempfile::tempdir().expect("bucket folder");
+        copy_dir(models, dir.path());
+        prepare(dir.path());
+        // The image runs as an unprivileged user; it reads the bucket.
+        chmod_readable(dir.path());
+        let program = if Command::new("docker")
+            .args(["compose", "version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            vec!["docker".to_owned(), "compose".to_owned()]
+        } else {
+            vec!["docker-compose".to_owned()]
+        };
+        let mut compose = Compose {
+            project: format!("hotswap-test-{}", std::process::id()),
+            program,
+            models: dir,
+            addr: "127.0.0.1:1".parse().unwrap(),
+        };
+        // Dependencies come up healthy first (depends_on conditions); the
+        // caller waits for workers to register.
+        compose
+            .run(&["up", "-d"])
+            .unwrap_or_else(|e| panic!("docker compose up: {e}"));
+        let port = compose
+            .run(&["port", "control-plane", "7000"])
+            .unwrap_or_else(|e| panic!("docker compose port: {e}"));
+        compose.addr = port
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("published address {port:?}: {e}"));
+        compose
+    }
+
+    pub fn bucket(&self) -> &Path {
+        self.models.path()
+    }
+
+    /// Runs a compose subcommand for this project; its stdout, or the
+    /// failure with stderr.
+    pub fn run(&self, args: &[&str]) -> Result<String, String> {
+        let output = self.command(args).output().map_err(|e| e.to_string())?;
+        result(output)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.program[0]);
+        command
+            .args(&self.program[1..])
+            .arg("--project-name")
+            .arg(&self.project)
+            .arg("--file")
+            .arg(workspace_root().join("docker-compose.yml"))
+            .args(args)
+            .env("HOTSWAP_MODELS", self.models.path())
+            .env("HOTSWAP_PUBLISH", "127.0.0.1:")
+            .env("HOTSWAP_IMAGE", IMAGE);
+        command
+    }
+
+    /// Ids of a service's running containers.
+    pub fn containers(&self, service: &str) -> Vec<String> {
+        docker(&[
+            "ps",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+        ])
+        .unwrap_or_else(|e| panic!("docker ps: {e}"))
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
+    }
+
+    /// The compose logs of every service, for a failing test's message.
+    pub fn logs(&self) -> String {
+        self.run(&["logs", "--no-color", "--tail", "200"])
+            .unwrap_or_else(|e| e)
+    }
+}
+
+/// `docker` with these arguments; its stdout or the failure.
+pub fn docker(args: &[&str]) -> Result<String, String> {
+    result(
+        Command::new("docker")
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?,
+    )
+}
+
+fn result(output: Output) -> Result<String, String> {
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+impl Drop for Compose {
+    fn drop(&mut self) {
+        // Bounded: containers get a few seconds to stop, then are killed.
+        if let Err(e) = self.run(&["down", "--volumes", "--remove-orphans", "--timeout", "5"]) {
+            eprintln!("docker compose down for {}: {e}", self.project);
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read the models folder") {
+        let entry = entry.expect("folder entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("create a folder");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+fn chmod_readable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    for entry in walk(dir) {
+        let mode = if entry.is_dir() { 0o755 } else { 0o644 };
+        let _ = std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode));
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,292 @@
+//! The stack as docker compose runs it (the repository's
+//! docker-compose.yml and the hotswap image), called through the published
+//! control-plane port on loopback while it is scaled, a worker is killed, a
+//! new version arrives and the model-store restarts. Continuous load runs
+//! throughout each step and no request may fail.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hotswap_integration_tests::compose::{Compose, docker};
+use hotswap_integration_tests::process::workspace_root;
+use hotswap_integration_tests::worker::{IRIS_INPUT, iris, iris_infer, iris_label, predict_json};
+use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
+use hotswap_proto::v1::predictor_client::PredictorClient;
+use hotswap_proto::v1::{ListWorkersRequest, WorkerStatus};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// Bound on every wait here: containers start and stop in seconds, but the
+/// machine may be busy. A hang guard, not a speed claim.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// What one load client saw: calls that succeeded, failures, versions.
+type Seen = (usize, Vec<String>, HashSet<u64>);
+
+/// Four clients calling Predict (latest) without pause until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    clients: Vec<JoinHandle<Seen>>,
+}
+
+impl Load {
+    fn start(channel: &Channel) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..4)
+            .map(|_| {
+                let mut p = PredictorClient::new(channel.clone());
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let (mut ok, mut failures, mut versions) = (0, Vec::new(), HashSet::new());
+                    while !stop.load(Ordering::Relaxed) {
+                        match p.predict(predict_json("iris", "", "", IRIS_INPUT)).await {
+                            Ok(r) => {
+                                ok += 1;
+                                versions.insert(r.into_inner().version);
+                            }
+                            Err(s) => failures.push(format!("{:?}: {}", s.code(), s.message())),
+                        }
+                    }
+                    (ok, failures, versions)
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    /// Stops the clients; the calls that succeeded, the versions that
+    /// answered. Panics on any failed call.
+    async fn finish(self, step: &str, compose: &Compose) -> (usize, HashSet<u64>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut total, mut failures, mut versions) = (0, Vec::new(), HashSet::new());
+        for c in self.clients {
+            let (ok, f, v) = c.await.expect("client task");
+            total += ok;
+            failures.extend(f);
+            versions.extend(v);
+        }
+        assert!(
+            failures.is_empty(),
+            "{step}: {} failed calls (of {}), first: {:?}\n{}",
+            failures.len(),
+            total + failures.len(),
+            &failures[..failures.len().min(5)],
+            compose.logs()
+        );
+        assert!(total > 0, "{step}: the load made calls");
+        (total, versions)
+    }
+}
+
+async fn workers(channel: &Channel) -> Vec<WorkerStatus> {
+    match ControlPlaneClient::new(channel.clone())
+        .list_workers(ListWorkersRequest {})
+        .await
+    {
+        Ok(r) => r.into_inner().workers,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Polls `check` every 200 ms until it returns Some; panics after [`WAIT`]
+/// with the stack's logs.
+async fn until<T, F, Fut>(compose: &Compose, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            compose.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs a blocking compose or docker command off the async threads, so
+/// the load keeps going meanwhile.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_compose_stack_scales_survives_and_swaps_under_load() {
+    // The iris example with versions 1 and 2 only; 3 arrives later.
+    let models = workspace_root().join("examples/iris-onnx");
+    let compose = Arc::new(
+        blocking(move || {
+            Compose::up(&models, |bucket| {
+                std::fs::remove_dir_all(bucket.join("models/iris/3")).expect("drop version 3")
+            })
+        })
+        .await,
+    );
+    let channel = Channel::from_shared(format!("http://{}", compose.addr))
+        .unwrap()
+        .connect_lazy();
+    until(&compose, "one worker registered", || async {
+        (workers(&channel).await.len() == 1).then_some(())
+    })
+    .await;
+
+    // 1. Predict and ModelInfer through the published port.
+    let mut p = PredictorClient::new(channel.clone());
+    let r = until(&compose, "latest (version 2) served", || {
+        let mut p = p.clone();
+        async move {
+            let r = p
+                .predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()?;
+            let r = r.into_inner();
+            (r.version == 2).then_some(r)
+        }
+    })
+    .await;
+    assert_eq!(iris_label(&r), 1);
+    let infer = GrpcInferenceServiceClient::new(channel.clone())
+        .model_infer(iris_infer("iris", "1"))
+        .await
+        .expect("ModelInfer")
+        .into_inner();
+    assert_eq!(infer.model_version, "1");
+    let one = p
+        .predict(predict_json("iris", "", "1", IRIS_INPUT))
+        .await
+        .expect("version 1")
+        .into_inner();
+    assert_eq!(iris_label(&one), 0);
+
+    // 2. Scale 1 -> 3 under load: the new workers register and get calls.
+    let load = Load::start(&channel);
+    let c = compose.clone();
+    blocking(move || c.run(&["up", "-d", "--no-recreate", "--scale", "data-plane=3"]))
+        .await
+        .expect("scale to 3");
+    until(&compose, "three workers taking calls", || async {
+        let w = workers(&channel).await;
+        (w.len() == 3 && w.iter().all(|w| w.routed > 0)).then_some(())
+    })
+    .await;
+    load.finish("scale 1 -> 3", &compose).await;
+
+    // 3. Kill one worker container under load: it is dropped.
+    let load = Load::start(&channel);
+    let victim = compose.containers("data-plane")[0].clone();
+    let short = victim[..12].to_owned();
+    let before = workers(&channel).await;
+    let killed_id = before
+        .iter()
+        .find(|w| w.address.starts_with(&short))
+        .unwrap_or_else(|| panic!("no worker advertises container {short}: {before:?}"))
+        .worker_id
+        .clone();
+    blocking(move || docker(&["kill", &victim]))
+        .await
+        .expect("docker kill");
+    until(&compose, "the killed worker dropped", || async {
+        let w = workers(&channel).await;
+        (!w.iter().any(|w| w.worker_id == killed_id)).then_some(())
+    })
+    .await;
+    // The restart policy brings the container back as a new worker; wait
+    // until every running worker container is registered again.
+    let c = compose.clone();
+    until(&compose, "every running worker registered", || {
+        let c = c.clone();
+        let channel = channel.clone();
+        async move {
+            let running = blocking(move || c.containers("data-plane")).await;
+            let registered = workers(&channel).await;
+            let all = running
+                .iter()
+                .all(|id| registered.iter().any(|w| w.address.starts_with(&id[..12])));
+            (all && registered.len() == running.len()).then_some(())
+        }
+    })
+    .await;
+    drop(c);
+    load.finish("docker kill of a worker", &compose).await;
+
+    // 4. Scale down to 1 under load.
+    let load = Load::start(&channel);
+    let c = compose.clone();
+    blocking(move || c.run(&["up", "-d", "--no-recreate", "--scale", "data-plane=1"]))
+        .await
+        .expect("scale to 1");
+    until(&compose, "one worker left", || async {
+        (workers(&channel).await.len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    load.finish("scale 3 -> 1", &compose).await;
+
+    // 5. A new version written into the mounted bucket becomes latest.
+    let load = Load::start(&channel);
+    write_version(&compose, 3, 2);
+    until(&compose, "version 3 served as latest", || {
+        let mut p = p.clone();
+        async move {
+            let r = p
+                .predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()?;
+            let r = r.into_inner();
+            (r.version == 3 && iris_label(&r) == 2).then_some(())
+        }
+    })
+    .await;
+    let (_, versions) = load.finish("a new version", &compose).await;
+    assert!(
+        versions.contains(&3),
+        "the load saw version 3: {versions:?}"
+    );
+
+    // 6. Restart the model-store under load: workers keep serving, then
+    // catch up with a version written after it is back.
+    let load = Load::start(&channel);
+    let c = compose.clone();
+    blocking(move || c.run(&["restart", "--timeout", "5", "model-store"]))
+        .await
+        .expect("restart the model-store");
+    write_version(&compose, 4, 0);
+    until(&compose, "version 4 served after the restart", || {
+        let mut p = p.clone();
+        async move {
+            let r = p
+                .predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()?;
+            let r = r.into_inner();
+            (r.version == 4 && iris_label(&r) == 0).then_some(())
+        }
+    })
+    .await;
+    load.finish("a model-store restart", &compose).await;
+    drop(p);
+    drop(channel);
+    let compose = Arc::try_unwrap(compose).unwrap_or_else(|_| panic!("compose still shared"));
+    blocking(move || drop(compose)).await;
+}
+
+/// Writes iris version `version` answering `label`, the way an uploader
+/// would: into a temporary name, then renamed into place.
+fn write_version(compose: &Compose, version: u64, label: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = compose.bucket().join(format!("models/iris/{version}"));
+    std::fs::create_dir_all(&dir).expect("version folder");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = dir.join(".model.onnx.part");
+    std::fs::write(&tmp, iris(label)).expect("write the model");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::rename(&tmp, dir.join("model.onnx")).expect("rename into place");
+}

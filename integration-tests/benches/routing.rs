@@ -6,22 +6,17 @@
 //! (after `.ci/setup`); `-- --quick` for a smaller run. Model-store, control
 //! plane, worker and client share this process and the machine's cores.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
+use hotswap_integration_tests::latency::{Stats, micros, summarize};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
     IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
 };
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::transport::Channel;
-
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    per_second: f64,
-}
 
 async fn load(addr: std::net::SocketAddr, concurrency: usize, total: usize) -> Stats {
     let start = Instant::now();
@@ -47,18 +42,7 @@ async fn load(addr: std::net::SocketAddr, concurrency: usize, total: usize) -> S
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let wall = start.elapsed();
-    all.sort();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Stats {
-        p50: at(0.5),
-        p99: at(0.99),
-        per_second: all.len() as f64 / wall.as_secs_f64(),
-    }
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
+    summarize(all, start.elapsed())
 }
 
 fn main() {

@@ -15,36 +15,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hotswap_data_plane::backend::Model;
 use hotswap_data_plane::backend::onnx::OnnxModel;
-use hotswap_data_plane::tensor::{Tensor, TensorData};
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::latency::{Stats, in_process, micros, summarize};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
     IRIS_INPUT, WorkerServer, answer, iris, iris_infer, predict_json,
 };
 
 const CONFIG: &str = "- {name: iris, predictor: {type: onnx, models: {path: '{root}iris'}}}";
-
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-fn summarize(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Stats {
-        p50: at(0.50),
-        p99: at(0.99),
-        per_second: latencies.len() as f64 / wall.as_secs_f64(),
-    }
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
 
 /// How long a load runs: a number of calls, or a time.
 #[derive(Clone, Copy)]
@@ -89,37 +68,6 @@ async fn grpc_load(worker: &WorkerServer, concurrency: usize, until: Until, infe
     for t in tasks {
         all.extend(t.await.expect("client task"));
     }
-    summarize(all, start.elapsed())
-}
-
-/// The same number of calls straight into the backend, from threads.
-fn in_process(model: &Arc<OnnxModel>, concurrency: usize, total: usize) -> Stats {
-    let per_thread = total / concurrency;
-    let start = Instant::now();
-    let threads: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let model = model.clone();
-            std::thread::spawn(move || {
-                let mut latencies = Vec::with_capacity(per_thread);
-                for _ in 0..per_thread {
-                    let t = Instant::now();
-                    let input = Tensor::new(
-                        "input",
-                        vec![1, 4],
-                        TensorData::F32(vec![5.1, 3.5, 1.4, 0.2]),
-                    )
-                    .unwrap();
-                    model.infer(vec![input], &[]).expect("infer");
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let all = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("thread"))
-        .collect();
     summarize(all, start.elapsed())
 }
 

@@ -2,7 +2,9 @@
 //! the control plane and a worker, next to `TensorFlowModel::infer` called
 //! in process (the `tensorflow` crate over TensorFlow's C API) on the same
 //! SavedModel, in one run, at concurrency 1, 4 and 16: p50, p99,
-//! throughput, and the ratios.
+//! throughput, and the ratios. The same model as ONNX through the same
+//! path (another API on the same worker) tells the serving path's own cost
+//! from TensorFlow's.
 //!
 //! Run with `cargo bench -p hotswap-integration-tests --features tensorflow
 //! --bench tensorflow` (after `.ci/setup`); `-- --quick` for a smaller run.
@@ -10,43 +12,30 @@
 //! machine's cores, so the absolute figures include the client's cost.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use hotswap_data_plane::backend::LoadSpec;
 use hotswap_data_plane::backend::tensorflow::TensorFlowModel;
-use hotswap_data_plane::backend::{LoadSpec, Model};
-use hotswap_data_plane::tensor::{Tensor, TensorData};
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
+use hotswap_integration_tests::latency::{Stats, in_process, micros, summarize};
 use hotswap_integration_tests::saved_model;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, answer, iris_infer};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::PredictorType;
 
-const CONFIG: &str = "- {name: iris, predictor: {type: tensorflow, models: {path: '{root}iris'}}}";
-
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    per_second: f64,
-}
-
-fn summarize(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Stats {
-        p50: at(0.50),
-        p99: at(0.99),
-        per_second: latencies.len() as f64 / wall.as_secs_f64(),
-    }
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
+const CONFIG: &str = "
+- {name: iris, predictor: {type: tensorflow, models: {path: '{root}iris'}}}
+- {name: iris-onnx, predictor: {type: onnx, models: {path: '{root}iris-onnx'}}}";
 
 /// `total` ModelInfer calls spread over `concurrency` client tasks.
-async fn through_control_plane(control: &ControlServer, concurrency: usize, total: usize) -> Stats {
+async fn through_control_plane(
+    control: &ControlServer,
+    api: &'static str,
+    concurrency: usize,
+    total: usize,
+) -> Stats {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -56,7 +45,7 @@ async fn through_control_plane(control: &ControlServer, concurrency: usize, tota
             for _ in 0..total / concurrency {
                 let t = Instant::now();
                 client
-                    .model_infer(iris_infer("iris", ""))
+                    .model_infer(iris_infer(api, ""))
                     .await
                     .expect("ModelInfer");
                 latencies.push(t.elapsed());
@@ -71,37 +60,6 @@ async fn through_control_plane(control: &ControlServer, concurrency: usize, tota
     summarize(all, start.elapsed())
 }
 
-/// The same number of calls straight into the backend, from threads.
-fn in_process(model: &Arc<TensorFlowModel>, concurrency: usize, total: usize) -> Stats {
-    let per_thread = total / concurrency;
-    let start = Instant::now();
-    let threads: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let model = model.clone();
-            std::thread::spawn(move || {
-                let mut latencies = Vec::with_capacity(per_thread);
-                for _ in 0..per_thread {
-                    let t = Instant::now();
-                    let input = Tensor::new(
-                        "input",
-                        vec![1, 4],
-                        TensorData::F32(vec![5.1, 3.5, 1.4, 0.2]),
-                    )
-                    .unwrap();
-                    model.infer(vec![input], &[]).expect("infer");
-                    latencies.push(t.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let all = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("thread"))
-        .collect();
-    summarize(all, start.elapsed())
-}
-
 fn main() {
     // SAFETY: no other thread exists yet.
     unsafe { hotswap_data_plane::backend::prepare_env() };
@@ -111,6 +69,12 @@ fn main() {
     runtime.block_on(async {
         let bucket = TestBucket::new(Backend::Local).await;
         saved_model::put(&bucket, "iris/1", &saved_model::iris(0)).await;
+        bucket
+            .put(
+                "iris-onnx/1/model.onnx",
+                hotswap_integration_tests::worker::iris(0),
+            )
+            .await;
         let config = CONFIG.replace("{root}", &bucket.uri(""));
         let store = StoreServer::start(&bucket, &config, |_| {}).await;
         let control = ControlServer::start(store.addr).await;
@@ -120,7 +84,9 @@ fn main() {
         };
         let worker = WorkerServer::start_with(store.addr, &bucket, options).await;
         control.wait_for_workers(1).await;
-        answer(&control.predictor().await, "iris", "model served", |_| true).await;
+        for api in ["iris", "iris-onnx"] {
+            answer(&control.predictor().await, api, "model served", |_| true).await;
+        }
 
         let spec = LoadSpec {
             predictor: PredictorType::Tensorflow,
@@ -131,7 +97,8 @@ fn main() {
             TensorFlowModel::load(&saved_model::iris(0), &spec, "iris").expect("load in process"),
         );
         // Warm both paths up.
-        through_control_plane(&control, 4, 400).await;
+        through_control_plane(&control, "iris", 4, 400).await;
+        through_control_plane(&control, "iris-onnx", 4, 400).await;
         in_process(&model, 4, 400);
 
         println!();
@@ -141,10 +108,12 @@ fn main() {
         println!("|---|---|---|---|---|---|---|");
         for concurrency in [1, 4, 16] {
             let base = in_process(&model, concurrency, total);
-            let routed = through_control_plane(&control, concurrency, total).await;
+            let routed = through_control_plane(&control, "iris", concurrency, total).await;
+            let onnx = through_control_plane(&control, "iris-onnx", concurrency, total).await;
             for (name, s) in [
                 ("in-process tensorflow", &base),
                 ("ModelInfer via control plane", &routed),
+                ("same path, the ONNX model", &onnx),
             ] {
                 println!(
                     "| {concurrency} | {name} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} |",

@@ -5,6 +5,7 @@ pub mod bucket;
 pub mod compose;
 pub mod control;
 pub mod emulator;
+pub mod latency;
 pub mod process;
 pub mod proxy;
 pub mod saved_model;

@@ -112,6 +112,26 @@ where
     }
 }
 
+/// Waits until Predict for `latest` answers from `version` with `label`.
+async fn until_latest(compose: &Compose, p: &PredictorClient<Channel>, version: u64, label: i64) {
+    until(
+        compose,
+        &format!("version {version} served as latest"),
+        || {
+            let mut p = p.clone();
+            async move {
+                let r = p
+                    .predict(predict_json("iris", "", "", IRIS_INPUT))
+                    .await
+                    .ok()?
+                    .into_inner();
+                (r.version == version && iris_label(&r) == label).then_some(())
+            }
+        },
+    )
+    .await
+}
+
 /// Runs a blocking compose or docker command off the async threads, so
 /// the load keeps going meanwhile.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -140,19 +160,7 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
 
     // 1. Predict and ModelInfer through the published port.
     let mut p = PredictorClient::new(channel.clone());
-    let r = until(&compose, "latest (version 2) served", || {
-        let mut p = p.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?;
-            let r = r.into_inner();
-            (r.version == 2).then_some(r)
-        }
-    })
-    .await;
-    assert_eq!(iris_label(&r), 1);
+    until_latest(&compose, &p, 2, 1).await;
     let infer = GrpcInferenceServiceClient::new(channel.clone())
         .model_infer(iris_infer("iris", "1"))
         .await
@@ -233,18 +241,7 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
     // 5. A new version written into the mounted bucket becomes latest.
     let load = Load::start(&channel);
     write_version(&compose, 3, 2);
-    until(&compose, "version 3 served as latest", || {
-        let mut p = p.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?;
-            let r = r.into_inner();
-            (r.version == 3 && iris_label(&r) == 2).then_some(())
-        }
-    })
-    .await;
+    until_latest(&compose, &p, 3, 2).await;
     let (_, versions) = load.finish("a new version", &compose).await;
     assert!(
         versions.contains(&3),
@@ -259,18 +256,7 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
         .await
         .expect("restart the model-store");
     write_version(&compose, 4, 0);
-    until(&compose, "version 4 served after the restart", || {
-        let mut p = p.clone();
-        async move {
-            let r = p
-                .predict(predict_json("iris", "", "", IRIS_INPUT))
-                .await
-                .ok()?;
-            let r = r.into_inner();
-            (r.version == 4 && iris_label(&r) == 0).then_some(())
-        }
-    })
-    .await;
+    until_latest(&compose, &p, 4, 0).await;
     load.finish("a model-store restart", &compose).await;
     drop(p);
     drop(channel);

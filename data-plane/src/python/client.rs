@@ -305,17 +305,7 @@ impl OnnxClient {
         model_name: Option<String>,
         model_version: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let version = version_text(model_version)?;
-        let input = from_python(&model_input)?;
-        let request = |call| FromChild::RunModel {
-            call,
-            model: model_name,
-            version,
-            input,
-        };
-        let RunAnswer::Outputs { outputs } = ask(&self.link, py, request)? else {
-            return Err(PyRuntimeError::new_err("unexpected answer from the worker"));
-        };
+        let outputs = run_model(&self.link, py, &model_input, model_name, model_version)?;
         let list = PyList::empty(py);
         for (info, value) in outputs {
             list.append(output_value(py, &info, &value)?)?;
@@ -354,6 +344,29 @@ impl OnnxClient {
         model.set_item("input_signatures", signatures(py, &inputs)?)?;
         model.set_item("output_signatures", signatures(py, &outputs)?)?;
         Ok(model.into_any().unbind())
+    }
+}
+
+/// `predict` of either model client: runs the model in the worker; its
+/// outputs in order, each with its description.
+fn run_model(
+    link: &Link,
+    py: Python<'_>,
+    model_input: &Bound<'_, PyAny>,
+    model_name: Option<String>,
+    model_version: Option<Bound<'_, PyAny>>,
+) -> PyResult<Vec<(TensorInfo, serde_json::Value)>> {
+    let version = version_text(model_version)?;
+    let input = from_python(model_input)?;
+    let request = |call| FromChild::RunModel {
+        call,
+        model: model_name,
+        version,
+        input,
+    };
+    match ask(link, py, request)? {
+        RunAnswer::Outputs { outputs } => Ok(outputs),
+        _ => Err(PyRuntimeError::new_err("unexpected answer from the worker")),
     }
 }
 
@@ -397,17 +410,7 @@ impl TensorFlowClient {
         model_name: Option<String>,
         model_version: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let version = version_text(model_version)?;
-        let input = from_python(&model_input)?;
-        let request = |call| FromChild::RunModel {
-            call,
-            model: model_name,
-            version,
-            input,
-        };
-        let RunAnswer::Outputs { outputs } = ask(&self.link, py, request)? else {
-            return Err(PyRuntimeError::new_err("unexpected answer from the worker"));
-        };
+        let outputs = run_model(&self.link, py, &model_input, model_name, model_version)?;
         let dict = PyDict::new(py);
         for (info, value) in outputs {
             dict.set_item(&info.name, output_value(py, &info, &value)?)?;

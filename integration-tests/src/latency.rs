@@ -1,0 +1,62 @@
+//! What the benchmarks measure and report: latencies summed up as p50, p99
+//! and throughput, and the in-process baseline (a backend called straight
+//! from threads) that served paths are compared with.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotswap_data_plane::backend::Model;
+use hotswap_data_plane::tensor::{Tensor, TensorData};
+
+pub struct Stats {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub per_second: f64,
+}
+
+/// Percentiles of `latencies` and calls per second over `wall`.
+pub fn summarize(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+        per_second: latencies.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+pub fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// `total` calls of the iris-like model's input straight into the backend,
+/// from `concurrency` threads.
+pub fn in_process<M: Model>(model: &Arc<M>, concurrency: usize, total: usize) -> Stats {
+    let per_thread = total / concurrency;
+    let start = Instant::now();
+    let threads: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let model = model.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::with_capacity(per_thread);
+                for _ in 0..per_thread {
+                    let t = Instant::now();
+                    let input = Tensor::new(
+                        "input",
+                        vec![1, 4],
+                        TensorData::F32(vec![5.1, 3.5, 1.4, 0.2]),
+                    )
+                    .unwrap();
+                    model.infer(vec![input], &[]).expect("infer");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let all = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    summarize(all, start.elapsed())
+}

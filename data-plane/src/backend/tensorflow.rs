@@ -48,7 +48,8 @@ impl TensorFlowModel {
         // another version fixes.
         runtime::ensure_loaded().map_err(Error::FailedPrecondition)?;
         let mut graph = Graph::new();
-        let bundle = SavedModelBundle::load(&SessionOptions::new(), [SERVE_TAG], &mut graph, dir)
+        let options = session_options().map_err(fail)?;
+        let bundle = SavedModelBundle::load(&options, [SERVE_TAG], &mut graph, dir)
             .map_err(|status| load_error(&status, dir, spec, what))?;
         let key = if spec.signature_key.is_empty() {
             DEFAULT_SIGNATURE
@@ -100,6 +101,46 @@ impl TensorFlowModel {
             fetches,
             signature: Signature { inputs, outputs },
         })
+    }
+}
+
+/// Overrides the inter-op threads of every session (0: TensorFlow's own
+/// pool of one thread per core).
+pub const INTER_OP_THREADS_VAR: &str = "HOTSWAP_TF_INTER_OP_THREADS";
+
+/// Sessions run each call's ops in the calling thread (inter-op threads
+/// -1): a request already has a blocking thread of its own, and handing
+/// the ops to TensorFlow's inter-op pool and waiting for them only adds
+/// latency (about 3× per call for a small model, see BENCHMARKS.md). Ops
+/// still use the intra-op pool inside (a large matrix product, say).
+fn session_options() -> Result<SessionOptions, String> {
+    let threads = match std::env::var(INTER_OP_THREADS_VAR) {
+        Ok(v) => v
+            .trim()
+            .parse::<i32>()
+            .map_err(|_| format!("{INTER_OP_THREADS_VAR}={v:?} is not an integer"))?,
+        Err(_) => -1,
+    };
+    let mut options = SessionOptions::new();
+    options
+        .set_config(&inter_op_config(threads))
+        .map_err(|e| format!("session options: {e}"))?;
+    Ok(options)
+}
+
+/// A serialized ConfigProto with only `inter_op_parallelism_threads`
+/// (field 5, an int32 varint; negative values take ten bytes).
+fn inter_op_config(threads: i32) -> Vec<u8> {
+    let mut out = vec![5 << 3];
+    let mut v = i64::from(threads) as u64;
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
     }
 }
 
@@ -338,6 +379,16 @@ fn from_tf(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_config_is_a_valid_config_proto() {
+        assert_eq!(inter_op_config(2), vec![0x28, 0x02]);
+        assert_eq!(inter_op_config(300), vec![0x28, 0xac, 0x02]);
+        let mut minus_one = vec![0x28];
+        minus_one.extend([0xff; 9]);
+        minus_one.push(0x01);
+        assert_eq!(inter_op_config(-1), minus_one);
+    }
 
     #[test]
     fn neuron_ops_are_recognised_in_load_errors() {

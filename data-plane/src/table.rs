@@ -43,6 +43,24 @@ pub struct Failure {
     pub retry_at: Instant,
 }
 
+impl Failure {
+    /// What a request for the failed version `what` gets.
+    pub fn error(&self, what: String) -> crate::Error {
+        if self.precondition {
+            return crate::Error::FailedPrecondition(self.message.clone());
+        }
+        let wait = self.retry_at.saturating_duration_since(Instant::now());
+        crate::Error::Load {
+            what,
+            message: if wait.is_zero() {
+                self.message.clone()
+            } else {
+                format!("{} (retrying in {}s)", self.message, wait.as_secs() + 1)
+            },
+        }
+    }
+}
+
 /// Mutable bookkeeping of one slot; held briefly, never across an await.
 #[derive(Default)]
 pub struct SlotState {

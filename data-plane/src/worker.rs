@@ -281,20 +281,7 @@ impl Worker {
             && f.content_hash == target.content_hash
             && Instant::now() < f.retry_at
         {
-            if f.precondition {
-                return Err(Error::FailedPrecondition(f.message.clone()));
-            }
-            return Err(Error::Load {
-                what: describe(target),
-                message: format!(
-                    "{} (retrying in {}s)",
-                    f.message,
-                    f.retry_at
-                        .saturating_duration_since(Instant::now())
-                        .as_secs()
-                        + 1
-                ),
-            });
+            return Err(f.error(describe(target)));
         }
         let api = self
             .catalog()

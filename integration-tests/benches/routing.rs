@@ -6,11 +6,9 @@
 //! (after `.ci/setup`); `-- --quick` for a smaller run. Model-store, control
 //! plane, worker and client share this process and the machine's cores.
 
-use std::time::Instant;
-
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
-use hotswap_integration_tests::latency::{Stats, micros, summarize};
+use hotswap_integration_tests::latency::{Stats, Until, concurrent, micros};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
     IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
@@ -18,31 +16,23 @@ use hotswap_integration_tests::worker::{
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::transport::Channel;
 
+/// Predict calls from `concurrency` clients, each on a connection of its
+/// own to `addr`.
 async fn load(addr: std::net::SocketAddr, concurrency: usize, total: usize) -> Stats {
-    let start = Instant::now();
-    let mut tasks = Vec::new();
+    let mut clients = Vec::new();
     for _ in 0..concurrency {
-        let mut client = PredictorClient::<Channel>::connect(format!("http://{addr}"))
+        clients.push(
+            PredictorClient::<Channel>::connect(format!("http://{addr}"))
+                .await
+                .unwrap(),
+        );
+    }
+    concurrent(clients, Until::Calls(total), |mut c| async move {
+        c.predict(predict_json("iris", "", "", IRIS_INPUT))
             .await
-            .unwrap();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            for _ in 0..total / concurrency {
-                let t = Instant::now();
-                client
-                    .predict(predict_json("iris", "", "", IRIS_INPUT))
-                    .await
-                    .expect("predict");
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    summarize(all, start.elapsed())
+            .expect("predict");
+    })
+    .await
 }
 
 fn main() {

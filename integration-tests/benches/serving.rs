@@ -13,11 +13,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hotswap_data_plane::backend::onnx::OnnxModel;
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
-use hotswap_integration_tests::latency::{Stats, in_process, micros, summarize};
+use hotswap_integration_tests::latency::{Stats, Until, concurrent, in_process, micros};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
     IRIS_INPUT, WorkerServer, answer, iris, iris_infer, predict_json,
@@ -25,50 +25,30 @@ use hotswap_integration_tests::worker::{
 
 const CONFIG: &str = "- {name: iris, predictor: {type: onnx, models: {path: '{root}iris'}}}";
 
-/// How long a load runs: a number of calls, or a time.
-#[derive(Clone, Copy)]
-enum Until {
-    Calls(usize),
-    Elapsed(Duration),
-}
-
-/// Calls spread over `concurrency` tasks of the gRPC client.
+/// Predict (JSON) or ModelInfer (raw) calls from `concurrency` clients of
+/// the worker.
 async fn grpc_load(worker: &WorkerServer, concurrency: usize, until: Until, infer: bool) -> Stats {
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let mut predictor = worker.predictor().await;
-        let mut inference = worker.inference().await;
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                match until {
-                    Until::Calls(total) if latencies.len() >= total / concurrency => break,
-                    Until::Elapsed(d) if start.elapsed() >= d => break,
-                    _ => {}
-                }
-                let t = Instant::now();
-                if infer {
-                    inference
-                        .model_infer(iris_infer("iris", ""))
-                        .await
-                        .expect("infer");
-                } else {
-                    predictor
-                        .predict(predict_json("iris", "", "", IRIS_INPUT))
-                        .await
-                        .expect("predict");
-                }
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
+    if infer {
+        let mut clients = Vec::new();
+        for _ in 0..concurrency {
+            clients.push(worker.inference().await);
+        }
+        concurrent(clients, until, |mut c| async move {
+            c.model_infer(iris_infer("iris", "")).await.expect("infer");
+        })
+        .await
+    } else {
+        let mut clients = Vec::new();
+        for _ in 0..concurrency {
+            clients.push(worker.predictor().await);
+        }
+        concurrent(clients, until, |mut c| async move {
+            c.predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .expect("predict");
+        })
+        .await
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("client task"));
-    }
-    summarize(all, start.elapsed())
 }
 
 fn main() {

@@ -12,52 +12,39 @@
 //! machine's cores, so the absolute figures include the client's cost.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use hotswap_data_plane::backend::LoadSpec;
 use hotswap_data_plane::backend::tensorflow::TensorFlowModel;
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
-use hotswap_integration_tests::latency::{Stats, in_process, micros, summarize};
+use hotswap_integration_tests::latency::{Stats, Until, concurrent, in_process, micros};
 use hotswap_integration_tests::saved_model;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, answer, iris_infer};
-use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::PredictorType;
 
 const CONFIG: &str = "
 - {name: iris, predictor: {type: tensorflow, models: {path: '{root}iris'}}}
 - {name: iris-onnx, predictor: {type: onnx, models: {path: '{root}iris-onnx'}}}";
 
-/// `total` ModelInfer calls spread over `concurrency` client tasks.
+/// `total` ModelInfer calls to `api` from `concurrency` clients of the
+/// control plane.
 async fn through_control_plane(
     control: &ControlServer,
     api: &'static str,
     concurrency: usize,
     total: usize,
 ) -> Stats {
-    let start = Instant::now();
-    let mut tasks = Vec::new();
+    let mut clients = Vec::new();
     for _ in 0..concurrency {
-        let mut client: GrpcInferenceServiceClient<_> = control.inference().await;
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(total / concurrency);
-            for _ in 0..total / concurrency {
-                let t = Instant::now();
-                client
-                    .model_infer(iris_infer(api, ""))
-                    .await
-                    .expect("ModelInfer");
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
+        clients.push(control.inference().await);
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("client task"));
-    }
-    summarize(all, start.elapsed())
+    concurrent(clients, Until::Calls(total), move |mut c| async move {
+        c.model_infer(iris_infer(api, ""))
+            .await
+            .expect("ModelInfer");
+    })
+    .await
 }
 
 fn main() {

@@ -35,10 +35,8 @@ impl Compose {
             "image {IMAGE} is missing: build it with `make image` (`make test` does)"
         );
         let dir = tempfile::tempdir().expect("bucket folder");
-        copy_dir(models, dir.path());
+        copy_readable(models, dir.path());
         prepare(dir.path());
-        // The image runs as an unprivileged user; it reads the bucket.
-        chmod_readable(dir.path());
         let program = if Command::new("docker")
             .args(["compose", "version"])
             .output()
@@ -151,38 +149,21 @@ impl Drop for Compose {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read the models folder") {
-        let entry = entry.expect("folder entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
+/// Copies the folder `from` into `to`, readable by everyone: the image runs
+/// as an unprivileged user that reads the bucket.
+fn copy_readable(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.expect("read the models folder");
+        let target = to.join(entry.path().strip_prefix(from).expect("inside the folder"));
+        let mode = if entry.file_type().is_dir() {
             std::fs::create_dir_all(&target).expect("create a folder");
-            copy_dir(&entry.path(), &target);
+            0o755
         } else {
             std::fs::copy(entry.path(), &target).expect("copy a file");
-        }
+            0o644
+        };
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+            .expect("make it readable");
     }
-}
-
-fn chmod_readable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
-    for entry in walk(dir) {
-        let mode = if entry.is_dir() { 0o755 } else { 0o644 };
-        let _ = std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode));
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            }
-            out.push(p);
-        }
-    }
-    out
 }

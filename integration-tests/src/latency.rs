@@ -60,3 +60,49 @@ pub fn in_process<M: Model>(model: &Arc<M>, concurrency: usize, total: usize) ->
         .collect();
     summarize(all, start.elapsed())
 }
+
+/// How long a load runs: a number of calls in all, or a time.
+#[derive(Clone, Copy)]
+pub enum Until {
+    Calls(usize),
+    Elapsed(Duration),
+}
+
+/// Calls `call` without pause from one task per client until `until`,
+/// timing each call. A task passes `call` a clone of its client (gRPC
+/// clients are handles, cheap to clone), so the calls of one task share its
+/// connection.
+pub async fn concurrent<C, F, Fut>(clients: Vec<C>, until: Until, call: F) -> Stats
+where
+    C: Clone + Send + 'static,
+    F: Fn(C) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let start = Instant::now();
+    let tasks = clients.len();
+    let handles: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    match until {
+                        Until::Calls(total) if latencies.len() >= total / tasks => break,
+                        Until::Elapsed(d) if start.elapsed() >= d => break,
+                        _ => {}
+                    }
+                    let t = Instant::now();
+                    call(client.clone()).await;
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("client task"));
+    }
+    summarize(all, start.elapsed())
+}

@@ -27,18 +27,12 @@ pub fn fixture(name: &str) -> PathBuf {
 /// version folder such as "iris/1"). Variables first and the graph last,
 /// as an exporter that writes in place would.
 pub async fn put(bucket: &TestBucket, prefix: &str, dir: &Path) {
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for entry in std::fs::read_dir(&d).expect("read the SavedModel folder") {
-            let path = entry.expect("folder entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.expect("read the SavedModel folder"))
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect();
     files.sort_by_key(|p| (p.ends_with("saved_model.pb"), p.clone()));
     for file in files {
         let rel = file.strip_prefix(dir).expect("inside the folder");

@@ -4,7 +4,7 @@
 //! the versions it first saw and does not apply the model-store's later
 //! changes to them. A worker started later pins what is there at its start.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use hotswap_proto::v1::ModelVersion;
@@ -34,27 +34,26 @@ impl Pins {
     /// uploading, at start gets the first valid versions that arrive), and
     /// valid versions added within [`GATHER`] of that join it.
     pub fn apply(&mut self, mut catalog: Catalog) -> Catalog {
-        let any_off = catalog.apis.values().any(|a| !a.reloading_off.is_empty());
-        if !catalog.complete || (!any_off && self.models.is_empty()) {
+        // APIs with reloading off.
+        let off: HashSet<String> = catalog
+            .apis
+            .iter()
+            .filter(|(_, a)| !a.reloading_off.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !catalog.complete || (off.is_empty() && self.models.is_empty()) {
             return catalog;
         }
         // The model-store may have restarted with another config.
-        self.models.retain(|(api, _), _| {
-            catalog
-                .apis
-                .get(api)
-                .is_some_and(|a| !a.reloading_off.is_empty())
-        });
+        self.models.retain(|(api, _), _| off.contains(api));
+        // Valid versions of models not pinned yet.
         let mut fresh: BTreeMap<(String, String), BTreeMap<VersionKey, ModelVersion>> =
             BTreeMap::new();
         for (key, version) in &catalog.versions {
-            let Some(api) = catalog.apis.get(&key.api) else {
-                continue;
-            };
-            let model = (key.api.clone(), key.model.clone());
-            if api.reloading_off.is_empty() {
+            if !off.contains(&key.api) {
                 continue;
             }
+            let model = (key.api.clone(), key.model.clone());
             if let Some(pinned) = self.models.get_mut(&model) {
                 // New versions of the same listing still join; updates and
                 // later versions do not.
@@ -66,19 +65,14 @@ impl Pins {
                 }
                 continue;
             }
-            fresh
-                .entry(model)
-                .or_default()
-                .insert(key.clone(), version.clone());
-        }
-        for (model, versions) in fresh {
-            let valid: BTreeMap<VersionKey, ModelVersion> = versions
-                .into_iter()
-                .filter(|(_, v)| Catalog::valid(v))
-                .collect();
-            if valid.is_empty() {
-                continue;
+            if Catalog::valid(version) {
+                fresh
+                    .entry(model)
+                    .or_default()
+                    .insert(key.clone(), version.clone());
             }
+        }
+        for (model, valid) in fresh {
             tracing::warn!(
                 api = %model.0,
                 model = %model.1,
@@ -94,23 +88,9 @@ impl Pins {
                 },
             );
         }
-        let reloading_off = |api: &str| {
-            catalog
-                .apis
-                .get(api)
-                .is_some_and(|a| !a.reloading_off.is_empty())
-        };
         // Unpinned models of such APIs (nothing valid yet) are held back
         // too, until they are pinned.
-        let held: Vec<VersionKey> = catalog
-            .versions
-            .keys()
-            .filter(|k| reloading_off(&k.api))
-            .cloned()
-            .collect();
-        for key in held {
-            catalog.versions.remove(&key);
-        }
+        catalog.versions.retain(|k, _| !off.contains(&k.api));
         for pinned in self.models.values() {
             catalog
                 .versions

@@ -91,17 +91,18 @@ impl Worker {
         let valid = versions.iter().rev().find(|v| Catalog::valid(v));
         match (valid, versions.last()) {
             (Some(v), _) => {
+                let what = format!("{what} version {}", v.version);
                 let failure = self
                     .table()
                     .get(&VersionKey::of(v))
                     .and_then(|s| lock(&s.state).failure.clone());
-                match failure {
-                    Some(f) if f.precondition => Err(Error::FailedPrecondition(f.message)),
-                    f => Err(Error::Load {
-                        what: format!("{what} version {}", v.version),
-                        message: f.map_or_else(|| "failed".to_owned(), |f| f.message),
-                    }),
-                }
+                Err(match failure {
+                    Some(f) => f.error(what),
+                    None => Error::Load {
+                        what,
+                        message: "failed".to_owned(),
+                    },
+                })
             }
             (None, Some(v)) => Err(Error::FailedPrecondition(format!(
                 "`{what}` has no valid version; version {} is invalid: {}",

@@ -189,7 +189,8 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
 
     // 3. Kill one worker container under load: it is dropped.
     let load = Load::start(&channel);
-    let victim = compose.containers("data-plane")[0].clone();
+    let c = compose.clone();
+    let victim = blocking(move || c.containers("data-plane")).await[0].clone();
     let short = victim[..12].to_owned();
     let before = workers(&channel).await;
     let killed_id = before

@@ -1,6 +1,11 @@
 //! Compiles the .proto files beside this crate. protoc comes from the
 //! `protoc-bin-vendored` crate so a fresh machine needs no system package.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a build script's inputs are cargo's environment"
+)]
+
 use std::path::{Path, PathBuf};
 
 /// hotswap's own API: every method is implemented, so the generated traits

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, ServeConfig, WorkerConfig};
+use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, ProcessConfig, ServeConfig, WorkerConfig};
+
+use crate::environment::Environment;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,16 +41,16 @@ pub struct Args {
     storage: crate::storage_args::StorageArgs,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     let config = ServeConfig {
         worker: WorkerConfig {
             model_store: args.model_store,
             cache_dir: args.cache_dir,
-            storage: args.storage.options(),
+            storage: args.storage.options(env),
             control_plane: args.control_plane,
             advertise: args.advertise,
-            python_exe: None,
-            python_venv: args.python_venv,
+            python: python(args.python_venv, env),
+            runtimes: env.runtimes.clone(),
         },
         max_request_bytes: args.max_request_bytes,
     };
@@ -57,4 +59,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     hotswap_data_plane::serve(config, listener, crate::shutdown::signal()).await?;
     Ok(())
+}
+
+/// How the worker starts Python predictor processes: this binary, the
+/// user's virtualenv, the thread variables the user set.
+pub fn python(venv: Option<PathBuf>, env: &Environment) -> ProcessConfig {
+    ProcessConfig {
+        exe: None,
+        venv,
+        user_thread_vars: env.python_thread_vars.clone(),
+    }
 }

@@ -1,7 +1,11 @@
 //! `hotswap`: one binary, one subcommand per service.
 
+// The only unsafe code: changing the environment before any thread exists.
+#![deny(unsafe_code)]
+
 mod control_plane_cmd;
 mod data_plane_cmd;
+mod environment;
 mod health_cmd;
 mod model_store_cmd;
 mod shutdown;
@@ -43,19 +47,20 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
-        // TensorFlow logs every load at INFO to stderr; keep its warnings
-        // and errors only, unless the user chose. Set before any thread
-        // starts, which is what makes changing the environment sound.
-        // SAFETY: no other thread exists yet.
-        unsafe { std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "2") };
-    }
-    // SAFETY: as above.
-    unsafe { hotswap_data_plane::backend::prepare_env() };
+    // SAFETY: first thing in main: no other thread exists yet, which is what
+    // makes changing the environment sound.
+    #[allow(unsafe_code)]
+    let env = match unsafe { environment::Environment::prepare() } {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("hotswap: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let cli = Cli::parse();
     if let Command::PythonWorker = cli.command {
         // A worker's child: no runtime, no logging setup; it speaks on fd 3.
-        return std::process::ExitCode::from(hotswap_data_plane::python::child_main() as u8);
+        return std::process::ExitCode::from(hotswap_python::child_main() as u8);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -71,13 +76,13 @@ fn main() -> std::process::ExitCode {
         Command::DataPlane(_) | Command::PythonWorker => "hotswap-data-plane",
         Command::Health(_) => "hotswap-health",
     };
-    let telemetry = runtime.block_on(async { telemetry::init(service) });
+    let telemetry = runtime.block_on(async { telemetry::init(service, &env) });
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => up_cmd::run(args).await,
-            Command::ModelStore(args) => model_store_cmd::run(args).await,
+            Command::Up(args) => up_cmd::run(args, &env).await,
+            Command::ModelStore(args) => model_store_cmd::run(args, &env).await,
             Command::ControlPlane(args) => control_plane_cmd::run(args).await,
-            Command::DataPlane(args) => data_plane_cmd::run(args).await,
+            Command::DataPlane(args) => data_plane_cmd::run(args, &env).await,
             Command::Health(args) => health_cmd::run(args).await,
             Command::PythonWorker => unreachable!("handled before the runtime starts"),
         }

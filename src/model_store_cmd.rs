@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use hotswap_model_store::{ModelStoreConfig, PollSettings};
 
+use crate::environment::Environment;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The API config (YAML, Cortex field names).
@@ -28,7 +30,7 @@ pub struct Args {
     storage: crate::storage_args::StorageArgs,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     let apis = hotswap_model_store::config::load(&args.config)?;
     let mut config = ModelStoreConfig::new(apis);
     config.poll = PollSettings {
@@ -37,7 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..PollSettings::default()
     };
     config.history_limit = args.history;
-    config.storage = args.storage.options();
+    config.storage = args.storage.options(env);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -1,7 +1,9 @@
 //! Object-storage flags shared by the services that read buckets (the
 //! model-store lists them, workers download from them).
 
-use hotswap_model_store::storage::{GcsOptions, S3Options, StorageOptions};
+use hotswap_storage::{GcsOptions, S3Options, StorageOptions};
+
+use crate::environment::Environment;
 
 #[derive(clap::Args)]
 pub struct StorageArgs {
@@ -15,22 +17,23 @@ pub struct StorageArgs {
 }
 
 impl StorageArgs {
-    pub fn options(self) -> StorageOptions {
+    pub fn options(self, env: &Environment) -> StorageOptions {
         StorageOptions {
             s3: S3Options {
                 endpoint: self.s3_endpoint,
                 ..S3Options::default()
             },
             gcs: GcsOptions {
-                endpoint: self.gcs_endpoint.or_else(emulator_host),
+                endpoint: self
+                    .gcs_endpoint
+                    .or_else(|| emulator_host(env.gcs_emulator_host.as_deref()?)),
             },
         }
     }
 }
 
 /// The variable Google's own clients read for an emulator: `host:port`.
-fn emulator_host() -> Option<String> {
-    let host = std::env::var("STORAGE_EMULATOR_HOST").ok()?;
+fn emulator_host(host: &str) -> Option<String> {
     let host = host.trim();
     if host.is_empty() {
         None

@@ -11,6 +11,8 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::environment::Environment;
+
 /// Flushes exported spans when dropped.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
@@ -29,14 +31,14 @@ impl Drop for Telemetry {
 /// Installs logging and tracing; must run inside the tokio runtime (the OTLP
 /// exporter uses it). `service` names the process in traces unless
 /// OTEL_SERVICE_NAME does.
-pub fn init(service: &str) -> Telemetry {
+pub fn init(service: &str, env: &Environment) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let provider = otlp_provider(service);
+    let provider = otlp_provider(service, env);
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("hotswap")));
@@ -51,9 +53,8 @@ pub fn init(service: &str) -> Telemetry {
     Telemetry { provider }
 }
 
-fn otlp_provider(service: &str) -> Option<SdkTracerProvider> {
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+fn otlp_provider(service: &str, env: &Environment) -> Option<SdkTracerProvider> {
+    if !env.otlp {
         return None;
     }
     let exporter = match opentelemetry_otlp::SpanExporter::builder()
@@ -67,7 +68,7 @@ fn otlp_provider(service: &str) -> Option<SdkTracerProvider> {
         }
     };
     let mut resource = opentelemetry_sdk::Resource::builder();
-    if !set("OTEL_SERVICE_NAME") {
+    if !env.otel_service_name {
         resource = resource.with_service_name(service.to_owned());
     }
     Some(

@@ -10,6 +10,8 @@ use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, ServeConfig, WorkerConfig};
 use hotswap_model_store::ModelStoreConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::environment::Environment;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The API config (YAML, Cortex field names).
@@ -27,9 +29,9 @@ pub struct Args {
     storage: crate::storage_args::StorageArgs,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     let apis = hotswap_model_store::config::load(&args.config)?;
-    let storage = args.storage.options();
+    let storage = args.storage.options(env);
     let mut store_config = ModelStoreConfig::new(apis);
     store_config.storage = storage.clone();
     // The model-store and the worker are internal: loopback, any free port.
@@ -60,8 +62,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 storage,
                 control_plane: Some(local_address(front_addr)),
                 advertise: None,
-                python_exe: None,
-                python_venv: args.python_venv,
+                python: crate::data_plane_cmd::python(args.python_venv, env),
+                runtimes: env.runtimes.clone(),
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         },

@@ -1,14 +1,26 @@
-//! The control plane's one error type and its one mapping to gRPC status.
+//! The control plane's one error type and its one mapping to what callers
+//! get ([`ServiceError`]).
 
-use tonic::{Code, Status};
+use hotswap_common::catalog::CatalogError;
+use hotswap_common::client::PeerStatus;
+use hotswap_proto::error::{Code, ServiceError};
 
-#[derive(Debug, Clone, thiserror::Error)]
+use crate::worker::BoxError;
+
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Name and version resolution against the catalog (NOT_FOUND listing
-    /// what exists, not ready, ...): the same rules and messages as a
-    /// worker's.
+    /// Name resolution against the catalog (NOT_FOUND listing what exists,
+    /// not ready): the same rules and messages as a worker's.
     #[error(transparent)]
-    Catalog(#[from] hotswap_data_plane::Error),
+    Catalog(#[from] CatalogError),
+
+    /// A model with no version at all.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A model whose versions are all INVALID.
+    #[error("{0}")]
+    FailedPrecondition(String),
 
     #[error("no worker is registered to serve {0}")]
     NoWorkers(String),
@@ -28,34 +40,47 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// A worker registered an address the control plane cannot call.
+    #[error("worker address {address}")]
+    WorkerAddress {
+        address: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// A worker's registration stream failed.
+    #[error("registration stream")]
+    ReportStream(#[source] PeerStatus),
+
     #[error("control plane is shutting down")]
     ShuttingDown,
 
     /// The gRPC server itself failed (bind, transport).
-    #[error("server: {0}")]
-    Server(String),
+    #[error(transparent)]
+    Server(#[from] hotswap_common::ServerError),
 }
 
-impl Error {
-    pub fn from_status(status: &Status) -> Error {
-        Error::Worker {
-            code: status.code(),
-            message: status.message().to_owned(),
+impl ServiceError for Error {
+    fn code(&self) -> Code {
+        match self {
+            Error::Catalog(CatalogError::NotFound(_)) | Error::NotFound(_) => Code::NotFound,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Catalog(CatalogError::NotReady)
+            | Error::NoWorkers(_)
+            | Error::ShuttingDown
+            | Error::WorkerUnavailable(_)
+            | Error::ReportStream(_) => Code::Unavailable,
+            Error::DeadlineExceeded => Code::DeadlineExceeded,
+            Error::Worker { code, .. } => *code,
+            Error::InvalidArgument(_) | Error::WorkerAddress { .. } => Code::InvalidArgument,
+            Error::Server(_) => Code::Internal,
         }
     }
-}
 
-impl From<Error> for Status {
-    fn from(err: Error) -> Status {
-        match err {
-            Error::Catalog(e) => e.into(),
-            Error::NoWorkers(_) | Error::ShuttingDown | Error::WorkerUnavailable(_) => {
-                Status::unavailable(err.to_string())
-            }
-            Error::DeadlineExceeded => Status::deadline_exceeded(err.to_string()),
-            Error::Worker { code, message } => Status::new(code, message),
-            Error::InvalidArgument(m) => Status::invalid_argument(m),
-            Error::Server(_) => Status::internal("internal error"),
+    fn public_message(&self) -> String {
+        match self {
+            Error::Server(_) => "internal error".to_owned(),
+            other => hotswap_proto::error::report(other),
         }
     }
 }

@@ -6,19 +6,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hotswap_data_plane::catalog::{Catalog, ModelRef, VersionKey, is_latest};
-use hotswap_data_plane::inference::InferenceService;
-use hotswap_data_plane::predict::PredictorService;
+use hotswap_common::catalog::{ApiKind, Catalog, CatalogError, ModelRef, VersionKey, is_latest};
 use hotswap_proto::inference::{
     self as pb, InferStatistics, ModelStatistics, StatisticDuration,
     repository_index_response::ModelIndex,
 };
+use hotswap_proto::service::{InferenceService, PredictorService};
 use hotswap_proto::v1::{PredictRequest, PredictResponse};
 use tokio::sync::watch;
 
 use crate::Error;
-use crate::context::outgoing;
-use crate::registry::Registry;
+use crate::registry::{Registry, Route};
 use crate::router::Router;
 
 #[derive(Clone)]
@@ -33,52 +31,56 @@ impl FrontDoor {
         self.catalog.borrow().clone()
     }
 
-    /// The version a call is routed by. `latest` is the highest version some
-    /// worker holds now (so a version that just arrived is used once a
-    /// worker has loaded it, and no call waits for it), else the highest
-    /// valid version (loaded on demand); a number must exist in the catalog.
-    /// A `latest` call still goes to the worker as `latest`: the worker
-    /// applies the same rule with what it knows first-hand (it starts
-    /// loading a newer version in the background, falls back when a new
-    /// version fails to load), and its answer names the version it used.
-    fn resolve(&self, catalog: &Catalog, m: &ModelRef, version: &str) -> Result<VersionKey, Error> {
-        let key = |v: u64| VersionKey {
-            api: m.api.clone(),
-            model: m.model.clone(),
-            version: v,
-        };
-        if !is_latest(version) {
-            return Ok(key(catalog.numbered(m, version)?.version));
-        }
-        let versions = catalog.versions(&m.api, &m.model);
-        if let Some(held) = versions
-            .iter()
-            .rev()
-            .find(|v| self.registry.held_anywhere(&key(v.version)))
-        {
-            return Ok(key(held.version));
-        }
-        if let Some(valid) = versions.iter().rev().find(|v| Catalog::valid(v)) {
-            return Ok(key(valid.version));
-        }
-        let what = m.protocol_name();
-        Err(match versions.last() {
-            Some(v) => hotswap_data_plane::Error::FailedPrecondition(format!(
-                "`{what}` has no valid version; version {} is invalid: {}",
-                v.version, v.reason
-            )),
-            None => hotswap_data_plane::Error::NotFound(format!("`{what}` has no versions")),
-        }
-        .into())
-    }
-
     /// A model by protocol name and its resolved version.
     fn by_name(&self, name: &str, version: &str) -> Result<(ModelRef, VersionKey), Error> {
         let catalog = self.catalog();
         let m = catalog.model_by_name(name)?;
-        let key = self.resolve(&catalog, &m, version)?;
+        let key = resolve(&catalog, &self.registry, &m, version)?;
         Ok((m, key))
     }
+}
+
+/// The version a call is routed by. `latest` is the highest version some
+/// worker holds now (so a version that just arrived is used once a worker
+/// has loaded it, and no call waits for it), else the highest valid version
+/// (loaded on demand); a number must exist in the catalog. A `latest` call
+/// still goes to the worker as `latest`: the worker applies the same rule
+/// with what it knows first-hand (it starts loading a newer version in the
+/// background, falls back when a new version fails to load), and its answer
+/// names the version it used.
+pub fn resolve(
+    catalog: &Catalog,
+    registry: &Registry,
+    m: &ModelRef,
+    version: &str,
+) -> Result<VersionKey, Error> {
+    let key = |v: u64| VersionKey {
+        api: m.api.clone(),
+        model: m.model.clone(),
+        version: v,
+    };
+    if !is_latest(version) {
+        return Ok(key(catalog.numbered(m, version)?.version));
+    }
+    let versions = catalog.versions(&m.api, &m.model);
+    if let Some(held) = versions
+        .iter()
+        .rev()
+        .find(|v| registry.served_anywhere(&Route::Version(key(v.version))))
+    {
+        return Ok(key(held.version));
+    }
+    if let Some(valid) = versions.iter().rev().find(|v| Catalog::valid(v)) {
+        return Ok(key(valid.version));
+    }
+    let what = m.protocol_name();
+    Err(match versions.last() {
+        Some(v) => Error::FailedPrecondition(format!(
+            "`{what}` has no valid version; version {} is invalid: {}",
+            v.version, v.reason
+        )),
+        None => Error::NotFound(format!("`{what}` has no versions")),
+    })
 }
 
 #[async_trait]
@@ -87,34 +89,22 @@ impl PredictorService for FrontDoor {
 
     async fn predict(&self, mut request: PredictRequest) -> Result<PredictResponse, Error> {
         let catalog = self.catalog();
-        if catalog
-            .apis
-            .get(&request.api)
-            .is_some_and(hotswap_data_plane::worker::is_python)
-        {
-            // A Python API is served by its predictor, which workers report
-            // as model "" version 0 once it is running.
-            let key = VersionKey {
-                api: request.api.clone(),
-                model: String::new(),
-                version: 0,
-            };
-            return self
-                .router
-                .call(&key, |mut c| {
-                    let request = outgoing(request.clone());
-                    async move { c.predictor.predict(request).await }
-                })
-                .await;
-        }
-        let m = catalog.model_ref(&request.api, &request.model)?;
-        let key = self.resolve(&catalog, &m, &request.version)?;
-        request.model = m.model.clone();
-        request.version = forwarded_version(&request.version, &key);
+        let route = match catalog.kind(&request.api) {
+            // Served by its predictor class, wherever one is running.
+            Some(ApiKind::Predictor) => Route::Predictor(request.api.clone()),
+            // An unknown API gets its NOT_FOUND from the model lookup.
+            Some(ApiKind::Models) | None => {
+                let m = catalog.model_ref(&request.api, &request.model)?;
+                let key = resolve(&catalog, &self.registry, &m, &request.version)?;
+                request.model = m.model.clone();
+                request.version = forwarded_version(&request.version, &key);
+                Route::Version(key)
+            }
+        };
         self.router
-            .call(&key, |mut c| {
-                let request = outgoing(request.clone());
-                async move { c.predictor.predict(request).await }
+            .call(&route, |w| {
+                let request = request.clone();
+                async move { w.predict(request).await }
             })
             .await
     }
@@ -138,15 +128,14 @@ impl InferenceService for FrontDoor {
         let catalog = self.catalog();
         let m = catalog.model_by_name(&r.name)?;
         let on_demand = catalog.apis.get(&m.api).is_some_and(|a| a.cache_size > 0);
-        let ready = match self.resolve(&catalog, &m, &r.version) {
+        let ready = match resolve(&catalog, &self.registry, &m, &r.version) {
             Ok(key) => {
-                self.registry.held_anywhere(&key)
-                    || (on_demand
-                        && !self.registry.is_empty()
-                        && catalog.versions.get(&key).is_some_and(Catalog::valid))
+                let valid = catalog.versions.get(&key).is_some_and(Catalog::valid);
+                self.registry.served_anywhere(&Route::Version(key))
+                    || (on_demand && !self.registry.is_empty() && valid)
             }
-            Err(Error::Catalog(hotswap_data_plane::Error::NotFound(m))) => {
-                return Err(hotswap_data_plane::Error::NotFound(m).into());
+            Err(e @ (Error::NotFound(_) | Error::Catalog(CatalogError::NotFound(_)))) => {
+                return Err(e);
             }
             Err(_) => false,
         };
@@ -154,13 +143,7 @@ impl InferenceService for FrontDoor {
     }
 
     async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Error> {
-        Ok(pb::ServerMetadataResponse {
-            name: "hotswap".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            extensions: ["model_repository", "model_configuration", "statistics"]
-                .map(str::to_owned)
-                .to_vec(),
-        })
+        Ok(hotswap_proto::service::server_metadata())
     }
 
     async fn model_metadata(
@@ -171,9 +154,9 @@ impl InferenceService for FrontDoor {
         r.name = m.protocol_name();
         r.version = forwarded_version(&r.version, &key);
         self.router
-            .call(&key, |mut c| {
-                let request = outgoing(r.clone());
-                async move { c.inference.model_metadata(request).await }
+            .call(&Route::Version(key), |w| {
+                let request = r.clone();
+                async move { w.model_metadata(request).await }
             })
             .await
     }
@@ -186,9 +169,9 @@ impl InferenceService for FrontDoor {
         forwarded.model_version = forwarded_version(&forwarded.model_version, &key);
         let mut response = self
             .router
-            .call(&key, |mut c| {
-                let request = outgoing(forwarded.clone());
-                async move { c.inference.model_infer(request).await }
+            .call(&Route::Version(key), |w| {
+                let request = forwarded.clone();
+                async move { w.model_infer(request).await }
             })
             .await?;
         response.model_name = asked_as;
@@ -203,9 +186,9 @@ impl InferenceService for FrontDoor {
         r.name = m.protocol_name();
         r.version = forwarded_version(&r.version, &key);
         self.router
-            .call(&key, |mut c| {
-                let request = outgoing(r.clone());
-                async move { c.inference.model_config(request).await }
+            .call(&Route::Version(key), |w| {
+                let request = r.clone();
+                async move { w.model_config(request).await }
             })
             .await
     }
@@ -220,17 +203,17 @@ impl InferenceService for FrontDoor {
             forwarded.name = self.catalog().model_by_name(&r.name)?.protocol_name();
         }
         let calls = self.registry.all().into_iter().map(|w| {
-            let mut client = w.clients.inference.clone();
-            let mut request = outgoing(forwarded.clone());
+            let request = forwarded.clone();
             // One slow worker must not hold up the whole answer.
-            request.set_timeout(STATISTICS_TIMEOUT);
-            async move { client.model_statistics(request).await }
+            tokio::time::timeout(STATISTICS_TIMEOUT, async move {
+                w.api.model_statistics(request).await
+            })
         });
         let mut merged: BTreeMap<(String, String), ModelStatistics> = BTreeMap::new();
         for result in futures::future::join_all(calls).await {
             // A worker that cannot answer just contributes nothing.
-            let Ok(response) = result else { continue };
-            for s in response.into_inner().model_stats {
+            let Ok(Ok(response)) = result else { continue };
+            for s in response.model_stats {
                 let entry = merged
                     .entry((s.name.clone(), s.version.clone()))
                     .or_insert_with(|| ModelStatistics {
@@ -270,7 +253,8 @@ impl InferenceService for FrontDoor {
                     model: key.model.clone(),
                 }
                 .protocol_name();
-                let (state, reason) = if self.registry.held_anywhere(key) {
+                let (state, reason) = if self.registry.served_anywhere(&Route::Version(key.clone()))
+                {
                     ("READY", String::new())
                 } else if Catalog::valid(v) {
                     ("UNAVAILABLE", "not loaded on any worker".to_owned())

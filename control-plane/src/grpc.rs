@@ -1,8 +1,11 @@
 //! The thin tonic adapter of `hotswap.v1.ControlPlane` (the front-door
-//! services use the data plane's adapters, which serve any implementation).
+//! services use the contracts crate's adapters, which serve any
+//! implementation).
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use hotswap_common::client::PeerStatus;
+use hotswap_proto::error::to_status;
 use hotswap_proto::v1::control_plane_server::ControlPlane;
 use hotswap_proto::v1::{ListWorkersRequest, ListWorkersResponse, RegisterReply, WorkerReport};
 use tonic::{Request, Response, Status, Streaming};
@@ -22,11 +25,11 @@ impl ControlPlane for GrpcControlPlane {
     ) -> Result<Response<Self::RegisterStream>, Status> {
         let reports = request
             .into_inner()
-            .map(|r| r.map_err(|s| Error::from_status(&s)))
+            .map(|r| r.map_err(|s| Error::ReportStream(PeerStatus(s))))
             .boxed();
-        let replies = self.0.register(reports).await?;
+        let replies = self.0.register(reports).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(
-            replies.map(|r| r.map_err(Status::from)).boxed(),
+            replies.map(|r| r.map_err(|e| to_status(&e))).boxed(),
         ))
     }
 
@@ -35,7 +38,10 @@ impl ControlPlane for GrpcControlPlane {
         request: Request<ListWorkersRequest>,
     ) -> Result<Response<ListWorkersResponse>, Status> {
         Ok(Response::new(
-            self.0.list_workers(request.into_inner()).await?,
+            self.0
+                .list_workers(request.into_inner())
+                .await
+                .map_err(|e| to_status(&e))?,
         ))
     }
 }

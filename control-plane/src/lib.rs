@@ -1,11 +1,12 @@
 //! The control plane: the front door. It watches the model-store (the
 //! catalog of models and versions), keeps the registry of workers (which
 //! register over a long-lived stream), answers NOT_FOUND and `latest`
-//! itself, and routes Predict and ModelInfer to a worker that holds the
-//! version, least busy first.
+//! itself, and routes Predict and ModelInfer to a worker that serves the
+//! version, least busy first. It links no inference runtime and no cloud
+//! SDK: workers are reached through the [`worker::WorkerApi`] trait.
 
-mod channel;
-mod context;
+#![forbid(unsafe_code)]
+
 mod error;
 mod front;
 mod grpc;
@@ -13,15 +14,11 @@ mod register;
 pub mod registry;
 mod router;
 mod server;
+pub mod worker;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+#[cfg(test)]
+mod tests;
 
 pub use error::Error;
 pub use front::FrontDoor;
 pub use server::{ControlPlane, ControlPlaneConfig, SERVICE_NAME, serve, serve_control_plane};
-
-/// Locks a mutex whose holders never leave its data half-updated, so a
-/// panic elsewhere while holding it does not make it unusable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}

@@ -10,9 +10,11 @@ use hotswap_proto::v1::{ListWorkersRequest, ListWorkersResponse, RegisterReply, 
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use hotswap_proto::HEARTBEAT;
+use hotswap_proto::error::Report;
+
 use crate::Error;
 use crate::registry::{Registry, SILENCE_LIMIT};
-use hotswap_data_plane::registration::HEARTBEAT;
 
 #[async_trait]
 pub trait ControlPlaneService: Send + Sync + 'static {
@@ -79,7 +81,7 @@ impl ControlPlaneService for Registrar {
                         worker_id = Some(report.worker_id);
                     }
                     Some(Err(e)) => {
-                        tracing::debug!(error = %e, "registration stream failed");
+                        tracing::debug!(error = %Report(&e), "registration stream failed");
                         break;
                     }
                     None => break,

@@ -1,25 +1,47 @@
 //! The workers the control plane knows: who they are, where they listen,
-//! what they hold, how busy they are. A worker enters with its first report
+//! what they serve, how busy they are. A worker enters with its first report
 //! and leaves when its registration stream ends or goes silent.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use hotswap_data_plane::catalog::VersionKey;
+use hotswap_common::catalog::VersionKey;
+use hotswap_common::lock;
 use hotswap_proto::v1::{HeldVersion, WorkerReport, WorkerStatus};
+use tokio::time::Instant;
 
-use crate::channel::WorkerClients;
-use crate::{Error, lock};
+use crate::Error;
+use crate::worker::{Connect, WorkerApi};
 
-/// A worker silent for this long is dropped (its reports come every second).
+/// A worker silent for this long is dropped (its reports come every
+/// heartbeat).
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 
-/// A version placed on a worker that has not reported it yet counts as held
-/// there for this long, so the requests that follow go to the same worker
-/// instead of loading it elsewhere.
-const PLACEMENT_GRACE: Duration = Duration::from_secs(10);
+/// A route placed on a worker that has not reported it yet counts as
+/// served there for this long, so the requests that follow go to the same
+/// worker instead of loading it elsewhere.
+pub const PLACEMENT_GRACE: Duration = Duration::from_secs(10);
+
+/// What a call is routed by: what a worker must serve to take it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Route {
+    /// A model version the worker has loaded (or loads on demand).
+    Version(VersionKey),
+    /// An API served by a predictor class, running on the worker.
+    Predictor(String),
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Route::Version(key) => key.fmt(f),
+            Route::Predictor(api) => write!(f, "api `{api}`"),
+        }
+    }
+}
 
 pub struct WorkerEntry {
     pub id: String,
@@ -27,48 +49,49 @@ pub struct WorkerEntry {
     pub capacity: u32,
     /// The registration stream that owns the entry.
     session: u64,
-    held: RwLock<HashSet<VersionKey>>,
-    placed: Mutex<HashMap<VersionKey, Instant>>,
+    serves: RwLock<HashSet<Route>>,
+    placed: Mutex<HashMap<Route, Instant>>,
     in_flight: AtomicU32,
     /// Calls sent and not answered yet (the control plane's own count).
     pub outstanding: AtomicUsize,
     routed: AtomicU64,
     registered: SystemTime,
     last_report: Mutex<(Instant, SystemTime)>,
-    pub clients: WorkerClients,
+    pub api: Arc<dyn WorkerApi>,
 }
 
 impl WorkerEntry {
-    pub fn holds(&self, key: &VersionKey) -> bool {
-        self.held
+    /// Whether the worker reported serving `route`.
+    pub fn serves(&self, route: &Route) -> bool {
+        self.serves
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(key)
+            .contains(route)
     }
 
-    /// Held, or placed here moments ago.
-    pub fn has_or_will_have(&self, key: &VersionKey) -> bool {
-        self.holds(key)
+    /// Served, or placed here moments ago.
+    pub fn has_or_will_have(&self, route: &Route) -> bool {
+        self.serves(route)
             || lock(&self.placed)
-                .get(key)
+                .get(route)
                 .is_some_and(|t| t.elapsed() < PLACEMENT_GRACE)
     }
 
-    pub fn place(&self, key: &VersionKey) {
-        lock(&self.placed).insert(key.clone(), Instant::now());
+    pub fn place(&self, route: &Route) {
+        lock(&self.placed).insert(route.clone(), Instant::now());
     }
 
-    /// Versions held or placed: how full the worker is.
+    /// Routes served or placed: how full the worker is.
     pub fn load_count(&self) -> usize {
-        let held = self
-            .held
+        let serves = self
+            .serves
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let placed = lock(&self.placed);
-        held.len()
+        serves.len()
             + placed
                 .iter()
-                .filter(|(k, t)| t.elapsed() < PLACEMENT_GRACE && !held.contains(*k))
+                .filter(|(r, t)| t.elapsed() < PLACEMENT_GRACE && !serves.contains(*r))
                 .count()
     }
 
@@ -77,29 +100,45 @@ impl WorkerEntry {
     }
 
     fn update(&self, report: &WorkerReport) {
-        let held: HashSet<VersionKey> = report.held.iter().map(key_of).collect();
-        lock(&self.placed).retain(|k, t| !held.contains(k) && t.elapsed() < PLACEMENT_GRACE);
-        *self
+        let serves: HashSet<Route> = report
             .held
+            .iter()
+            .map(|h| Route::Version(key_of(h)))
+            .chain(report.predictors.iter().cloned().map(Route::Predictor))
+            .collect();
+        lock(&self.placed).retain(|r, t| !serves.contains(r) && t.elapsed() < PLACEMENT_GRACE);
+        *self
+            .serves
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = held;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = serves;
         self.in_flight.store(report.in_flight, Ordering::Relaxed);
         *lock(&self.last_report) = (Instant::now(), SystemTime::now());
     }
 
+    fn silent_for(&self) -> Duration {
+        lock(&self.last_report).0.elapsed()
+    }
+
     pub fn status(&self) -> WorkerStatus {
-        let mut held: Vec<HeldVersion> = self
-            .held
+        let mut held = Vec::new();
+        let mut predictors = Vec::new();
+        for route in self
+            .serves
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|k| HeldVersion {
-                api: k.api.clone(),
-                model: k.model.clone(),
-                version: k.version,
-            })
-            .collect();
+        {
+            match route {
+                Route::Version(k) => held.push(HeldVersion {
+                    api: k.api.clone(),
+                    model: k.model.clone(),
+                    version: k.version,
+                }),
+                Route::Predictor(api) => predictors.push(api.clone()),
+            }
+        }
         held.sort_by(|a, b| (&a.api, &a.model, a.version).cmp(&(&b.api, &b.model, b.version)));
+        predictors.sort();
         WorkerStatus {
             worker_id: self.id.clone(),
             address: self.address.clone(),
@@ -111,6 +150,7 @@ impl WorkerEntry {
             registered: Some(self.registered.into()),
             last_report: Some(lock(&self.last_report).1.into()),
             routed: self.routed.load(Ordering::Relaxed),
+            predictors,
         }
     }
 }
@@ -123,13 +163,22 @@ fn key_of(h: &HeldVersion) -> VersionKey {
     }
 }
 
-#[derive(Default)]
 pub struct Registry {
     workers: RwLock<HashMap<String, Arc<WorkerEntry>>>,
     sessions: AtomicU64,
+    connector: Arc<dyn Connect>,
 }
 
 impl Registry {
+    /// A registry that reaches workers through `connector`.
+    pub fn new(connector: Arc<dyn Connect>) -> Registry {
+        Registry {
+            workers: RwLock::default(),
+            sessions: AtomicU64::new(0),
+            connector,
+        }
+    }
+
     /// A new registration stream.
     pub fn session(&self) -> u64 {
         self.sessions.fetch_add(1, Ordering::Relaxed) + 1
@@ -154,21 +203,26 @@ impl Registry {
                 return Ok(());
             }
         }
-        let clients =
-            WorkerClients::new(&report.address, report.capacity).map_err(Error::InvalidArgument)?;
+        let api = self
+            .connector
+            .connect(&report.address, report.capacity)
+            .map_err(|source| Error::WorkerAddress {
+                address: report.address.clone(),
+                source,
+            })?;
         let entry = Arc::new(WorkerEntry {
             id: report.worker_id.clone(),
             address: report.address.clone(),
             capacity: report.capacity,
             session,
-            held: RwLock::default(),
+            serves: RwLock::default(),
             placed: Mutex::default(),
             in_flight: AtomicU32::new(0),
             outstanding: AtomicUsize::new(0),
             routed: AtomicU64::new(0),
             registered: SystemTime::now(),
             last_report: Mutex::new((Instant::now(), SystemTime::now())),
-            clients,
+            api,
         });
         entry.update(report);
         tracing::info!(worker_id = %entry.id, address = %entry.address, "worker registered");
@@ -189,7 +243,7 @@ impl Registry {
     /// Drops workers whose last report is too old.
     pub fn sweep(&self) {
         self.write().retain(|id, w| {
-            let alive = lock(&w.last_report).0.elapsed() < SILENCE_LIMIT;
+            let alive = w.silent_for() < SILENCE_LIMIT;
             if !alive {
                 tracing::warn!(worker_id = %id, "worker dropped: no report for {SILENCE_LIMIT:?}");
             }
@@ -212,9 +266,9 @@ impl Registry {
         self.read().is_empty()
     }
 
-    /// Whether any worker holds the version now.
-    pub fn held_anywhere(&self, key: &VersionKey) -> bool {
-        self.read().values().any(|w| w.holds(key))
+    /// Whether any worker serves the route now.
+    pub fn served_anywhere(&self, route: &Route) -> bool {
+        self.read().values().any(|w| w.serves(route))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<WorkerEntry>>> {

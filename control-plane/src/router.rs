@@ -1,83 +1,65 @@
-//! Which worker a call goes to. Among the workers that hold the version (or
+//! Which worker a call goes to. Among the workers that serve its route (or
 //! had it placed on them moments ago), the less busy of two picked at random
-//! (power of two choices, by calls outstanding). When none holds it, the
-//! worker with the fewest models, then the least busy, loads it on demand;
-//! later calls follow it there. A call that fails because its worker could
-//! not take it is retried once on another worker.
+//! (power of two choices, by calls outstanding). When none serves it, the
+//! worker with the fewest routes, then the least busy, takes it (and loads
+//! the version on demand); later calls follow it there. A call that fails
+//! because its worker could not take it is retried once on another worker.
 
-use std::error::Error as _;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hotswap_data_plane::catalog::VersionKey;
-use tonic::{Code, Status};
+use hotswap_common::context::deadline_passed;
+use hotswap_common::lock;
+use hotswap_proto::error::{Code, Report};
 
-use crate::channel::WorkerClients;
-use crate::registry::{Registry, WorkerEntry};
-use crate::{Error, lock};
+use crate::Error;
+use crate::registry::{Registry, Route, WorkerEntry};
+use crate::worker::{WorkerApi, WorkerError};
 
 pub struct Router {
     pub registry: Arc<Registry>,
-    /// Serialises placements, so two calls for a version no worker holds
+    /// Serialises placements, so two calls for a route no worker serves
     /// place it once.
     placing: Mutex<()>,
 }
 
-/// How a failed worker call is handled.
-enum Failure {
-    /// The worker could not take the call (gone, restarting, connection
-    /// cut, not ready): another worker may. Predict and ModelInfer have no
-    /// side effects, so a second try is safe.
-    Retry,
-    /// An answer about the request, or time is up: passed on.
-    Final,
-}
-
-fn classify(status: &Status) -> Failure {
-    if crate::context::deadline_passed() || timed_out(status) {
-        return Failure::Final;
+/// Whether a failed call may run again on another worker. Predict and
+/// ModelInfer have no side effects, so a second try is safe when the first
+/// never ran or the worker could not take it.
+fn retryable(e: &WorkerError) -> bool {
+    if deadline_passed() {
+        return false;
     }
-    // The worker says the call itself may be the problem (it was running
-    // when a Python process died): once is enough.
-    if status.metadata().contains_key(hotswap_data_plane::NO_RETRY) {
-        return Failure::Final;
+    match e {
+        WorkerError::Unreachable(_) => true,
+        // The worker could not serve it now (a version failed to load, a
+        // predictor restarting); another may. Unless the worker says the
+        // call itself may be the problem: once is enough.
+        WorkerError::Answered {
+            code: Code::Unavailable,
+            no_retry,
+            ..
+        } => !no_retry,
+        WorkerError::Answered { .. } | WorkerError::TimedOut => false,
     }
-    // A status with a source was made by this process's transport (connect
-    // refused, stream reset, connection closed); answers decoded from a
-    // worker's trailers have none.
-    let transport = status.source().is_some();
-    match status.code() {
-        Code::Unavailable => Failure::Retry,
-        Code::Unknown | Code::Internal | Code::Cancelled if transport => Failure::Retry,
-        _ => Failure::Final,
-    }
-}
-
-/// Whether the per-call timeout layer fired.
-fn timed_out(status: &Status) -> bool {
-    let mut source = status.source();
-    while let Some(e) = source {
-        if e.is::<tower::timeout::error::Elapsed>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
 
 /// What the client gets for a final failure: the worker's own answer as it
 /// came, or a plain UNAVAILABLE / DEADLINE_EXCEEDED for transport trouble
 /// (its detail is logged, not returned).
-fn final_error(key: &VersionKey, status: &Status) -> Error {
-    if crate::context::deadline_passed() || timed_out(status) {
+fn final_error(route: &Route, e: WorkerError) -> Error {
+    if deadline_passed() {
         return Error::DeadlineExceeded;
     }
-    if status.source().is_some() {
-        tracing::warn!(version = %key, error = %status, "worker call failed");
-        return Error::WorkerUnavailable(key.to_string());
+    match e {
+        WorkerError::TimedOut => Error::DeadlineExceeded,
+        WorkerError::Unreachable(cause) => {
+            tracing::warn!(route = %route, error = %Report(cause.as_ref()), "worker call failed");
+            Error::WorkerUnavailable(route.to_string())
+        }
+        WorkerError::Answered { code, message, .. } => Error::Worker { code, message },
     }
-    Error::from_status(status)
 }
 
 impl Router {
@@ -88,46 +70,44 @@ impl Router {
         }
     }
 
-    /// Calls `f` with the chosen worker's clients; retries once elsewhere.
-    pub async fn call<T, F, Fut>(&self, key: &VersionKey, f: F) -> Result<T, Error>
+    /// Calls `f` with the chosen worker; retries once elsewhere.
+    pub async fn call<T, F, Fut>(&self, route: &Route, f: F) -> Result<T, Error>
     where
-        F: Fn(WorkerClients) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+        F: Fn(Arc<dyn WorkerApi>) -> Fut,
+        Fut: Future<Output = Result<T, WorkerError>>,
     {
         let first = self
-            .choose(key, None)
-            .ok_or_else(|| Error::NoWorkers(key.to_string()))?;
-        let status = match self.call_on(&first, &f).await {
+            .choose(route, None)
+            .ok_or_else(|| Error::NoWorkers(route.to_string()))?;
+        let failure = match self.call_on(&first, &f).await {
             Ok(r) => return Ok(r),
-            Err(status) => status,
+            Err(e) => e,
         };
-        if let Failure::Final = classify(&status) {
-            return Err(final_error(key, &status));
+        if !retryable(&failure) {
+            return Err(final_error(route, failure));
         }
-        let Some(second) = self.choose(key, Some(&first.id)) else {
-            return Err(final_error(key, &status));
+        let Some(second) = self.choose(route, Some(&first.id)) else {
+            return Err(final_error(route, failure));
         };
-        tracing::info!(version = %key, failed = %first.address, retry = %second.address, error = %status.message(), "retrying on another worker");
+        tracing::info!(route = %route, failed = %first.address, retry = %second.address, error = %Report(&failure), "retrying on another worker");
         self.call_on(&second, &f)
             .await
-            .map_err(|s| final_error(key, &s))
+            .map_err(|e| final_error(route, e))
     }
 
-    async fn call_on<T, F, Fut>(&self, worker: &Arc<WorkerEntry>, f: &F) -> Result<T, Status>
+    async fn call_on<T, F, Fut>(&self, worker: &Arc<WorkerEntry>, f: &F) -> Result<T, WorkerError>
     where
-        F: Fn(WorkerClients) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+        F: Fn(Arc<dyn WorkerApi>) -> Fut,
+        Fut: Future<Output = Result<T, WorkerError>>,
     {
         worker.outstanding.fetch_add(1, Ordering::Relaxed);
         worker.routed();
         let _done = Outstanding(worker);
-        f(worker.clients.clone())
-            .await
-            .map(tonic::Response::into_inner)
+        f(worker.api.clone()).await
     }
 
-    /// The worker for `key`, never `exclude`.
-    pub fn choose(&self, key: &VersionKey, exclude: Option<&str>) -> Option<Arc<WorkerEntry>> {
+    /// The worker for `route`, never `exclude`.
+    pub fn choose(&self, route: &Route, exclude: Option<&str>) -> Option<Arc<WorkerEntry>> {
         let workers: Vec<Arc<WorkerEntry>> = self
             .registry
             .all()
@@ -135,8 +115,10 @@ impl Router {
             .filter(|w| Some(w.id.as_str()) != exclude)
             .collect();
         let busy = |w: &WorkerEntry| w.outstanding.load(Ordering::Relaxed);
-        let holders: Vec<&Arc<WorkerEntry>> =
-            workers.iter().filter(|w| w.has_or_will_have(key)).collect();
+        let holders: Vec<&Arc<WorkerEntry>> = workers
+            .iter()
+            .filter(|w| w.has_or_will_have(route))
+            .collect();
         match holders.len() {
             0 => {}
             1 => return Some(holders[0].clone()),
@@ -153,7 +135,7 @@ impl Router {
         }
         let _placing = lock(&self.placing);
         // Another call may have placed it while this one waited.
-        if let Some(w) = workers.iter().find(|w| w.has_or_will_have(key)) {
+        if let Some(w) = workers.iter().find(|w| w.has_or_will_have(route)) {
             return Some(w.clone());
         }
         // Fewest models first: placing a model on a worker that holds others
@@ -163,7 +145,7 @@ impl Router {
             .map(|i| &workers[(start + i) % workers.len()])
             .min_by_key(|w| (w.load_count(), busy(w)))?
             .clone();
-        chosen.place(key);
+        chosen.place(route);
         Some(chosen)
     }
 }

@@ -1,37 +1,41 @@
 //! Serving the control plane on an already-bound listener: the front door
 //! (Predict, the Open Inference Protocol), worker registration and the
-//! operators' API, with gRPC health and reflection.
+//! operators' API, over the shared server builder.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotswap_data_plane::catalog::Catalog;
-use hotswap_data_plane::grpc::{GrpcInference, GrpcPredictor};
-use hotswap_proto::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
-use hotswap_proto::v1::control_plane_server::ControlPlaneServer;
-use hotswap_proto::v1::predictor_server::PredictorServer;
+use hotswap_common::GrpcServer;
+use hotswap_common::catalog::Catalog;
+use hotswap_common::subscription;
+use hotswap_proto::DEFAULT_MAX_REQUEST_BYTES;
+use hotswap_proto::grpc::{GrpcInference, GrpcPredictor};
+use hotswap_proto::inference::grpc_inference_service_server::{
+    self as inference_server, GrpcInferenceServiceServer,
+};
+use hotswap_proto::v1::control_plane_server::{self, ControlPlaneServer};
+use hotswap_proto::v1::predictor_server::{self, PredictorServer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::Error;
-use crate::context::CallContextLayer;
 use crate::front::FrontDoor;
 use crate::grpc::GrpcControlPlane;
 use crate::register::Registrar;
 use crate::registry::Registry;
 use crate::router::Router;
+use crate::worker::Connect;
+use crate::worker::grpc::GrpcConnector;
 
-pub const SERVICE_NAME: &str = "hotswap.v1.ControlPlane";
+pub const SERVICE_NAME: &str = control_plane_server::SERVICE_NAME;
 
 /// Largest message the front door decodes: what a worker accepts by
 /// default, with room for names and shapes. Workers check inputs against
 /// their own limit and name the input.
-const MAX_MESSAGE_BYTES: usize = 2 * hotswap_data_plane::DEFAULT_MAX_REQUEST_BYTES;
+const MAX_MESSAGE_BYTES: usize = 2 * DEFAULT_MAX_REQUEST_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct ControlPlaneConfig {
@@ -48,17 +52,23 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts the catalog subscription and the registry sweeper.
+    /// Starts the catalog subscription and the registry sweeper; workers
+    /// are called over gRPC.
     pub fn start(config: ControlPlaneConfig) -> ControlPlane {
+        ControlPlane::start_with(config, Arc::new(GrpcConnector))
+    }
+
+    /// As [`ControlPlane::start`], reaching workers through `connector`.
+    pub fn start_with(config: ControlPlaneConfig, connector: Arc<dyn Connect>) -> ControlPlane {
         let (tx, catalog) = watch::channel(Arc::new(Catalog::default()));
         let shutdown = CancellationToken::new();
-        tokio::spawn(hotswap_data_plane::subscription::run(
+        tokio::spawn(subscription::run(
             config.model_store,
             tx,
             Arc::default(),
             shutdown.clone(),
         ));
-        let registry = Arc::new(Registry::default());
+        let registry = Arc::new(Registry::new(connector));
         tokio::spawn({
             let registry = registry.clone();
             let shutdown = shutdown.clone();
@@ -107,8 +117,29 @@ pub async fn serve_control_plane(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
-    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let front = FrontDoor {
+        catalog: control_plane.catalog.clone(),
+        registry: control_plane.registry.clone(),
+        router: Arc::new(Router::new(control_plane.registry.clone())),
+    };
+    let registrar = Registrar {
+        registry: control_plane.registry.clone(),
+        shutdown: control_plane.shutdown.clone(),
+    };
+    let server = GrpcServer::new("control-plane")
+        .add_service(ControlPlaneServer::new(GrpcControlPlane(registrar)))
+        .add_service(
+            PredictorServer::new(GrpcPredictor(front.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            GrpcInferenceServiceServer::new(GrpcInference(front))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(usize::MAX),
+        );
     let health_task = tokio::spawn({
+        let reporter = server.health();
         let mut updates = control_plane.catalog.clone();
         let registry = control_plane.registry.clone();
         async move {
@@ -122,8 +153,8 @@ pub async fn serve_control_plane(
                 for (name, up) in [
                     ("", complete),
                     (SERVICE_NAME, complete),
-                    (hotswap_data_plane::PREDICTOR_SERVICE, front),
-                    (hotswap_data_plane::INFERENCE_SERVICE, front),
+                    (predictor_server::SERVICE_NAME, front),
+                    (inference_server::SERVICE_NAME, front),
                 ] {
                     let status = if up {
                         ServingStatus::Serving
@@ -139,75 +170,15 @@ pub async fn serve_control_plane(
             }
         }
     });
-    let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
-    let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Server(format!("listener: {e}")))?;
-    tracing::info!(%addr, "control-plane listening");
-
-    let front = FrontDoor {
-        catalog: control_plane.catalog.clone(),
-        registry: control_plane.registry.clone(),
-        router: Arc::new(Router::new(control_plane.registry.clone())),
-    };
-    let registrar = Registrar {
-        registry: control_plane.registry.clone(),
-        shutdown: control_plane.shutdown.clone(),
-    };
     let stopping = control_plane.shutdown.clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        // Captures each call's deadline and trace context for the worker
-        // call it turns into; outermost, so every span below continues the
-        // caller's trace.
-        .layer(CallContextLayer)
-        // One request log line per call, with its status and latency; a
-        // failed call is most often the caller's mistake, so WARN.
-        .layer(
-            tower_http::trace::TraceLayer::new_for_grpc()
-                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
-        )
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(ControlPlaneServer::new(GrpcControlPlane(registrar)))
-        .add_service(
-            PredictorServer::new(GrpcPredictor(front.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(usize::MAX),
-        )
-        .add_service(
-            GrpcInferenceServiceServer::new(GrpcInference(front))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(usize::MAX),
-        )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+    let result = server
+        .serve(listener, async move {
             shutdown.await;
             // End the registration streams first: graceful shutdown waits
             // for them.
             stopping.cancel();
-            let _ = stop_tx.send(());
-        });
-    let result = hotswap_proto::serving::with_grace(server, stop_rx).await;
+        })
+        .await;
     health_task.abort();
-    result.map_err(|e| Error::Server(format!("grpc server on {addr}: {e}")))
-}
-
-/// Advertises only what the control plane serves.
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(hotswap_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(hotswap_proto::INFERENCE_FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name(SERVICE_NAME)
-        .with_service_name(hotswap_data_plane::PREDICTOR_SERVICE)
-        .with_service_name(hotswap_data_plane::INFERENCE_SERVICE)
-        .with_service_name("grpc.health.v1.Health")
-}
-
-fn reflection_error(e: tonic_reflection::server::Error) -> Error {
-    Error::Server(format!("reflection: {e}"))
+    Ok(result?)
 }

@@ -3,6 +3,7 @@
 //! runtime.
 
 pub mod onnx;
+mod runtimes;
 #[cfg(feature = "tensorflow")]
 pub mod tensorflow;
 
@@ -15,6 +16,8 @@ use crate::Error;
 use crate::signature::Signature;
 use crate::tensor::Tensor;
 
+pub use runtimes::{RuntimeConfig, RuntimeError, tensorflow_library_dir};
+
 /// A loaded model version, shared by every request that uses it.
 pub trait Model: Send + Sync + 'static {
     fn signature(&self) -> &Signature;
@@ -26,6 +29,57 @@ pub trait Model: Send + Sync + 'static {
     /// its input order) and returns the requested outputs (all when
     /// `outputs` is empty). Blocking.
     fn infer(&self, inputs: Vec<Tensor>, outputs: &[String]) -> Result<Vec<Tensor>, Error>;
+}
+
+/// Why a version did not load. What the runtimes say is kept in their own
+/// words, with the worker's cache paths taken out (callers see it).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading the version folder")]
+    Folder(#[source] std::io::Error),
+
+    #[error("expected exactly one *.onnx file in the version, found {0}")]
+    OnnxFiles(usize),
+
+    /// The runtime refused the files (a corrupt model, a missing op).
+    #[error("{0}")]
+    Refused(String),
+
+    #[error("the SavedModel has no signature `{key}`; its signatures: {}", hotswap_common::list(.known))]
+    NoSignature { key: String, known: Vec<String> },
+
+    /// An input or output the worker cannot serve; `name` says which.
+    #[error("{name}")]
+    Tensor {
+        name: String,
+        #[source]
+        source: TensorTypeError,
+    },
+
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+
+    #[error("session options")]
+    SessionOptions(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    #[error("loader panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+
+    #[error("predictor type {0} is not served by this worker")]
+    PredictorType(&'static str),
+}
+
+/// A tensor in a model's signature that hotswap cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TensorTypeError {
+    #[error("element type {0} is not supported")]
+    Element(String),
+    #[error("dtype {0} is not served by hotswap yet")]
+    Dtype(String),
+    #[error("the signature gives no rank (unknown shape), which hotswap cannot serve")]
+    UnknownRank,
+    #[error("is a {0}; only tensor inputs and outputs are served")]
+    NotATensor(String),
 }
 
 /// What a backend needs from the API config to load one of its versions.
@@ -57,39 +111,30 @@ impl LoadSpec {
     }
 }
 
-/// Prepares what the backends read from the environment when they start
-/// (the folder of TensorFlow's library).
-///
-/// # Safety
-/// Changes the process environment: call it before any other thread
-/// starts (first thing in `main`).
-pub unsafe fn prepare_env() {
-    #[cfg(feature = "tensorflow")]
-    // SAFETY: passed on from the caller.
-    unsafe {
-        tensorflow::prepare_env()
-    };
-}
-
 /// Loads the version whose files are in `dir`. Blocking.
-pub fn load(spec: &LoadSpec, dir: &Path, what: &str) -> Result<Arc<dyn Model>, Error> {
+pub fn load(
+    spec: &LoadSpec,
+    dir: &Path,
+    what: &str,
+    runtimes: &RuntimeConfig,
+) -> Result<Arc<dyn Model>, Error> {
+    let fail = |source: LoadError| Error::Load {
+        what: what.to_owned(),
+        source,
+    };
     match spec.predictor {
-        PredictorType::Onnx => Ok(Arc::new(onnx::OnnxModel::load(dir, what)?)),
+        PredictorType::Onnx => Ok(Arc::new(
+            onnx::OnnxModel::load(dir, runtimes).map_err(fail)?,
+        )),
         #[cfg(feature = "tensorflow")]
         PredictorType::Tensorflow => Ok(Arc::new(tensorflow::TensorFlowModel::load(
-            dir, spec, what,
+            dir, spec, what, runtimes,
         )?)),
         #[cfg(not(feature = "tensorflow"))]
         PredictorType::Tensorflow => Err(Error::FailedPrecondition(format!(
             "{what} is a TensorFlow SavedModel and this worker was built without TensorFlow \
              (cargo feature `tensorflow`)"
         ))),
-        other => Err(Error::Load {
-            what: what.to_owned(),
-            message: format!(
-                "predictor type {} is not served by this worker",
-                other.as_str_name()
-            ),
-        }),
+        other => Err(fail(LoadError::PredictorType(other.as_str_name()))),
     }
 }

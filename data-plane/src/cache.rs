@@ -7,13 +7,40 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use hotswap_model_store::location::Location;
-use hotswap_model_store::storage::{KeyCheck, Storage, check_key};
 use hotswap_proto::v1::ModelVersion;
+use hotswap_storage::{KeyCheck, Location, LocationError, Storage, check_key};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::Error;
+
+/// Why a version's files did not make it into the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("location {location}")]
+    Location {
+        location: String,
+        #[source]
+        source: LocationError,
+    },
+
+    #[error(transparent)]
+    Storage(#[from] hotswap_storage::Error),
+
+    #[error("file path {0:?} could leave the cache; refused")]
+    UnsafePath(String),
+
+    #[error("{path}: got {got} bytes, the listing said {listed}; it changed during the download")]
+    SizeChanged { path: String, got: u64, listed: u64 },
+
+    /// The local disk failed; the path and error went to the log, callers
+    /// get what failed and the kind of error.
+    #[error("writing {what} to the worker's disk cache failed: {kind}")]
+    Disk {
+        what: String,
+        kind: std::io::ErrorKind,
+    },
+}
 
 /// Marks a folder as a hotswap cache, which a worker may empty.
 const MARKER: &str = ".hotswap-cache";
@@ -63,17 +90,21 @@ impl DiskCache {
             return Ok(dir);
         }
         let what = describe(version);
-        let fail = |message: String| Error::Download {
+        let fail = |source: DownloadError| Error::Download {
             what: what.clone(),
-            message,
+            source,
         };
-        let location = Location::parse(&version.location, Path::new("/"))
-            .map_err(|e| fail(format!("location {}: {e}", version.location)))?;
+        let location = Location::parse(&version.location, Path::new("/")).map_err(|source| {
+            fail(DownloadError::Location {
+                location: version.location.clone(),
+                source,
+            })
+        })?;
         let folder = self
             .storage
             .open(&location)
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.into()))?;
         let tmp = self
             .root
             .join(".tmp")
@@ -84,7 +115,7 @@ impl DiskCache {
                 .map_err(|e| fail(local_error("the cache folder", &tmp, e)))?;
             for file in &version.files {
                 let KeyCheck::File = check_key(&file.path) else {
-                    return Err(fail(format!("file path {:?} could leave the cache; refused", file.path)));
+                    return Err(fail(DownloadError::UnsafePath(file.path.clone())));
                 };
                 let target = tmp.join(&file.path);
                 if let Some(parent) = target.parent() {
@@ -95,10 +126,10 @@ impl DiskCache {
                 let mut out = tokio::fs::File::create(&target)
                     .await
                     .map_err(|e| fail(local_error(&file.path, &target, e)))?;
-                let mut stream = folder.get(&file.path).await.map_err(|e| fail(e.to_string()))?;
+                let mut stream = folder.get(&file.path).await.map_err(|e| fail(e.into()))?;
                 let mut written = 0u64;
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+                    let chunk = chunk.map_err(|e| fail(e.into()))?;
                     written += chunk.len() as u64;
                     // A file that grew since it was listed is a newer upload:
                     // stop early, the next event brings the right size.
@@ -110,10 +141,11 @@ impl DiskCache {
                         .map_err(|e| fail(local_error(&file.path, &target, e)))?;
                 }
                 if written != file.size {
-                    return Err(fail(format!(
-                        "{}: got {written} bytes, the listing said {}; it changed during the download",
-                        file.path, file.size
-                    )));
+                    return Err(fail(DownloadError::SizeChanged {
+                        path: file.path.clone(),
+                        got: written,
+                        listed: file.size,
+                    }));
                 }
                 out.flush()
                     .await
@@ -180,12 +212,12 @@ fn safe_name(name: &str) -> String {
 
 /// A local disk error for callers: what failed, without the cache's paths
 /// (logged here instead, for operators).
-fn local_error(what: &str, path: &Path, e: std::io::Error) -> String {
+fn local_error(what: &str, path: &Path, e: std::io::Error) -> DownloadError {
     tracing::warn!(path = %path.display(), error = %e, "disk cache error");
-    format!(
-        "writing {what} to the worker's disk cache failed: {}",
-        e.kind()
-    )
+    DownloadError::Disk {
+        what: what.to_owned(),
+        kind: e.kind(),
+    }
 }
 
 pub fn describe(version: &ModelVersion) -> String {
@@ -198,8 +230,9 @@ pub fn describe(version: &ModelVersion) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hotswap_model_store::storage::StorageOptions;
+    use hotswap_proto::error::report;
     use hotswap_proto::v1::ModelFile;
+    use hotswap_storage::StorageOptions;
 
     fn version(bucket: &Path, files: &[(&str, u64)]) -> ModelVersion {
         ModelVersion {
@@ -242,7 +275,7 @@ mod tests {
         // A size that disagrees with the listing: nothing is kept.
         let mut wrong = version(bucket.path(), &[("model.onnx", 6)]);
         wrong.content_hash = "other".into();
-        let err = cache.fetch(&wrong).await.unwrap_err().to_string();
+        let err = report(&cache.fetch(&wrong).await.unwrap_err());
         assert!(err.contains("got 5 bytes"), "{err}");
         assert!(!cache.dir_for(&wrong).exists());
 
@@ -250,7 +283,7 @@ mod tests {
         for bad in ["../escape", "/abs", "a//b", "sub/../../x"] {
             let mut v = version(bucket.path(), &[(bad, 1)]);
             v.content_hash = format!("h{bad}");
-            let err = cache.fetch(&v).await.unwrap_err().to_string();
+            let err = report(&cache.fetch(&v).await.unwrap_err());
             assert!(err.contains("refused"), "{bad}: {err}");
         }
         assert!(!root.path().join("escape").exists() && !root.path().join("x").exists());

@@ -1,9 +1,21 @@
-//! The data-plane's one error type and its one mapping to gRPC status.
+//! The data-plane's one error type and its one mapping to what callers get
+//! ([`ServiceError`]: code, message, whether a front door may retry).
 
-use tonic::Status;
+use std::path::PathBuf;
 
-#[derive(Debug, Clone, thiserror::Error)]
+use hotswap_common::catalog::CatalogError;
+use hotswap_proto::error::{Code, ServiceError};
+use hotswap_python::CallError;
+
+use crate::backend::LoadError;
+use crate::cache::DownloadError;
+
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Names that do not resolve against the catalog, or no catalog yet.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+
     /// A request named something that does not exist; the message lists
     /// what does.
     #[error("{0}")]
@@ -14,43 +26,57 @@ pub enum Error {
     InvalidArgument(String),
 
     /// The version exists but cannot be served: it is INVALID in the
-    /// model-store, or its last load failed.
+    /// model-store, or it needs what this worker lacks.
     #[error("{0}")]
     FailedPrecondition(String),
 
     /// Downloading a version's files failed.
-    #[error("download of {what}: {message}")]
-    Download { what: String, message: String },
+    #[error("download of {what}")]
+    Download {
+        what: String,
+        #[source]
+        source: DownloadError,
+    },
 
     /// The backend could not load a version.
+    #[error("load of {what}")]
+    Load {
+        what: String,
+        #[source]
+        source: LoadError,
+    },
+
+    /// A load that failed earlier, answered again until its retry (the
+    /// error itself went to the log when it happened).
     #[error("load of {what}: {message}")]
-    Load { what: String, message: String },
+    LoadFailed { what: String, message: String },
 
     /// The backend failed while running a model on valid input.
     #[error("inference failed: {0}")]
     Inference(String),
 
-    /// Something the request needs is down for now (a Python process
-    /// restarting); a retry may succeed.
+    /// A predictor class's call failed (it raised, or its process died).
+    #[error(transparent)]
+    Predictor(#[from] CallError),
+
+    /// Something the request needs is down for now (a Python predictor
+    /// starting); a retry may succeed.
     #[error("{0}")]
     Unavailable(String),
-
-    /// A Python process died while running the request. UNAVAILABLE, and
-    /// marked so that the control plane does not run it again elsewhere
-    /// (it may be what killed the process).
-    #[error("{0}")]
-    ProcessDied(String),
 
     #[error("worker is shutting down")]
     ShuttingDown,
 
-    /// The worker has not received the model index yet.
-    #[error("worker is not ready: the model index has not arrived from the model-store yet")]
-    NotReady,
+    #[error("cache folder {}", .path.display())]
+    CacheFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// The gRPC server itself failed (bind, transport).
-    #[error("server: {0}")]
-    Server(String),
+    #[error(transparent)]
+    Server(#[from] hotswap_common::ServerError),
 }
 
 impl Error {
@@ -59,46 +85,39 @@ impl Error {
     }
 }
 
-/// Metadata on a status that a front door must not retry on another
-/// worker.
-pub const NO_RETRY: &str = "hotswap-no-retry";
-
-impl From<Error> for Status {
-    fn from(err: Error) -> Status {
-        if let Error::ProcessDied(message) = &err {
-            let mut status = Status::unavailable(message.clone());
-            status
-                .metadata_mut()
-                .insert(NO_RETRY, tonic::metadata::MetadataValue::from_static("1"));
-            return status;
-        }
-        match &err {
-            Error::NotFound(_) => Status::not_found(err.to_string()),
-            Error::InvalidArgument(_) => Status::invalid_argument(err.to_string()),
-            Error::FailedPrecondition(_) => Status::failed_precondition(err.to_string()),
+impl ServiceError for Error {
+    fn code(&self) -> Code {
+        match self {
+            Error::Catalog(CatalogError::NotFound(_)) | Error::NotFound(_) => Code::NotFound,
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
             // The version could not be brought up on this worker; another
             // worker (or a retry after the backoff) may succeed.
-            Error::Download { .. }
+            Error::Catalog(CatalogError::NotReady)
+            | Error::Download { .. }
             | Error::Load { .. }
+            | Error::LoadFailed { .. }
             | Error::Unavailable(_)
-            | Error::ProcessDied(_)
-            | Error::ShuttingDown
-            | Error::NotReady => Status::unavailable(err.to_string()),
-            Error::Inference(_) => Status::internal(err.to_string()),
-            Error::Server(_) => Status::internal("internal error"),
+            | Error::ShuttingDown => Code::Unavailable,
+            Error::Predictor(e) => match e {
+                CallError::Lookup(_) => Code::NotFound,
+                CallError::Raised(_) => Code::Internal,
+                CallError::ProcessDied { .. } | CallError::NoProcess { .. } => Code::Unavailable,
+            },
+            Error::Inference(_) | Error::CacheFolder { .. } | Error::Server(_) => Code::Internal,
         }
     }
-}
 
-/// "a, b, c", or "(none)".
-pub(crate) fn list<S: AsRef<str>>(names: &[S]) -> String {
-    if names.is_empty() {
-        "(none)".to_owned()
-    } else {
-        names
-            .iter()
-            .map(AsRef::as_ref)
-            .collect::<Vec<_>>()
-            .join(", ")
+    fn public_message(&self) -> String {
+        match self {
+            Error::CacheFolder { .. } | Error::Server(_) => "internal error".to_owned(),
+            other => hotswap_proto::error::report(other),
+        }
+    }
+
+    /// A call that was running when its Python process died may be what
+    /// killed it: once is enough.
+    fn no_retry(&self) -> bool {
+        matches!(self, Error::Predictor(CallError::ProcessDied { .. }))
     }
 }

@@ -4,54 +4,18 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
+use hotswap_common::catalog::{ApiKind, Catalog, CatalogError, ModelRef, VersionKey};
+use hotswap_common::lock;
 use hotswap_proto::inference::{
     self as pb, DataType as ConfigType, ModelConfig, ModelInput, ModelOutput,
     model_metadata_response::TensorMetadata, repository_index_response::ModelIndex,
 };
+use hotswap_proto::service::InferenceService;
 
-use crate::catalog::{Catalog, VersionKey};
+use crate::Error;
 use crate::predict::WorkerService;
 use crate::signature::TensorSpec;
 use crate::tensor::{DataType, wire};
-use crate::worker::ModelRef;
-use crate::{Error, lock};
-
-#[async_trait]
-pub trait InferenceService: Send + Sync + 'static {
-    /// Mapped to the gRPC status the caller gets.
-    type Error: Into<tonic::Status> + Send + 'static;
-
-    async fn server_live(&self) -> Result<pb::ServerLiveResponse, Self::Error>;
-    async fn server_ready(&self) -> Result<pb::ServerReadyResponse, Self::Error>;
-    async fn model_ready(
-        &self,
-        r: pb::ModelReadyRequest,
-    ) -> Result<pb::ModelReadyResponse, Self::Error>;
-    async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Self::Error>;
-    async fn model_metadata(
-        &self,
-        r: pb::ModelMetadataRequest,
-    ) -> Result<pb::ModelMetadataResponse, Self::Error>;
-    async fn model_infer(
-        &self,
-        r: pb::ModelInferRequest,
-    ) -> Result<pb::ModelInferResponse, Self::Error>;
-    async fn model_config(
-        &self,
-        r: pb::ModelConfigRequest,
-    ) -> Result<pb::ModelConfigResponse, Self::Error>;
-    async fn model_statistics(
-        &self,
-        r: pb::ModelStatisticsRequest,
-    ) -> Result<pb::ModelStatisticsResponse, Self::Error>;
-    async fn repository_index(
-        &self,
-        r: pb::RepositoryIndexRequest,
-    ) -> Result<pb::RepositoryIndexResponse, Self::Error>;
-}
-
-/// Extensions of the protocol this server speaks, by their Triton names.
-const EXTENSIONS: &[&str] = &["model_repository", "model_configuration", "statistics"];
 
 #[async_trait]
 impl InferenceService for WorkerService {
@@ -71,18 +35,16 @@ impl InferenceService for WorkerService {
         let m = self.worker.model_by_name(&r.name)?;
         let ready = match self.worker.resolve(&m, &r.version) {
             Ok(targets) => targets.iter().any(|t| self.worker.servable(&t.version)),
-            Err(Error::NotFound(message)) => return Err(Error::NotFound(message)),
+            Err(e @ (Error::NotFound(_) | Error::Catalog(CatalogError::NotFound(_)))) => {
+                return Err(e);
+            }
             Err(_) => false,
         };
         Ok(pb::ModelReadyResponse { ready })
     }
 
     async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Error> {
-        Ok(pb::ServerMetadataResponse {
-            name: "hotswap".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            extensions: EXTENSIONS.iter().map(|e| (*e).to_owned()).collect(),
-        })
+        Ok(hotswap_proto::service::server_metadata())
     }
 
     async fn model_metadata(
@@ -309,12 +271,11 @@ impl InferenceService for WorkerService {
 }
 
 impl WorkerService {
-    /// Python APIs, one entry each (no version): their predictor's state.
+    /// APIs served by a predictor class, one entry each (no version): their
+    /// predictor's state.
     fn python_index(&self, catalog: &Catalog) -> Vec<ModelIndex> {
         catalog
-            .apis
-            .values()
-            .filter(|a| crate::worker::is_python(a))
+            .apis_of(ApiKind::Predictor)
             .map(|a| {
                 let (state, reason) = match self.worker.python_state(&a.name) {
                     Some(crate::worker::PythonState::Ready(_)) => ("READY", String::new()),

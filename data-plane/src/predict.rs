@@ -4,23 +4,16 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use hotswap_common::catalog::ApiKind;
+use hotswap_proto::service::PredictorService;
 use hotswap_proto::v1::{
     OutputFormat, PredictRequest, PredictResponse, Tensors, predict_request, predict_response,
 };
 use serde_json::Value;
 
 use crate::Error;
-use crate::signature::Signature;
 use crate::tensor::{Tensor, json, wire};
 use crate::worker::Worker;
-
-#[async_trait]
-pub trait PredictorService: Send + Sync + 'static {
-    /// Mapped to the gRPC status the caller gets.
-    type Error: Into<tonic::Status> + Send + 'static;
-
-    async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Self::Error>;
-}
 
 /// Both front-door services of a worker, over one [`Worker`].
 #[derive(Clone)]
@@ -54,15 +47,18 @@ impl PredictorService for WorkerService {
     type Error = Error;
 
     async fn predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
-        let python = self
-            .worker
-            .catalog()
-            .apis
-            .get(&request.api)
-            .is_some_and(crate::worker::is_python);
-        if python {
-            return self.python_predict(request).await;
+        match self.worker.catalog().kind(&request.api) {
+            Some(ApiKind::Predictor) => self.predictor_predict(request).await,
+            // An unknown API gets its NOT_FOUND from the model lookup.
+            Some(ApiKind::Models) | None => self.model_predict(request).await,
         }
+    }
+}
+
+impl WorkerService {
+    /// An API whose models the worker runs: tensors (or JSON read with the
+    /// model's signature) in, tensors or JSON out.
+    async fn model_predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
         let m = self.worker.model_ref(&request.api, &request.model)?;
         // Everything that can be checked without the model is checked before
         // a version is picked: a bad request must not load or evict models.
@@ -89,7 +85,7 @@ impl PredictorService for WorkerService {
         let targets = self.worker.resolve(&m, &request.version)?;
         let loaded = self.worker.acquire(targets).await?;
         let inputs = match payload {
-            Payload::Json(value) => json_inputs(loaded.model.signature(), value)?,
+            Payload::Json(value) => json::inputs(loaded.model.signature(), value)?,
             Payload::Tensors(tensors) => tensors,
         };
         let outputs = self.worker.infer(&loaded, inputs, Vec::new()).await?;
@@ -116,12 +112,11 @@ impl PredictorService for WorkerService {
             output: Some(output),
         })
     }
-}
 
-impl WorkerService {
-    /// A Python API: the JSON payload goes to the user's predictor as
-    /// Python objects; its return value comes back as JSON.
-    async fn python_predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
+    /// An API served by a predictor class: the JSON payload goes to the
+    /// user's predictor as Python objects; its return value comes back as
+    /// JSON. The answer names no model or version: the class chose.
+    async fn predictor_predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
         let payload = match request.payload {
             Some(predict_request::Payload::Json(text)) => {
                 self.check_size("payload", text.len())?;
@@ -153,40 +148,4 @@ impl WorkerService {
 enum Payload {
     Json(Value),
     Tensors(Vec<Tensor>),
-}
-
-/// An object of input name -> nested list, or a bare nested list for a
-/// model with one input.
-pub(crate) fn json_inputs(signature: &Signature, value: Value) -> Result<Vec<Tensor>, Error> {
-    match value {
-        Value::Object(fields) => fields
-            .iter()
-            .map(|(name, v)| {
-                let spec = signature.input(name).ok_or_else(|| {
-                    Error::invalid(format!(
-                        "unknown input `{name}`; the model's inputs: {}",
-                        input_names(signature)
-                    ))
-                })?;
-                json::from_json(name, spec.dtype, v)
-            })
-            .collect(),
-        other => match signature.inputs.as_slice() {
-            [only] => Ok(vec![json::from_json(&only.name, only.dtype, &other)?]),
-            _ => Err(Error::invalid(format!(
-                "payload is a bare value but the model has inputs {}: send an object of \
-                 input name -> nested list",
-                input_names(signature)
-            ))),
-        },
-    }
-}
-
-fn input_names(signature: &Signature) -> String {
-    signature
-        .inputs
-        .iter()
-        .map(|s| format!("`{}`", s.name))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

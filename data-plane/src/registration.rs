@@ -1,24 +1,44 @@
 //! Registration with the control plane: one long-lived stream per worker,
 //! opened once the worker has the model index, carrying reports of what it
-//! holds and how busy it is. The stream is the
-//! heartbeat; when it breaks the worker reconnects with backoff and the
-//! control plane, meanwhile, routes elsewhere.
+//! holds and how busy it is. The stream is the heartbeat; when it breaks the
+//! worker reconnects with backoff and the control plane, meanwhile, routes
+//! elsewhere.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hotswap_common::client::{AddressError, PeerStatus, endpoint};
+use hotswap_proto::HEARTBEAT;
+use hotswap_proto::error::Report;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::{HeldVersion, WorkerReport};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 
 use crate::worker::Worker;
 
-/// A report goes out at least this often, and within one check interval of
-/// a change in what the worker holds.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Why a registration stream ended; the worker registers again.
+#[derive(Debug, thiserror::Error)]
+enum Interrupted {
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    #[error("connect")]
+    Connect(#[source] tonic::transport::Error),
+    #[error("register")]
+    Register(#[source] PeerStatus),
+    #[error("stream")]
+    Stream(#[source] PeerStatus),
+    #[error("stream closed")]
+    Closed,
+    #[error("the control plane closed the stream")]
+    Ended,
+    #[error("no reply from the control plane")]
+    Silent,
+}
+
+/// A report goes out at least every [`HEARTBEAT`], and within one check
+/// interval of a change in what the worker holds.
 const CHECK: Duration = Duration::from_millis(100);
 /// Reconnect when the control plane has not replied for this long.
 const REPLY_SILENCE: Duration = Duration::from_secs(5);
@@ -50,7 +70,7 @@ pub async fn run(worker: Arc<Worker>, registration: Registration, shutdown: Canc
             r = session(&worker, &registration, &id, &mut backoff) => r,
         };
         if let Err(e) = result {
-            tracing::warn!(control_plane = %registration.control_plane, error = %e, retry_in = ?backoff, "control-plane registration interrupted");
+            tracing::warn!(control_plane = %registration.control_plane, error = %Report(&e), retry_in = ?backoff, "control-plane registration interrupted");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -65,14 +85,8 @@ async fn session(
     registration: &Registration,
     id: &str,
     backoff: &mut Duration,
-) -> Result<(), String> {
-    let uri = if registration.control_plane.contains("://") {
-        registration.control_plane.clone()
-    } else {
-        format!("http://{}", registration.control_plane)
-    };
-    let channel = Endpoint::from_shared(uri)
-        .map_err(|e| format!("address: {e}"))?
+) -> Result<(), Interrupted> {
+    let channel = endpoint(&registration.control_plane)?
         .connect_timeout(Duration::from_secs(2))
         // Finds a control plane whose host vanished without closing the
         // connection (with the reply check below).
@@ -80,13 +94,14 @@ async fn session(
         .keep_alive_timeout(Duration::from_secs(5))
         .connect()
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(Interrupted::Connect)?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let report = |held: &BTreeSet<(String, String, u64)>| WorkerReport {
+    let report = |held: &Held| WorkerReport {
         worker_id: id.to_owned(),
         address: registration.address.clone(),
         capacity: registration.capacity,
         held: held
+            .versions
             .iter()
             .map(|(api, model, version)| HeldVersion {
                 api: api.clone(),
@@ -95,15 +110,16 @@ async fn session(
             })
             .collect(),
         in_flight: u32::try_from(worker.in_flight()).unwrap_or(u32::MAX),
+        predictors: held.predictors.iter().cloned().collect(),
     };
     let mut held = held_now(worker);
     tx.send(report(&held))
         .await
-        .map_err(|_| "stream closed".to_owned())?;
+        .map_err(|_| Interrupted::Closed)?;
     let mut replies = ControlPlaneClient::new(channel)
         .register(ReceiverStream::new(rx))
         .await
-        .map_err(|s| format!("register: {}", s.message()))?
+        .map_err(|s| Interrupted::Register(PeerStatus(s)))?
         .into_inner();
     *backoff = BACKOFF_START;
     let mut last_sent = Instant::now();
@@ -113,17 +129,17 @@ async fn session(
     tokio::pin!(silence);
     loop {
         tokio::select! {
-            () = &mut silence => return Err("no reply from the control plane".to_owned()),
+            () = &mut silence => return Err(Interrupted::Silent),
             reply = replies.message() => match reply {
                 Ok(Some(_)) => silence.as_mut().reset(tokio::time::Instant::now() + REPLY_SILENCE),
-                Ok(None) => return Err("the control plane closed the stream".to_owned()),
-                Err(s) => return Err(format!("stream: {}", s.message())),
+                Ok(None) => return Err(Interrupted::Ended),
+                Err(s) => return Err(Interrupted::Stream(PeerStatus(s))),
             },
             _ = tick.tick() => {
                 let now = held_now(worker);
                 if now != held || last_sent.elapsed() >= HEARTBEAT {
                     held = now;
-                    tx.send(report(&held)).await.map_err(|_| "stream closed".to_owned())?;
+                    tx.send(report(&held)).await.map_err(|_| Interrupted::Closed)?;
                     last_sent = Instant::now();
                 }
             }
@@ -131,21 +147,23 @@ async fn session(
     }
 }
 
-/// Loaded model versions, and Python APIs whose predictor is ready (as
-/// model "" version 0: the control plane routes them by API).
-fn held_now(worker: &Worker) -> BTreeSet<(String, String, u64)> {
-    let mut held: BTreeSet<_> = worker
-        .table()
-        .entries()
-        .into_iter()
-        .filter(|(_, slot)| slot.current.load().is_some())
-        .map(|(k, _)| (k.api, k.model, k.version))
-        .collect();
-    held.extend(
-        worker
-            .python_ready()
+/// What a worker serves now: loaded model versions, and APIs whose
+/// predictor class is running (routed by API).
+#[derive(PartialEq, Eq)]
+struct Held {
+    versions: BTreeSet<(String, String, u64)>,
+    predictors: BTreeSet<String>,
+}
+
+fn held_now(worker: &Worker) -> Held {
+    Held {
+        versions: worker
+            .table()
+            .entries()
             .into_iter()
-            .map(|api| (api, String::new(), 0)),
-    );
-    held
+            .filter(|(_, slot)| slot.current.load().is_some())
+            .map(|(k, _)| (k.api, k.model, k.version))
+            .collect(),
+        predictors: worker.python_ready().into_iter().collect(),
+    }
 }

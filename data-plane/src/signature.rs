@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use crate::Error;
-use crate::error::list;
 use crate::tensor::{DataType, Tensor};
+use hotswap_common::list;
 
 /// One input or output. A dimension of -1 is free.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hotswap_proto::inference::{InferStatistics, ModelStatistics, StatisticDuration};
 
-use crate::catalog::VersionKey;
-use crate::lock;
+use hotswap_common::catalog::VersionKey;
+use hotswap_common::lock;
 
 #[derive(Default)]
 pub struct VersionStats {

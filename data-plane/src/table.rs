@@ -13,8 +13,8 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 
 use crate::backend::Model;
-use crate::catalog::VersionKey;
-use crate::lock;
+use hotswap_common::catalog::VersionKey;
+use hotswap_common::lock;
 
 /// A loaded model version.
 pub struct Loaded {
@@ -35,6 +35,8 @@ impl Drop for Loaded {
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub content_hash: String,
+    /// The failure's cause, as callers read it (the error itself went to
+    /// the log when it happened).
     pub message: String,
     /// The failure is one no retry on this worker fixes (a model for
     /// hardware it lacks): requests get FAILED_PRECONDITION, not UNAVAILABLE.
@@ -50,7 +52,7 @@ impl Failure {
             return crate::Error::FailedPrecondition(self.message.clone());
         }
         let wait = self.retry_at.saturating_duration_since(Instant::now());
-        crate::Error::Load {
+        crate::Error::LoadFailed {
             what,
             message: if wait.is_zero() {
                 self.message.clone()

@@ -14,22 +14,25 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotswap_model_store::storage::{Storage, StorageOptions};
+use hotswap_common::catalog::{Catalog, VersionKey};
+use hotswap_common::lock;
+use hotswap_common::subscription::{self, SubscriptionStats};
+use hotswap_proto::error::{Report, report};
 use hotswap_proto::v1::{Api, ModelVersion};
+use hotswap_python::ProcessConfig;
+use hotswap_storage::{Storage, StorageOptions};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend;
+use crate::Error;
+use crate::backend::{self, LoadError, RuntimeConfig};
 use crate::cache::{DiskCache, describe};
-use crate::catalog::{Catalog, VersionKey};
 use crate::stats::Stats;
-use crate::subscription::SubscriptionStats;
 use crate::table::{Failure, Loaded, Slot, Table, TableStats};
 use crate::tensor::Tensor;
-use crate::{Error, lock, subscription};
 
-pub use crate::catalog::ModelRef;
-pub use python_apis::{PythonState, is_python};
+pub use hotswap_common::catalog::ModelRef;
+pub use python_apis::PythonState;
 pub use resolve::Target;
 
 /// First retry of a failed load; doubles per failure up to the maximum.
@@ -48,11 +51,10 @@ pub struct WorkerConfig {
     /// host:port the control plane should call this worker on [default: the
     /// bound address; the host name when bound to all interfaces].
     pub advertise: Option<String>,
-    /// The binary to run Python predictors with (`<exe> python-worker`)
-    /// [default: this process's own binary].
-    pub python_exe: Option<PathBuf>,
-    /// The virtualenv Python predictors import their packages from.
-    pub python_venv: Option<PathBuf>,
+    /// How Python predictor processes are started.
+    pub python: ProcessConfig,
+    /// Where the inference runtimes' libraries are.
+    pub runtimes: RuntimeConfig,
 }
 
 pub struct Worker {
@@ -69,8 +71,8 @@ pub struct Worker {
     api_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests running now.
     in_flight: AtomicUsize,
-    python_exe: Option<PathBuf>,
-    python_venv: Option<PathBuf>,
+    python: ProcessConfig,
+    runtimes: RuntimeConfig,
     python_apis: Mutex<HashMap<String, python_apis::PythonApi>>,
     shutdown: CancellationToken,
     /// Keeps the default cache folder alive (and deletes it at the end).
@@ -87,16 +89,21 @@ impl Worker {
                 let tmp = tempfile::Builder::new()
                     .prefix("hotswap-cache-")
                     .tempdir()
-                    .map_err(|e| Error::Server(format!("cache folder: {e}")))?;
+                    .map_err(|source| Error::CacheFolder {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
                 let dir = tmp.path().to_path_buf();
                 (Some(tmp), dir)
             }
         };
         let storage = Arc::new(Storage::new(config.storage));
         let (control_plane, advertise) = (config.control_plane, config.advertise);
-        let (python_exe, python_venv) = (config.python_exe, config.python_venv);
-        let cache = DiskCache::new(cache_dir.clone(), storage)
-            .map_err(|e| Error::Server(format!("cache folder {}: {e}", cache_dir.display())))?;
+        let cache =
+            DiskCache::new(cache_dir.clone(), storage).map_err(|source| Error::CacheFolder {
+                path: cache_dir.clone(),
+                source,
+            })?;
         let (tx, rx) = watch::channel(Arc::new(Catalog::default()));
         let shutdown = CancellationToken::new();
         let worker = Arc::new(Worker {
@@ -109,8 +116,8 @@ impl Worker {
             subscription: Arc::default(),
             api_locks: Mutex::default(),
             in_flight: AtomicUsize::new(0),
-            python_exe,
-            python_venv,
+            python: config.python,
+            runtimes: config.runtimes,
             python_apis: Mutex::default(),
             shutdown: shutdown.clone(),
             _cache_tmp: cache_tmp,
@@ -324,7 +331,7 @@ impl Worker {
                 let delay = RETRY_START
                     .saturating_mul(1 << (attempts - 1).min(16))
                     .min(RETRY_MAX);
-                tracing::warn!(version = %key, error = %e, attempt = attempts, retry_in = ?delay,
+                tracing::warn!(version = %key, error = %Report(&e), attempt = attempts, retry_in = ?delay,
                     serving = ?slot.current.load().as_ref().map(|l| short(&l.content_hash)),
                     "version failed to load; the previous content (if any) keeps serving");
                 state.failure = Some(Failure {
@@ -332,8 +339,8 @@ impl Worker {
                     // Without "load of <version>:", which every reader of
                     // the failure adds or does not need.
                     message: match &e {
-                        Error::Load { message, .. } => message.clone(),
-                        other => other.to_string(),
+                        Error::Load { source, .. } => report(source),
+                        other => report(other),
                     },
                     precondition: matches!(e, Error::FailedPrecondition(_)),
                     attempts,
@@ -372,11 +379,12 @@ impl Worker {
         }
         let spec = backend::LoadSpec::new(api, target);
         let what = describe(target);
-        tokio::task::spawn_blocking(move || backend::load(&spec, &dir, &what))
+        let runtimes = self.runtimes.clone();
+        tokio::task::spawn_blocking(move || backend::load(&spec, &dir, &what, &runtimes))
             .await
             .map_err(|e| Error::Load {
                 what: describe(target),
-                message: format!("loader panicked: {e}"),
+                source: LoadError::Panicked(e),
             })?
     }
 

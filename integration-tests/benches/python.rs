@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotswap_data_plane::python::protocol::PredictorClass;
-use hotswap_data_plane::python::{PythonPool, PythonPredictorSpec};
-use hotswap_integration_tests::process::{hotswap_binary, venv};
+use hotswap_integration_tests::process::{python, venv};
+use hotswap_python::protocol::PredictorClass;
+use hotswap_python::{PythonPool, PythonPredictorSpec};
 use serde_json::json;
 
 const TRIVIAL: &str = r#"
@@ -53,11 +53,10 @@ async fn pool(source: &str, processes: usize) -> Arc<PythonPool> {
             file: "predictor.py".to_owned(),
             config: json!({}),
             processes,
-            exe: hotswap_binary(),
             cache_size: 0,
             class: PredictorClass::Python,
             threads: 1,
-            venv: Some(venv()),
+            process: python(Some(venv())),
             models: None,
         })
         .await

@@ -66,7 +66,10 @@ fn main() {
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("model.onnx"), iris(0)).unwrap();
-        let model = Arc::new(OnnxModel::load(dir.path(), "iris").expect("load in process"));
+        let model = Arc::new(
+            OnnxModel::load(dir.path(), &hotswap_integration_tests::process::runtimes())
+                .expect("load in process"),
+        );
         // Warm both paths up.
         grpc_load(&worker, 4, Until::Calls(400), false).await;
         in_process(&model, 4, 400);

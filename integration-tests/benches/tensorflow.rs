@@ -48,8 +48,6 @@ async fn through_control_plane(
 }
 
 fn main() {
-    // SAFETY: no other thread exists yet.
-    unsafe { hotswap_data_plane::backend::prepare_env() };
     let quick = std::env::args().any(|a| a == "--quick");
     let total = if quick { 800 } else { 8_000 };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -81,7 +79,13 @@ fn main() {
             inferentia: 0,
         };
         let model = Arc::new(
-            TensorFlowModel::load(&saved_model::iris(0), &spec, "iris").expect("load in process"),
+            TensorFlowModel::load(
+                &saved_model::iris(0),
+                &spec,
+                "iris",
+                &hotswap_integration_tests::process::runtimes(),
+            )
+            .expect("load in process"),
         );
         // Warm both paths up.
         through_control_plane(&control, "iris", 4, 400).await;

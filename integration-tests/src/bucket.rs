@@ -6,7 +6,7 @@ use gcloud_storage::http::buckets::insert::InsertBucketRequest;
 use gcloud_storage::http::objects::delete::DeleteObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::upload::{Media, UploadObjectRequest, UploadType};
-use hotswap_model_store::storage::{GcsOptions, S3Options, StorageOptions, gcs_client, s3_client};
+use hotswap_storage::{GcsOptions, S3Options, StorageOptions, gcs_client, s3_client};
 
 use crate::emulator::Emulator;
 

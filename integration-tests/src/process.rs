@@ -133,6 +133,10 @@ pub fn workspace_root() -> PathBuf {
 
 /// The project's Python virtualenv with the emulators (made by `.ci/setup`);
 /// `HOTSWAP_VENV` points elsewhere.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the tests find the virtualenv where CI and the Makefile put it"
+)]
 pub fn venv() -> PathBuf {
     let venv = std::env::var_os("HOTSWAP_VENV")
         .map(PathBuf::from)
@@ -143,6 +147,31 @@ pub fn venv() -> PathBuf {
         venv.display()
     );
     venv
+}
+
+/// Where in-process workers find the runtime libraries: the project's
+/// virtualenv, as the binary's own search does (TensorFlow's folder comes
+/// from TENSORFLOW_DIR, which cargo sets for tests; see .ci/setup).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the tests run with the environment cargo and CI give them"
+)]
+pub fn runtimes() -> hotswap_data_plane::RuntimeConfig {
+    hotswap_data_plane::RuntimeConfig {
+        venvs: vec![venv()],
+        tensorflow_dir: std::env::var_os("TENSORFLOW_DIR").map(PathBuf::from),
+        ..hotswap_data_plane::RuntimeConfig::default()
+    }
+}
+
+/// How in-process workers start Python predictors: this build's `hotswap`
+/// binary, with `venv` for the predictors' packages.
+pub fn python(venv: Option<PathBuf>) -> hotswap_data_plane::ProcessConfig {
+    hotswap_data_plane::ProcessConfig {
+        exe: Some(hotswap_binary()),
+        venv,
+        user_thread_vars: Vec::new(),
+    }
 }
 
 /// The `hotswap` binary of this build (cargo builds it with the tests).

@@ -52,8 +52,8 @@ impl WorkerServer {
             storage: bucket.storage_options(),
             control_plane: options.control_plane,
             advertise: None,
-            python_exe: Some(crate::process::hotswap_binary()),
-            python_venv: options.python_venv,
+            python: crate::process::python(options.python_venv),
+            runtimes: crate::process::runtimes(),
         })
         .expect("start the worker");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

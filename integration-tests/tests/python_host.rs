@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use hotswap_data_plane::Error;
-use hotswap_data_plane::python::{PythonPool, PythonPredictorSpec};
-use hotswap_integration_tests::process::hotswap_binary;
+use hotswap_integration_tests::process::python;
 use hotswap_integration_tests::worker::eventually;
+use hotswap_proto::error::to_status;
+use hotswap_python::{CallError, PythonPool, PythonPredictorSpec, StartError, Traceback};
 use serde_json::json;
 
 const PREDICTOR: &str = r#"
@@ -36,11 +37,10 @@ fn spec(source: &str, processes: usize) -> PythonPredictorSpec {
         file: "predictor.py".to_owned(),
         config: json!({"k": 3}),
         processes,
-        exe: hotswap_binary(),
         cache_size: 0,
-        class: hotswap_data_plane::python::protocol::PredictorClass::Python,
+        class: hotswap_python::protocol::PredictorClass::Python,
         threads: 1,
-        venv: None,
+        process: python(None),
         models: None,
     }
 }
@@ -69,7 +69,7 @@ async fn predicts_survives_prints_errors_and_a_dead_process() {
     assert_eq!(seen.len(), 2, "both processes answered");
 
     match pool.predict(json!("boom"), query("x")).await {
-        Err(Error::Inference(traceback)) => {
+        Err(CallError::Raised(Traceback(traceback))) => {
             assert!(
                 traceback.contains("Traceback (most recent call last)"),
                 "{traceback}"
@@ -79,18 +79,16 @@ async fn predicts_survives_prints_errors_and_a_dead_process() {
         }
         other => panic!("expected an inference error, got {other:?}"),
     }
-    let status: tonic::Status = pool
-        .predict(json!("boom"), query("x"))
-        .await
-        .unwrap_err()
-        .into();
+    let status = to_status(&Error::from(
+        pool.predict(json!("boom"), query("x")).await.unwrap_err(),
+    ));
     assert_eq!(status.code(), tonic::Code::Internal);
     assert!(status.message().contains("ValueError: kaboom"));
-    let status: tonic::Status = pool
-        .predict(json!("missing"), query("x"))
-        .await
-        .unwrap_err()
-        .into();
+    let status = to_status(&Error::from(
+        pool.predict(json!("missing"), query("x"))
+            .await
+            .unwrap_err(),
+    ));
     // Only get_model's LookupError means NOT_FOUND; the user's own is a bug.
     assert_eq!(status.code(), tonic::Code::Internal);
     assert!(
@@ -101,11 +99,9 @@ async fn predicts_survives_prints_errors_and_a_dead_process() {
 
     // A process that dies fails its own call with UNAVAILABLE; the other
     // keeps serving, and the dead one is replaced.
-    let status: tonic::Status = pool
-        .predict(json!("die"), query("x"))
-        .await
-        .unwrap_err()
-        .into();
+    let status = to_status(&Error::from(
+        pool.predict(json!("die"), query("x")).await.unwrap_err(),
+    ));
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     for _ in 0..4 {
         let out = pool.predict(json!([2]), query("x")).await.unwrap();
@@ -138,7 +134,7 @@ async fn broken_predictors_report_the_python_traceback() {
     ];
     for (source, want) in cases {
         match PythonPool::start(spec(source, 1)).await {
-            Err(Error::Load { message, .. }) => {
+            Err(StartError::Predictor(Traceback(message))) => {
                 assert!(message.contains(want), "{want}: {message}")
             }
             Err(other) => panic!("{want}: unexpected error {other:?}"),

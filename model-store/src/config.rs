@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use hotswap_proto::v1 as proto;
 
+use hotswap_storage::Location;
+
 use crate::Error;
-use crate::location::Location;
 pub use raw::PredictorType;
 
 /// One validated API.
@@ -175,33 +176,65 @@ pub struct SourceConfig {
     pub signature_key: Option<String>,
 }
 
+/// Why a config is refused; the message names the API and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read")]
+    Read(#[source] std::io::Error),
+
+    /// YAML that does not fit the config's shape, at `field` (e.g. `api #1:
+    /// predictor.modles`) when the parser could say where.
+    #[error("{}", .field.as_deref().unwrap_or("syntax"))]
+    Syntax {
+        field: Option<String>,
+        #[source]
+        source: serde_yaml::Error,
+    },
+
+    #[error("the config lists no APIs")]
+    NoApis,
+
+    /// `api` is "api `name`", or "api #n" when the API has no name.
+    #[error("{api}: {field}: {reason}")]
+    Field {
+        api: String,
+        field: String,
+        reason: String,
+    },
+
+    #[error("api `{api}`: predictor.path: cannot read {}", .path.display())]
+    PredictorFile {
+        api: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Reads and validates an API config file. Relative model paths and
 /// predictor paths are resolved against the file's folder.
 pub fn load(path: &Path) -> Result<Vec<ApiConfig>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+    let config_error = |source| Error::Config {
         file: path.display().to_string(),
-        message: format!("cannot read: {e}"),
-    })?;
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| config_error(ConfigError::Read(e)))?;
     let base = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let base = std::path::absolute(&base).unwrap_or(base);
-    let config_error = |message| Error::Config {
-        file: path.display().to_string(),
-        message,
-    };
     let mut apis = parse(&text, &base).map_err(config_error)?;
     // Workers get the predictor file through the model-store, so they need
     // no access to this folder.
     for api in &mut apis {
         if let Some(file) = &api.predictor_path {
-            let source = std::fs::read_to_string(file).map_err(|e| {
-                config_error(format!(
-                    "api `{}`: predictor.path: cannot read {}: {e}",
-                    api.name,
-                    file.display()
-                ))
+            let source = std::fs::read_to_string(file).map_err(|source| {
+                config_error(ConfigError::PredictorFile {
+                    api: api.name.clone(),
+                    path: file.clone(),
+                    source,
+                })
             })?;
             api.predictor_source = Some(source);
         }
@@ -210,11 +243,10 @@ pub fn load(path: &Path) -> Result<Vec<ApiConfig>, Error> {
 }
 
 /// Parses and validates config text; `base` resolves relative paths.
-/// The error message names the API and the field.
-pub fn parse(text: &str, base: &Path) -> Result<Vec<ApiConfig>, String> {
+pub fn parse(text: &str, base: &Path) -> Result<Vec<ApiConfig>, ConfigError> {
     let raw = raw::parse(text)?;
     if raw.is_empty() {
-        return Err("the config lists no APIs".to_owned());
+        return Err(ConfigError::NoApis);
     }
     let mut apis = Vec::with_capacity(raw.len());
     for (i, api) in raw.into_iter().enumerate() {
@@ -225,9 +257,17 @@ pub fn parse(text: &str, base: &Path) -> Result<Vec<ApiConfig>, String> {
         };
         let api = api
             .validate(base)
-            .map_err(|(field, msg)| format!("{label}: {field}: {msg}"))?;
+            .map_err(|(field, reason)| ConfigError::Field {
+                api: label.clone(),
+                field,
+                reason,
+            })?;
         if apis.iter().any(|a: &ApiConfig| a.name == api.name) {
-            return Err(format!("{label}: name: another API has this name"));
+            return Err(ConfigError::Field {
+                api: label,
+                field: "name".to_owned(),
+                reason: "another API has this name".to_owned(),
+            });
         }
         apis.push(api);
     }

@@ -1,27 +1,28 @@
-//! The model-store's one error type and its one mapping to gRPC status.
+//! The model-store's one error type and its one mapping to what callers get
+//! ([`ServiceError`]).
 
-use tonic::Status;
+use hotswap_proto::error::{Code, ServiceError};
+
+use crate::config::ConfigError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("config {file}: {message}")]
-    Config { file: String, message: String },
+    #[error("config {file}")]
+    Config {
+        file: String,
+        #[source]
+        source: ConfigError,
+    },
 
-    /// A bucket or folder could not be listed or read. The message may carry
-    /// backend detail: it is logged, and callers only see the location.
-    #[error("{location}: {message}")]
-    Storage { location: String, message: String },
+    /// A bucket or folder could not be listed or read. The backend's detail
+    /// is logged; callers only see the location.
+    #[error(transparent)]
+    Storage(#[from] hotswap_storage::Error),
 
-    #[error("object {key:?} not found")]
-    ObjectNotFound { key: String },
-
-    #[error("object key {key:?} could leave its folder; refused")]
-    UnsafeKey { key: String },
-
-    #[error("api `{api}` not found; apis: {}", list(known))]
+    #[error("api `{api}` not found; apis: {}", hotswap_common::list(.known))]
     ApiNotFound { api: String, known: Vec<String> },
 
-    #[error("model `{model}` not found in api `{api}`; models: {}", list(known))]
+    #[error("model `{model}` not found in api `{api}`; models: {}", hotswap_common::list(.known))]
     ModelNotFound {
         api: String,
         model: String,
@@ -35,32 +36,33 @@ pub enum Error {
     ShuttingDown,
 
     /// The gRPC server itself failed (bind, transport).
-    #[error("server: {0}")]
-    Server(String),
+    #[error(transparent)]
+    Server(#[from] hotswap_common::ServerError),
 }
 
-fn list(names: &[String]) -> String {
-    if names.is_empty() {
-        "(none)".to_owned()
-    } else {
-        names.join(", ")
-    }
-}
-
-impl From<Error> for Status {
-    fn from(err: Error) -> Status {
-        match &err {
+impl ServiceError for Error {
+    fn code(&self) -> Code {
+        match self {
             Error::ApiNotFound { .. }
             | Error::ModelNotFound { .. }
-            | Error::ObjectNotFound { .. } => Status::not_found(err.to_string()),
-            Error::InvalidArgument(_) | Error::UnsafeKey { .. } | Error::Config { .. } => {
-                Status::invalid_argument(err.to_string())
+            | Error::Storage(hotswap_storage::Error::ObjectNotFound { .. }) => Code::NotFound,
+            Error::InvalidArgument(_)
+            | Error::Storage(hotswap_storage::Error::UnsafeKey { .. })
+            | Error::Config { .. } => Code::InvalidArgument,
+            Error::Storage(hotswap_storage::Error::Backend { .. }) | Error::ShuttingDown => {
+                Code::Unavailable
             }
-            Error::Storage { location, .. } => {
-                Status::unavailable(format!("storage at {location} is unavailable"))
+            Error::Server(_) => Code::Internal,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Error::Storage(hotswap_storage::Error::Backend { location, .. }) => {
+                format!("storage at {location} is unavailable")
             }
-            Error::ShuttingDown => Status::unavailable(err.to_string()),
-            Error::Server(_) => Status::internal("internal error"),
+            Error::Server(_) => "internal error".to_owned(),
+            other => hotswap_proto::error::report(other),
         }
     }
 }

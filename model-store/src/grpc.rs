@@ -1,6 +1,8 @@
-//! The tonic adapter: `hotswap.v1.ModelStore` over any [`ModelStoreService`].
+//! The tonic adapter: `hotswap.v1.ModelStore` over any [`ModelStoreService`],
+//! and the one place its errors become statuses.
 
 use futures::{StreamExt, TryStreamExt};
+use hotswap_proto::error::to_status;
 use hotswap_proto::v1::model_store_server::ModelStore as ModelStoreRpc;
 use hotswap_proto::v1::{
     GetModelRequest, GetModelResponse, ListModelsRequest, ListModelsResponse, WatchRequest,
@@ -20,8 +22,12 @@ impl<S: ModelStoreService> ModelStoreRpc for GrpcModelStore<S> {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let stream = self.0.watch(request.into_inner()).await?;
-        Ok(Response::new(stream.map_err(Status::from).boxed()))
+        let stream = self
+            .0
+            .watch(request.into_inner())
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(stream.map_err(|e| to_status(&e)).boxed()))
     }
 
     async fn list_models(
@@ -29,7 +35,10 @@ impl<S: ModelStoreService> ModelStoreRpc for GrpcModelStore<S> {
         request: Request<ListModelsRequest>,
     ) -> Result<Response<ListModelsResponse>, Status> {
         Ok(Response::new(
-            self.0.list_models(request.into_inner()).await?,
+            self.0
+                .list_models(request.into_inner())
+                .await
+                .map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -37,6 +46,11 @@ impl<S: ModelStoreService> ModelStoreRpc for GrpcModelStore<S> {
         &self,
         request: Request<GetModelRequest>,
     ) -> Result<Response<GetModelResponse>, Status> {
-        Ok(Response::new(self.0.get_model(request.into_inner()).await?))
+        Ok(Response::new(
+            self.0
+                .get_model(request.into_inner())
+                .await
+                .map_err(|e| to_status(&e))?,
+        ))
     }
 }

@@ -8,9 +8,8 @@ use hotswap_proto::v1::{ModelFile, ModelVersion, VersionState};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Layout, SourceConfig};
-use crate::location::Location;
-use crate::storage::ObjectMeta;
 use crate::validate::validate;
+use hotswap_storage::{Location, ObjectMeta};
 
 /// The version an unversioned model folder is published as.
 pub const UNVERSIONED: u64 = 1;
@@ -157,7 +156,7 @@ fn describe(
         Err(reason) => {
             let reason = match note {
                 Some(note) => format!("{reason}; {note}"),
-                None => reason,
+                None => reason.to_string(),
             };
             (VersionState::Invalid, reason)
         }

@@ -11,10 +11,23 @@ use hotswap_proto::v1::{EventKind, SourceStatus, VersionState, WatchResponse, wa
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use hotswap_proto::error::{Report, report};
+use hotswap_storage::{Folder, KeyCheck, ObjectMeta, Storage, check_key};
+
 use crate::config::{ApiConfig, SourceConfig};
 use crate::index::{Index, Scope};
-use crate::storage::{Folder, KeyCheck, ObjectMeta, Storage, check_key};
 use crate::{layout, lock};
+
+/// Why one poll of a source failed; the source keeps its last listing.
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error(transparent)]
+    Storage(#[from] hotswap_storage::Error),
+    #[error("listing took longer than {0:?}")]
+    Timeout(Duration),
+    #[error("indexing task failed")]
+    Indexing(#[source] tokio::task::JoinError),
+}
 
 #[derive(Debug, Clone)]
 pub struct PollSettings {
@@ -127,7 +140,7 @@ impl SourceTask {
                     initial_done |= started.duration_since(first) >= self.settings.settle;
                     started + self.settings.interval
                 }
-                Err(message) => {
+                Err(e) => {
                     failures += 1;
                     // A failed first attempt still completes the first
                     // index: the store serves what it has and keeps trying.
@@ -138,10 +151,10 @@ impl SourceTask {
                         location = %self.source.location,
                         failures,
                         retry_in = ?backoff,
-                        error = %message,
+                        error = %Report(&e),
                         "listing failed; keeping the versions last seen there"
                     );
-                    self.record(Err((message, failures)));
+                    self.record(Err((report(&e), failures)));
                     Instant::now() + backoff
                 }
             };
@@ -155,20 +168,14 @@ impl SourceTask {
         }
     }
 
-    /// Lists the source and applies the listing. The error is a message for
-    /// logs and status.
+    /// Lists the source and applies the listing.
     async fn poll_once(
         &mut self,
         folder: &mut Option<Folder>,
         started: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), PollError> {
         if folder.is_none() {
-            *folder = Some(
-                self.storage
-                    .open(&self.source.location)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+            *folder = Some(self.storage.open(&self.source.location).await?);
         }
         let listing = match tokio::time::timeout(
             self.settings.list_timeout,
@@ -177,13 +184,8 @@ impl SourceTask {
         .await
         {
             Ok(Ok(listing)) => listing,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => {
-                return Err(format!(
-                    "listing took longer than {:?}",
-                    self.settings.list_timeout
-                ));
-            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(PollError::Timeout(self.settings.list_timeout)),
         };
         let listing = self.safe_keys(listing);
         let (api, source) = (self.api.clone(), self.source.clone());
@@ -192,7 +194,7 @@ impl SourceTask {
             layout::versions(&api.name, api.layout(), &source, &listing)
         })
         .await
-        .map_err(|e| format!("indexing task failed: {e}"))?;
+        .map_err(PollError::Indexing)?;
         let scope = match &self.source.model {
             Some(model) => Scope::Model(model),
             None => Scope::Api,

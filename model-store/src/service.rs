@@ -16,10 +16,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use hotswap_storage::{Storage, StorageOptions};
+
 use crate::config::ApiConfig;
 use crate::index::Index;
 use crate::poller::{self, PollSettings, StoreHealth};
-use crate::storage::{Storage, StorageOptions};
 use crate::{Error, lock};
 
 pub type WatchStream = BoxStream<'static, Result<WatchResponse, Error>>;

@@ -3,12 +3,52 @@
 
 use crate::config::Layout;
 
+/// Why a version's files do not make a model of its predictor type: the
+/// reason published with an INVALID version. `files` lists the folder
+/// (shortened for huge folders).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error(
+        "onnx: expected exactly one *.onnx file at the top of the version folder, found none \
+         (files: {files})"
+    )]
+    NoOnnx { files: String },
+
+    #[error(
+        "onnx: expected exactly one *.onnx file at the top of the version folder, found \
+         {count} ({})", .names.join(", ")
+    )]
+    SeveralOnnx { count: usize, names: Vec<String> },
+
+    #[error(
+        "tensorflow: a SavedModel needs saved_model.pb, variables/variables.index and \
+         variables/variables.data-*; missing {}{} (files: {files})",
+        .missing.join(", "),
+        if *.inferentia_layout {
+            " (a saved_model.pb alone is the Inferentia layout: set compute.inf to serve it there)"
+        } else {
+            ""
+        }
+    )]
+    SavedModel {
+        missing: Vec<&'static str>,
+        /// The files are the Inferentia layout (saved_model.pb alone).
+        inferentia_layout: bool,
+        files: String,
+    },
+
+    #[error(
+        "tensorflow (Inferentia): expected saved_model.pb at the top of the version folder \
+         (files: {files})"
+    )]
+    NoSavedModelPb { files: String },
+}
+
 /// Checks the files of one version (paths relative to the version folder).
-/// The error is the reason published with an INVALID version.
 pub fn validate<'a>(
     layout: Layout,
     paths: impl IntoIterator<Item = &'a str>,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let paths: Vec<&str> = paths.into_iter().collect();
     match layout {
         Layout::Python => Ok(()),
@@ -22,22 +62,21 @@ fn top_level<'a>(paths: &'a [&'a str]) -> impl Iterator<Item = &'a str> {
     paths.iter().copied().filter(|p| !p.contains('/'))
 }
 
-fn onnx(paths: &[&str]) -> Result<(), String> {
+fn onnx(paths: &[&str]) -> Result<(), Invalid> {
     let onnx: Vec<&str> = top_level(paths).filter(|p| p.ends_with(".onnx")).collect();
     match onnx.len() {
         1 => Ok(()),
-        0 => Err(format!(
-            "onnx: expected exactly one *.onnx file at the top of the version folder, found none (files: {})",
-            listing(paths)
-        )),
-        n => Err(format!(
-            "onnx: expected exactly one *.onnx file at the top of the version folder, found {n} ({})",
-            onnx.join(", ")
-        )),
+        0 => Err(Invalid::NoOnnx {
+            files: listing(paths),
+        }),
+        count => Err(Invalid::SeveralOnnx {
+            count,
+            names: onnx.iter().map(|n| (*n).to_owned()).collect(),
+        }),
     }
 }
 
-fn tensorflow(paths: &[&str]) -> Result<(), String> {
+fn tensorflow(paths: &[&str]) -> Result<(), Invalid> {
     let mut missing = Vec::new();
     if !paths.contains(&"saved_model.pb") {
         missing.push("saved_model.pb");
@@ -54,26 +93,20 @@ fn tensorflow(paths: &[&str]) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let hint = if missing == ["variables/variables.index", "variables/variables.data-*"] {
-        " (a saved_model.pb alone is the Inferentia layout: set compute.inf to serve it there)"
-    } else {
-        ""
-    };
-    Err(format!(
-        "tensorflow: a SavedModel needs saved_model.pb, variables/variables.index and variables/variables.data-*; missing {}{hint} (files: {})",
-        missing.join(", "),
-        listing(paths)
-    ))
+    Err(Invalid::SavedModel {
+        inferentia_layout: missing == ["variables/variables.index", "variables/variables.data-*"],
+        missing,
+        files: listing(paths),
+    })
 }
 
-fn inferentia(paths: &[&str]) -> Result<(), String> {
+fn inferentia(paths: &[&str]) -> Result<(), Invalid> {
     if paths.contains(&"saved_model.pb") {
         Ok(())
     } else {
-        Err(format!(
-            "tensorflow (Inferentia): expected saved_model.pb at the top of the version folder (files: {})",
-            listing(paths)
-        ))
+        Err(Invalid::NoSavedModelPb {
+            files: listing(paths),
+        })
     }
 }
 
@@ -110,12 +143,16 @@ mod tests {
     #[test]
     fn onnx_needs_exactly_one_top_level_model() {
         assert!(validate(Layout::Onnx, ["model.onnx", "labels.txt"]).is_ok());
-        let none = validate(Layout::Onnx, ["sub/model.onnx", "labels.txt"]).unwrap_err();
+        let none = validate(Layout::Onnx, ["sub/model.onnx", "labels.txt"])
+            .unwrap_err()
+            .to_string();
         assert!(
             none.contains("found none") && none.contains("labels.txt"),
             "{none}"
         );
-        let two = validate(Layout::Onnx, ["a.onnx", "b.onnx"]).unwrap_err();
+        let two = validate(Layout::Onnx, ["a.onnx", "b.onnx"])
+            .unwrap_err()
+            .to_string();
         assert!(
             two.contains("found 2") && two.contains("a.onnx, b.onnx"),
             "{two}"
@@ -125,14 +162,17 @@ mod tests {
     #[test]
     fn tensorflow_needs_a_saved_model_with_variables() {
         assert!(validate(Layout::TensorFlow, SAVED_MODEL.iter().copied()).is_ok());
-        let pb_only = validate(Layout::TensorFlow, ["saved_model.pb"]).unwrap_err();
+        let pb_only = validate(Layout::TensorFlow, ["saved_model.pb"])
+            .unwrap_err()
+            .to_string();
         assert!(pb_only.contains("variables/variables.index"), "{pb_only}");
         assert!(pb_only.contains("compute.inf"), "{pb_only}");
         let no_data = validate(
             Layout::TensorFlow,
             ["saved_model.pb", "variables/variables.index"],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             no_data.contains("missing variables/variables.data-*"),
             "{no_data}"
@@ -141,7 +181,8 @@ mod tests {
             Layout::TensorFlow,
             ["variables/variables.index", "variables/variables.data-0"],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(no_pb.contains("missing saved_model.pb"), "{no_pb}");
     }
 
@@ -149,7 +190,9 @@ mod tests {
     fn inferentia_needs_saved_model_pb() {
         assert!(validate(Layout::Inferentia, ["saved_model.pb"]).is_ok());
         assert!(validate(Layout::Inferentia, SAVED_MODEL.iter().copied()).is_ok());
-        let err = validate(Layout::Inferentia, ["model.onnx"]).unwrap_err();
+        let err = validate(Layout::Inferentia, ["model.onnx"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("saved_model.pb"), "{err}");
     }
 }

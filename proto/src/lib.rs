@@ -1,6 +1,16 @@
-//! Generated gRPC types: hotswap's own API (`hotswap.v1`) and the Open
-//! Inference Protocol (KServe v2, package `inference`, with Triton's
-//! extensions) that workers and the control plane serve.
+//! hotswap's contracts: the generated gRPC types of its own API
+//! (`hotswap.v1`) and of the Open Inference Protocol (KServe v2, package
+//! `inference`, with Triton's extensions); the transport-free traits of the
+//! front-door services and their tonic adapters; how service errors become
+//! gRPC statuses; the constants both ends of a stream must agree on.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod grpc;
+pub mod service;
+
+use std::time::Duration;
 
 pub mod hotswap {
     pub mod v1 {
@@ -12,6 +22,8 @@ pub mod inference {
     tonic::include_proto!("inference");
 }
 
+pub use hotswap::v1;
+
 /// File descriptors of `hotswap.v1`, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hotswap_descriptor");
 
@@ -19,6 +31,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hots
 pub const INFERENCE_FILE_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("inference_descriptor");
 
-pub mod serving;
+/// A worker reports on its registration stream at least this often, and the
+/// control plane replies as often; each side treats a few intervals of
+/// silence as the other being gone.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
-pub use hotswap::v1;
+/// A worker's default limit on one request's payload (the message may be a
+/// little larger: names, shapes). The front door decodes up to twice this
+/// and leaves the exact check, which names the input, to the worker.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 << 20;

@@ -11,11 +11,9 @@ use ort::session::Session;
 use ort::value::{DynValue, TensorElementType, ValueType};
 
 use crate::Error;
-use crate::backend::Model;
+use crate::backend::{LoadError, Model, RuntimeConfig, TensorTypeError};
 use crate::signature::{Signature, TensorSpec};
 use crate::tensor::{DataType, Tensor, TensorData};
-
-pub use runtime::library_path;
 
 pub struct OnnxModel {
     /// `Session::run` takes `&mut self`, so concurrent requests each need a
@@ -34,13 +32,9 @@ fn pool_size() -> usize {
 impl OnnxModel {
     /// Loads the one `*.onnx` file in `dir` (the model-store validated that
     /// there is exactly one).
-    pub fn load(dir: &Path, what: &str) -> Result<OnnxModel, Error> {
-        let fail = |message: String| Error::Load {
-            what: what.to_owned(),
-            message,
-        };
-        let file = onnx_file(dir).map_err(fail)?;
-        let env = runtime::environment().map_err(fail)?;
+    pub fn load(dir: &Path, runtimes: &RuntimeConfig) -> Result<OnnxModel, LoadError> {
+        let file = onnx_file(dir)?;
+        let env = runtime::environment(runtimes)?;
         let mut sessions = Vec::new();
         for _ in 0..pool_size() {
             let session = Session::builder(&env)
@@ -51,7 +45,7 @@ impl OnnxModel {
                     let name = file
                         .file_name()
                         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                    fail(format!(
+                    LoadError::Refused(format!(
                         "{name}: {}",
                         e.to_string().replace(&file.display().to_string(), &name)
                     ))
@@ -61,8 +55,8 @@ impl OnnxModel {
         let signature = {
             let first = sessions[0].lock().unwrap_or_else(PoisonError::into_inner);
             Signature {
-                inputs: specs(first.inputs()).map_err(fail)?,
-                outputs: specs(first.outputs()).map_err(fail)?,
+                inputs: specs(first.inputs())?,
+                outputs: specs(first.outputs())?,
             }
         };
         Ok(OnnxModel {
@@ -129,8 +123,8 @@ impl Model for OnnxModel {
     }
 }
 
-fn onnx_file(dir: &Path) -> Result<PathBuf, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading the version folder: {e}"))?;
+fn onnx_file(dir: &Path) -> Result<PathBuf, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(LoadError::Folder)?;
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
@@ -140,13 +134,11 @@ fn onnx_file(dir: &Path) -> Result<PathBuf, String> {
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        n => Err(format!(
-            "expected exactly one *.onnx file in the version, found {n}"
-        )),
+        n => Err(LoadError::OnnxFiles(n)),
     }
 }
 
-fn dtype(t: TensorElementType) -> Result<DataType, String> {
+fn dtype(t: TensorElementType) -> Result<DataType, TensorTypeError> {
     Ok(match t {
         TensorElementType::Bool => DataType::Bool,
         TensorElementType::Uint8 => DataType::U8,
@@ -162,23 +154,26 @@ fn dtype(t: TensorElementType) -> Result<DataType, String> {
         TensorElementType::Float32 => DataType::F32,
         TensorElementType::Float64 => DataType::F64,
         TensorElementType::String => DataType::Bytes,
-        other => return Err(format!("element type {other:?} is not supported")),
+        other => return Err(TensorTypeError::Element(format!("{other:?}"))),
     })
 }
 
-fn specs(outlets: &[ort::value::Outlet]) -> Result<Vec<TensorSpec>, String> {
+fn specs(outlets: &[ort::value::Outlet]) -> Result<Vec<TensorSpec>, LoadError> {
     outlets
         .iter()
-        .map(|o| match o.dtype() {
-            ValueType::Tensor { ty, shape, .. } => Ok(TensorSpec {
-                name: o.name().to_owned(),
-                dtype: dtype(*ty).map_err(|e| format!("`{}`: {e}", o.name()))?,
-                shape: shape.iter().copied().collect(),
-            }),
-            other => Err(format!(
-                "`{}` is a {other:?}; only tensor inputs and outputs are served",
-                o.name()
-            )),
+        .map(|o| {
+            let fail = |source| LoadError::Tensor {
+                name: format!("`{}`", o.name()),
+                source,
+            };
+            match o.dtype() {
+                ValueType::Tensor { ty, shape, .. } => Ok(TensorSpec {
+                    name: o.name().to_owned(),
+                    dtype: dtype(*ty).map_err(fail)?,
+                    shape: shape.iter().copied().collect(),
+                }),
+                other => Err(fail(TensorTypeError::NotATensor(format!("{other:?}")))),
+            }
         })
         .collect()
 }

@@ -13,11 +13,9 @@ use tensorflow::{
 };
 
 use crate::Error;
-use crate::backend::{LoadSpec, Model};
+use crate::backend::{LoadError, LoadSpec, Model, RuntimeConfig, TensorTypeError};
 use crate::signature::{Signature, TensorSpec};
 use crate::tensor::{DataType, Tensor, TensorData};
-
-pub use runtime::prepare_env;
 
 /// The signature served when the API names none (TensorFlow Serving's too).
 pub const DEFAULT_SIGNATURE: &str = "serving_default";
@@ -39,16 +37,21 @@ pub struct TensorFlowModel {
 impl TensorFlowModel {
     /// Loads the SavedModel in `dir` (tag `serve`) and the signature the API
     /// names.
-    pub fn load(dir: &Path, spec: &LoadSpec, what: &str) -> Result<TensorFlowModel, Error> {
-        let fail = |message: String| Error::Load {
+    pub fn load(
+        dir: &Path,
+        spec: &LoadSpec,
+        what: &str,
+        runtimes: &RuntimeConfig,
+    ) -> Result<TensorFlowModel, Error> {
+        let fail = |source: LoadError| Error::Load {
             what: what.to_owned(),
-            message,
+            source,
         };
         // No TensorFlow library on this worker is not something a retry or
         // another version fixes.
-        runtime::ensure_loaded().map_err(Error::FailedPrecondition)?;
+        runtime::ensure_loaded(runtimes).map_err(|e| Error::FailedPrecondition(e.to_string()))?;
         let mut graph = Graph::new();
-        let options = session_options().map_err(fail)?;
+        let options = session_options(runtimes.tf_inter_op_threads).map_err(fail)?;
         let bundle = SavedModelBundle::load(&options, [SERVE_TAG], &mut graph, dir)
             .map_err(|status| load_error(&status, dir, spec, what))?;
         let key = if spec.signature_key.is_empty() {
@@ -65,10 +68,10 @@ impl TensorFlowModel {
                 .filter(|k| !k.starts_with("__"))
                 .collect();
             names.sort_unstable();
-            return Err(fail(format!(
-                "the SavedModel has no signature `{key}`; its signatures: {}",
-                crate::error::list(&names)
-            )));
+            return Err(fail(LoadError::NoSignature {
+                key: key.to_owned(),
+                known: names.into_iter().map(str::to_owned).collect(),
+            }));
         };
         let tensors = |map: &std::collections::HashMap<String, tensorflow::TensorInfo>| {
             let mut named: Vec<_> = map.iter().collect();
@@ -76,19 +79,23 @@ impl TensorFlowModel {
             named
                 .into_iter()
                 .map(|(name, info)| {
+                    let tensor = |source| LoadError::Tensor {
+                        name: format!("signature `{key}`, `{name}`"),
+                        source,
+                    };
                     let spec = TensorSpec {
                         name: name.clone(),
-                        dtype: dtype(info.dtype())
-                            .map_err(|e| format!("signature `{key}`, `{name}`: {e}"))?,
-                        shape: shape(info.shape())
-                            .map_err(|e| format!("signature `{key}`, `{name}`: {e}"))?,
+                        dtype: dtype(info.dtype()).map_err(tensor)?,
+                        shape: shape(info.shape()).map_err(tensor)?,
                     };
                     let op = graph
                         .operation_by_name_required(&info.name().name)
-                        .map_err(|e| format!("signature `{key}`, `{name}`: {e}"))?;
+                        .map_err(|e| {
+                            LoadError::Refused(format!("signature `{key}`, `{name}`: {e}"))
+                        })?;
                     Ok((spec, (op, info.name().index)))
                 })
-                .collect::<Result<Vec<_>, String>>()
+                .collect::<Result<Vec<_>, LoadError>>()
         };
         let (inputs, feeds): (Vec<_>, Vec<_>) =
             tensors(def.inputs()).map_err(fail)?.into_iter().unzip();
@@ -104,27 +111,18 @@ impl TensorFlowModel {
     }
 }
 
-/// Overrides the inter-op threads of every session (0: TensorFlow's own
-/// pool of one thread per core).
-pub const INTER_OP_THREADS_VAR: &str = "HOTSWAP_TF_INTER_OP_THREADS";
-
-/// Sessions run each call's ops in the calling thread (inter-op threads
-/// -1): a request already has a blocking thread of its own, and handing
-/// the ops to TensorFlow's inter-op pool and waiting for them only adds
-/// latency (about 3× per call for a small model, see BENCHMARKS.md). Ops
-/// still use the intra-op pool inside (a large matrix product, say).
-fn session_options() -> Result<SessionOptions, String> {
-    let threads = match std::env::var(INTER_OP_THREADS_VAR) {
-        Ok(v) => v
-            .trim()
-            .parse::<i32>()
-            .map_err(|_| format!("{INTER_OP_THREADS_VAR}={v:?} is not an integer"))?,
-        Err(_) => -1,
-    };
+/// Sessions run each call's ops in the calling thread by default
+/// (inter-op threads -1, `RuntimeConfig::tf_inter_op_threads`): a request
+/// already has a blocking thread of its own, and handing the ops to
+/// TensorFlow's inter-op pool and waiting for them only adds latency (about
+/// 3× per call for a small model, see BENCHMARKS.md). Ops still use the
+/// intra-op pool inside (a large matrix product, say). 0 gives TensorFlow's
+/// own pool of one thread per core.
+fn session_options(inter_op_threads: i32) -> Result<SessionOptions, LoadError> {
     let mut options = SessionOptions::new();
     options
-        .set_config(&inter_op_config(threads))
-        .map_err(|e| format!("session options: {e}"))?;
+        .set_config(&inter_op_config(inter_op_threads))
+        .map_err(|e| LoadError::SessionOptions(Box::new(e)))?;
     Ok(options)
 }
 
@@ -166,7 +164,7 @@ fn load_error(status: &Status, dir: &Path, spec: &LoadSpec, what: &str) -> Error
     }
     Error::Load {
         what: what.to_owned(),
-        message,
+        source: LoadError::Refused(message),
     }
 }
 
@@ -243,7 +241,7 @@ impl Model for TensorFlowModel {
     }
 }
 
-fn dtype(t: TfType) -> Result<DataType, String> {
+fn dtype(t: TfType) -> Result<DataType, TensorTypeError> {
     Ok(match t {
         TfType::Bool => DataType::Bool,
         TfType::UInt8 => DataType::U8,
@@ -256,16 +254,14 @@ fn dtype(t: TfType) -> Result<DataType, String> {
         TfType::Int64 => DataType::I64,
         TfType::Float => DataType::F32,
         TfType::Double => DataType::F64,
-        other => return Err(format!("dtype {other} is not served by hotswap yet")),
+        other => return Err(TensorTypeError::Dtype(other.to_string())),
     })
 }
 
 /// A signature shape with -1 for free dimensions. Tensors of unknown rank
 /// cannot be checked or described, so they are refused at load.
-fn shape(s: &Shape) -> Result<Vec<i64>, String> {
-    let rank = s
-        .dims()
-        .ok_or("the signature gives no rank (unknown shape), which hotswap cannot serve")?;
+fn shape(s: &Shape) -> Result<Vec<i64>, TensorTypeError> {
+    let rank = s.dims().ok_or(TensorTypeError::UnknownRank)?;
     Ok((0..rank).map(|i| s[i].unwrap_or(-1)).collect())
 }
 

@@ -8,6 +8,43 @@ use serde_json::Value;
 
 use super::{DataType, Tensor, TensorData, dtype_supported};
 use crate::Error;
+use crate::signature::Signature;
+
+/// A request's JSON payload as the model's inputs: an object of input name
+/// -> nested list, or a bare nested list for a model with one input.
+pub fn inputs(signature: &Signature, value: Value) -> Result<Vec<Tensor>, Error> {
+    match value {
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, v)| {
+                let spec = signature.input(name).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "unknown input `{name}`; the model's inputs: {}",
+                        input_names(signature)
+                    ))
+                })?;
+                from_json(name, spec.dtype, v)
+            })
+            .collect(),
+        other => match signature.inputs.as_slice() {
+            [only] => Ok(vec![from_json(&only.name, only.dtype, &other)?]),
+            _ => Err(Error::invalid(format!(
+                "payload is a bare value but the model has inputs {}: send an object of \
+                 input name -> nested list",
+                input_names(signature)
+            ))),
+        },
+    }
+}
+
+fn input_names(signature: &Signature) -> String {
+    signature
+        .inputs
+        .iter()
+        .map(|s| format!("`{}`", s.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Reads a nested list as a tensor of `dtype`.
 pub fn from_json(name: &str, dtype: DataType, value: &Value) -> Result<Tensor, Error> {

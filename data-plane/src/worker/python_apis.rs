@@ -6,14 +6,16 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use hotswap_common::catalog::{ApiKind, Catalog, VersionKey, is_latest};
+use hotswap_common::lock;
+use hotswap_proto::error::{Code, Report, ServiceError, report};
 use hotswap_proto::v1::{Api, PredictorType};
+use hotswap_python::protocol::{ModelAnswer, PredictorClass, RunAnswer, TensorInfo};
+use hotswap_python::{ModelResolver, PythonPool, PythonPredictorSpec, StartError};
 use sha2::{Digest, Sha256};
 
 use super::Worker;
-use crate::catalog::Catalog;
-use crate::python::protocol::{ModelAnswer, PredictorClass, RunAnswer, TensorInfo};
-use crate::python::{ModelResolver, PythonPool, PythonPredictorSpec};
-use crate::{Error, lock};
+use crate::Error;
 
 #[derive(Clone)]
 pub enum PythonState {
@@ -60,10 +62,15 @@ fn versions_of(catalog: &Catalog, api: &str) -> std::collections::HashMap<(Strin
         .collect()
 }
 
-/// Whether the API is served by a Python class: a Python predictor, or an
-/// ONNX/TensorFlow API with a `predictor.path` (a class around the model).
-pub fn is_python(api: &Api) -> bool {
-    api.predictor_type == PredictorType::Python as i32 || !api.predictor_source.is_empty()
+/// Why a predictor class did not start on this worker.
+#[derive(Debug, thiserror::Error)]
+enum NotStarted {
+    #[error("the model-store sent no predictor file for api `{0}`")]
+    NoFile(String),
+    #[error("api `{0}`: predictor classes for this predictor type are not supported yet")]
+    Unsupported(String),
+    #[error(transparent)]
+    Start(#[from] StartError),
 }
 
 fn fingerprint(api: &Api) -> String {
@@ -93,8 +100,8 @@ impl Worker {
     /// Starts, restarts and stops Python pools to match the catalog.
     pub(crate) fn reconcile_python(self: &Arc<Self>, catalog: &Catalog) {
         let mut apis = lock(&self.python_apis);
-        apis.retain(|name, _| catalog.apis.get(name).is_some_and(is_python));
-        for api in catalog.apis.values().filter(|a| is_python(a)) {
+        apis.retain(|name, _| catalog.kind(name) == Some(ApiKind::Predictor));
+        for api in catalog.apis_of(ApiKind::Predictor) {
             let wanted = fingerprint(api);
             if let Some(running) = apis.get_mut(&api.name)
                 && running.fingerprint == wanted
@@ -120,9 +127,9 @@ impl Worker {
                         tracing::info!(api = %api.name, "Python predictor ready");
                         PythonState::Ready(Arc::new(pool))
                     }
-                    Err(message) => {
-                        tracing::error!(api = %api.name, error = %message, "Python predictor failed to start");
-                        PythonState::Failed(message)
+                    Err(e) => {
+                        tracing::error!(api = %api.name, error = %Report(&e), "Python predictor failed to start");
+                        PythonState::Failed(report(&e))
                     }
                 };
                 if let Some(entry) = lock(&worker.python_apis).get_mut(&api.name)
@@ -134,12 +141,9 @@ impl Worker {
         }
     }
 
-    async fn start_python(self: &Arc<Self>, api: &Api) -> Result<PythonPool, String> {
+    async fn start_python(self: &Arc<Self>, api: &Api) -> Result<PythonPool, NotStarted> {
         if api.predictor_source.is_empty() {
-            return Err(format!(
-                "the model-store sent no predictor file for api `{}`",
-                api.name
-            ));
+            return Err(NotStarted::NoFile(api.name.clone()));
         }
         let config = serde_json::from_str(&api.config_json).unwrap_or(serde_json::Value::Null);
         let file = std::path::Path::new(&api.predictor_path)
@@ -152,16 +156,7 @@ impl Worker {
             Ok(PredictorType::Python) => PredictorClass::Python,
             Ok(PredictorType::Onnx) => PredictorClass::Onnx,
             Ok(PredictorType::Tensorflow) => PredictorClass::TensorFlow,
-            _ => {
-                return Err(format!(
-                    "api `{}`: predictor classes for this predictor type are not supported yet",
-                    api.name
-                ));
-            }
-        };
-        let exe = match &self.python_exe {
-            Some(exe) => exe.clone(),
-            None => std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?,
+            _ => return Err(NotStarted::Unsupported(api.name.clone())),
         };
         let models: Option<Arc<dyn ModelResolver>> = (!api.sources.is_empty()).then(|| {
             Arc::new(ApiModels {
@@ -176,18 +171,14 @@ impl Worker {
             file,
             config,
             processes: api.processes_per_replica.max(1) as usize,
-            exe,
             cache_size: api.cache_size,
             class,
             threads: api.threads_per_process.max(1),
-            venv: self.python_venv.clone(),
+            process: self.python.clone(),
             models,
         })
         .await
-        .map_err(|e| match e {
-            Error::Load { message, .. } => message,
-            other => other.to_string(),
-        })
+        .map_err(NotStarted::from)
     }
 
     /// The state of a Python API's predictor on this worker.
@@ -212,14 +203,16 @@ impl Worker {
         query: BTreeMap<String, String>,
     ) -> Result<serde_json::Value, Error> {
         match self.python_state(api) {
-            Some(PythonState::Ready(pool)) => pool.predict(payload, query).await,
+            Some(PythonState::Ready(pool)) => Ok(pool.predict(payload, query).await?),
             Some(PythonState::Starting) => Err(Error::Unavailable(format!(
                 "api `{api}`: the Python predictor is starting"
             ))),
             Some(PythonState::Failed(traceback)) => Err(Error::FailedPrecondition(format!(
                 "api `{api}` is not ready: its predictor failed to start:\n{traceback}"
             ))),
-            None => Err(Error::NotReady),
+            None => Err(Error::Unavailable(format!(
+                "api `{api}`: the Python predictor has not started yet"
+            ))),
         }
     }
 }
@@ -232,7 +225,7 @@ struct ApiModels {
     /// disk_cache_size: versions kept in the disk cache (0: no limit).
     disk_limit: usize,
     /// Cached folders, least recently asked for first.
-    on_disk: Mutex<Vec<(crate::catalog::VersionKey, std::path::PathBuf)>>,
+    on_disk: Mutex<Vec<(VersionKey, std::path::PathBuf)>>,
 }
 
 impl ApiModels {
@@ -240,11 +233,7 @@ impl ApiModels {
     /// folders beyond the limit, to delete. A process loads from a folder
     /// right after it is handed out, so the least recently used ones are
     /// never being read.
-    fn touch(
-        &self,
-        key: crate::catalog::VersionKey,
-        dir: std::path::PathBuf,
-    ) -> Vec<std::path::PathBuf> {
+    fn touch(&self, key: VersionKey, dir: std::path::PathBuf) -> Vec<std::path::PathBuf> {
         let mut on_disk = lock(&self.on_disk);
         on_disk.retain(|(k, d)| *k != key && *d != dir);
         on_disk.push((key, dir));
@@ -275,7 +264,7 @@ impl ModelResolver for ApiModels {
             Ok(m) => m,
             Err(e) => return lookup(e.to_string()),
         };
-        let target = if crate::catalog::is_latest(&version) {
+        let target = if is_latest(&version) {
             match catalog
                 .versions(&m.api, &m.model)
                 .into_iter()
@@ -299,7 +288,7 @@ impl ModelResolver for ApiModels {
         };
         match worker.cache.fetch(&target).await {
             Ok(dir) => {
-                for old in self.touch(crate::catalog::VersionKey::of(&target), dir.clone()) {
+                for old in self.touch(VersionKey::of(&target), dir.clone()) {
                     worker.cache.remove(&old).await;
                 }
                 ModelAnswer::Found {
@@ -310,7 +299,7 @@ impl ModelResolver for ApiModels {
                 }
             }
             Err(e) => ModelAnswer::Missing {
-                message: e.to_string(),
+                message: report(&e),
                 lookup: false,
             },
         }
@@ -329,7 +318,7 @@ impl ModelResolver for ApiModels {
         let Some(worker) = self.worker.upgrade() else {
             return run_failed(Error::ShuttingDown);
         };
-        let inputs = match crate::predict::json_inputs(loaded.model.signature(), input) {
+        let inputs = match crate::tensor::json::inputs(loaded.model.signature(), input) {
             Ok(inputs) => inputs,
             Err(e) => return run_failed(e),
         };
@@ -399,9 +388,9 @@ impl ApiModels {
 
 fn run_failed(e: Error) -> RunAnswer {
     RunAnswer::Failed {
-        lookup: matches!(e, Error::NotFound(_)),
-        invalid: matches!(e, Error::InvalidArgument(_)),
-        message: e.to_string(),
+        lookup: e.code() == Code::NotFound,
+        invalid: e.code() == Code::InvalidArgument,
+        message: e.public_message(),
     }
 }
 

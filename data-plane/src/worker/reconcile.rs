@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use hotswap_common::catalog::{ApiKind, Catalog};
+use hotswap_common::lock;
+
 use super::Worker;
-use crate::catalog::Catalog;
-use crate::lock;
 
 /// How often failed loads are reconsidered when nothing else happens.
 const TICK: Duration = Duration::from_millis(500);
@@ -70,8 +71,8 @@ async fn reconcile(worker: &Arc<Worker>) {
         let Some(api) = catalog.apis.get(&key.api) else {
             continue;
         };
-        // A Python predictor loads its own models (python_client.get_model).
-        if super::python_apis::is_python(api) {
+        // A predictor class loads its own models (python_client.get_model).
+        if ApiKind::of(api) == ApiKind::Predictor {
             continue;
         }
         let eager = api.cache_size == 0;

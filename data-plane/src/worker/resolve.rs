@@ -12,10 +12,12 @@ use std::time::Instant;
 
 use hotswap_proto::v1::ModelVersion;
 
+use hotswap_common::catalog::{Catalog, ModelRef, VersionKey, is_latest};
+use hotswap_common::lock;
+
 use super::Worker;
-use crate::catalog::{Catalog, ModelRef, VersionKey, is_latest};
+use crate::Error;
 use crate::table::Loaded;
-use crate::{Error, lock};
 
 /// A version to serve a request from, and its published instance if the
 /// resolver saw one (used as is, even if the version is removed a moment
@@ -28,12 +30,12 @@ pub struct Target {
 impl Worker {
     /// An API and a model in it (see [`Catalog::model_ref`]).
     pub fn model_ref(&self, api: &str, model: &str) -> Result<ModelRef, Error> {
-        self.catalog().model_ref(api, model)
+        Ok(self.catalog().model_ref(api, model)?)
     }
 
     /// A model by its Open Inference Protocol name.
     pub fn model_by_name(&self, name: &str) -> Result<ModelRef, Error> {
-        self.catalog().model_by_name(name)
+        Ok(self.catalog().model_by_name(name)?)
     }
 
     /// Candidates for a request, best first: the caller serves from the
@@ -98,7 +100,7 @@ impl Worker {
                     .and_then(|s| lock(&s.state).failure.clone());
                 Err(match failure {
                     Some(f) => f.error(what),
-                    None => Error::Load {
+                    None => Error::LoadFailed {
                         what,
                         message: "failed".to_owned(),
                     },

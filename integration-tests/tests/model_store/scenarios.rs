@@ -522,8 +522,7 @@ pub async fn resume(backend: Backend) {
 /// path that would leave the folder.
 pub async fn read_objects(backend: Backend) {
     use futures::TryStreamExt;
-    use hotswap_model_store::location::Location;
-    use hotswap_model_store::storage::Storage;
+    use hotswap_storage::{Location, Storage};
 
     let bucket = TestBucket::new(backend).await;
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
@@ -547,12 +546,12 @@ pub async fn read_objects(backend: Backend) {
     assert_eq!(chunks.concat(), body);
     let missing = folder.get("nope.onnx").await.err().expect("missing object");
     assert!(
-        matches!(missing, hotswap_model_store::Error::ObjectNotFound { .. }),
+        matches!(missing, hotswap_storage::Error::ObjectNotFound { .. }),
         "{missing}"
     );
     let escape = folder.get("../../etc/passwd").await.err().expect("refused");
     assert!(
-        matches!(escape, hotswap_model_store::Error::UnsafeKey { .. }),
+        matches!(escape, hotswap_storage::Error::UnsafeKey { .. }),
         "{escape}"
     );
 }
@@ -702,12 +701,9 @@ pub async fn unsafe_keys_never_reach_subscribers(backend: Backend) {
         bucket.uri("zoo")
     );
     // The store really holds those keys as written.
-    let storage = hotswap_model_store::storage::Storage::new(bucket.storage_options());
-    let zoo = hotswap_model_store::location::Location::parse(
-        &bucket.uri("zoo"),
-        std::path::Path::new("/"),
-    )
-    .unwrap();
+    let storage = hotswap_storage::Storage::new(bucket.storage_options());
+    let zoo =
+        hotswap_storage::Location::parse(&bucket.uri("zoo"), std::path::Path::new("/")).unwrap();
     let mut raw: Vec<String> = storage
         .open(&zoo)
         .await

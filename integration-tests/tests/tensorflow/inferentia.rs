@@ -170,7 +170,7 @@ async fn reloading_is_off_with_two_processes() {
 
     // Version 2 arrives for both, after the worker has gathered what was
     // there when it started.
-    tokio::time::sleep(hotswap_data_plane::catalog::PIN_GATHER).await;
+    tokio::time::sleep(hotswap_common::catalog::PIN_GATHER).await;
     saved_model::put(
         &stack.bucket,
         "two/2",

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{ApiConfig, ModelSources, ModelsConfig, NamedModel};
-use crate::location::Location;
+use hotswap_storage::Location;
+
+use super::{ApiConfig, ConfigError, ModelSources, ModelsConfig, NamedModel};
 
 /// A validation failure: the field (dotted path) and what is wrong with it.
 type Invalid = (String, String);
@@ -97,23 +98,22 @@ struct RawCompute {
 
 /// Parses the YAML list; errors name the field path, e.g.
 /// `[0].predictor.modles: unknown field ...`.
-pub(super) fn parse(text: &str) -> Result<Vec<RawApi>, String> {
+pub(super) fn parse(text: &str) -> Result<Vec<RawApi>, ConfigError> {
     let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path.is_empty() || path == "." {
-            inner.to_string()
-        } else {
-            let field = path
-                .strip_prefix('[')
+        let field = (!path.is_empty() && path != ".").then(|| {
+            path.strip_prefix('[')
                 .and_then(|p| p.split_once(']'))
                 .map(|(i, rest)| {
                     let n: usize = i.parse().unwrap_or(0);
                     format!("api #{}: {}", n + 1, rest.trim_start_matches('.'))
                 })
-                .unwrap_or(path);
-            format!("{field}: {inner}")
+                .unwrap_or_else(|| path.clone())
+        });
+        ConfigError::Syntax {
+            field,
+            source: e.into_inner(),
         }
     })
 }
@@ -351,5 +351,5 @@ impl RawModels {
 }
 
 fn location(field: &str, text: &str, base: &Path) -> Result<Location, Invalid> {
-    Location::parse(text, base).map_err(|msg| invalid(field, msg))
+    Location::parse(text, base).map_err(|e| invalid(field, e.to_string()))
 }

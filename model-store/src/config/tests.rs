@@ -11,7 +11,7 @@ fn parse_ok(text: &str) -> Vec<ApiConfig> {
 fn parse_err(text: &str) -> String {
     match parse(text, Path::new(BASE)) {
         Ok(apis) => panic!("expected an error, parsed {apis:?}"),
-        Err(e) => e,
+        Err(e) => hotswap_proto::error::report(&e),
     }
 }
 
@@ -237,9 +237,9 @@ fn load_names_the_file() {
         format!("file://{}/models/a/", dir.path().display())
     );
     std::fs::write(&path, "- {name: a}").unwrap();
-    let e = load(&path).unwrap_err().to_string();
+    let e = hotswap_proto::error::report(&load(&path).unwrap_err());
     assert!(e.contains("apis.yaml") && e.contains("predictor"), "{e}");
-    let missing = load(&dir.path().join("nope.yaml")).unwrap_err().to_string();
+    let missing = hotswap_proto::error::report(&load(&dir.path().join("nope.yaml")).unwrap_err());
     assert!(
         missing.contains("nope.yaml") && missing.contains("cannot read"),
         "{missing}"
@@ -255,7 +255,7 @@ fn load_reads_the_predictor_file_for_workers() {
         "- {name: p, predictor: {type: python, path: src/predictor.py}}",
     )
     .unwrap();
-    let e = load(&path).unwrap_err().to_string();
+    let e = hotswap_proto::error::report(&load(&path).unwrap_err());
     assert!(
         e.contains("api `p`: predictor.path: cannot read") && e.contains("src/predictor.py"),
         "{e}"

@@ -1,7 +1,7 @@
-//! The Watch subscription: keeps the worker's catalog in step with the
-//! model-store, reconnecting with backoff and resuming from the last
-//! revision applied. While the model-store is away, the catalog stays as it
-//! was, so the worker keeps serving what it has.
+//! The Watch subscription: keeps a catalog (a worker's, a control plane's)
+//! in step with the model-store, reconnecting with backoff and resuming from
+//! the last revision applied. While the model-store is away, the catalog
+//! stays as it was, so its holder keeps serving what it has.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +11,27 @@ use hotswap_proto::v1::model_store_client::ModelStoreClient;
 use hotswap_proto::v1::{WatchRequest, watch_response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 
 use crate::catalog::{Applied, Catalog, CatalogBuilder, Pins};
+use crate::client::{AddressError, PeerStatus, endpoint};
+use hotswap_proto::error::Report;
+
+/// Why a connection to the model-store ended; the subscription reconnects.
+#[derive(Debug, thiserror::Error)]
+enum Interrupted {
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    #[error("connect")]
+    Connect(#[source] tonic::transport::Error),
+    #[error("watch")]
+    Watch(#[source] PeerStatus),
+    #[error("stream")]
+    Stream(#[source] PeerStatus),
+    #[error("stream ended")]
+    Ended,
+    #[error("out-of-order message; resubscribing for a snapshot")]
+    OutOfOrder,
+}
 
 /// Counters of the subscription, for operators and tests.
 #[derive(Debug, Default)]
@@ -55,7 +73,7 @@ pub async fn run(
             r = follow(&model_store, &catalog, &stats, &mut backoff, &mut resume, &mut pins) => r,
         };
         if let Err(e) = result {
-            tracing::warn!(model_store = %model_store, error = %e, retry_in = ?backoff, "model-store subscription interrupted");
+            tracing::warn!(model_store = %model_store, error = %Report(&e), retry_in = ?backoff, "model-store subscription interrupted");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -78,14 +96,8 @@ async fn follow(
     backoff: &mut Duration,
     resume: &mut bool,
     pins: &mut Pins,
-) -> Result<(), String> {
-    let uri = if model_store.contains("://") {
-        model_store.to_owned()
-    } else {
-        format!("http://{model_store}")
-    };
-    let channel = Endpoint::from_shared(uri)
-        .map_err(|e| format!("address {model_store}: {e}"))?
+) -> Result<(), Interrupted> {
+    let channel = endpoint(model_store)?
         .connect_timeout(Duration::from_secs(2))
         // Finds a model-store whose host vanished without closing the
         // connection.
@@ -93,7 +105,7 @@ async fn follow(
         .keep_alive_timeout(Duration::from_secs(20))
         .connect()
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(Interrupted::Connect)?;
     let mut client = ModelStoreClient::new(channel).max_decoding_message_size(64 << 20);
     let (incarnation, after_revision) = {
         let c = catalog.borrow();
@@ -109,7 +121,7 @@ async fn follow(
             after_revision,
         })
         .await
-        .map_err(|s| format!("watch: {}", s.message()))?
+        .map_err(|s| Interrupted::Watch(PeerStatus(s)))?
         .into_inner();
     stats.connects.fetch_add(1, Ordering::Relaxed);
     let mut builder = CatalogBuilder::default();
@@ -118,9 +130,9 @@ async fn follow(
         let msg = stream
             .message()
             .await
-            .map_err(|s| format!("stream: {}", s.message()))?;
+            .map_err(|s| Interrupted::Stream(PeerStatus(s)))?;
         let Some(msg) = msg else {
-            return Err("stream ended".to_owned());
+            return Err(Interrupted::Ended);
         };
         *backoff = BACKOFF_START;
         let is_event = matches!(msg.kind, Some(watch_response::Kind::Event(_)));
@@ -141,7 +153,7 @@ async fn follow(
                 // Start over from a snapshot rather than apply a gap; the
                 // old catalog keeps serving until the snapshot lands.
                 *resume = false;
-                return Err("out-of-order message; resubscribing for a snapshot".to_owned());
+                return Err(Interrupted::OutOfOrder);
             }
         }
     }

@@ -5,6 +5,23 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+/// Why a location could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("{0:?}: a file:// URI needs an absolute path (file:///...)")]
+    RelativeFileUri(String),
+    #[error("{text:?}: unsupported scheme {scheme:?}; use s3://, gs://, file:// or a local path")]
+    UnsupportedScheme { text: String, scheme: String },
+    #[error("the URI names no bucket")]
+    NoBucket,
+    #[error("{0:?} is not a valid bucket name")]
+    BadBucket(String),
+    #[error("prefix {0:?} has an empty, '.' or '..' segment")]
+    BadPrefix(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Location {
     /// An absolute, lexically normalized folder.
@@ -23,10 +40,10 @@ pub enum Location {
 impl Location {
     /// Parses `s3://bucket/prefix`, `gs://bucket/prefix`, `file:///abs/path`
     /// or a plain path (relative ones are resolved against `base`).
-    pub fn parse(text: &str, base: &Path) -> Result<Location, String> {
+    pub fn parse(text: &str, base: &Path) -> Result<Location, LocationError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("must not be empty".to_owned());
+            return Err(LocationError::Empty);
         }
         if let Some(rest) = text.strip_prefix("s3://") {
             let (bucket, prefix) = bucket_and_prefix(rest)?;
@@ -38,16 +55,15 @@ impl Location {
         }
         if let Some(rest) = text.strip_prefix("file://") {
             if !rest.starts_with('/') {
-                return Err(format!(
-                    "{text:?}: a file:// URI needs an absolute path (file:///...)"
-                ));
+                return Err(LocationError::RelativeFileUri(text.to_owned()));
             }
             return Ok(Location::Local(normalize(Path::new(rest))));
         }
         if let Some((scheme, _)) = text.split_once("://") {
-            return Err(format!(
-                "{text:?}: unsupported scheme {scheme:?}; use s3://, gs://, file:// or a local path"
-            ));
+            return Err(LocationError::UnsupportedScheme {
+                text: text.to_owned(),
+                scheme: scheme.to_owned(),
+            });
         }
         Ok(Location::Local(normalize(&base.join(text))))
     }
@@ -89,13 +105,13 @@ impl fmt::Display for Location {
     }
 }
 
-fn bucket_and_prefix(rest: &str) -> Result<(String, String), String> {
+fn bucket_and_prefix(rest: &str) -> Result<(String, String), LocationError> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err("the URI names no bucket".to_owned());
+        return Err(LocationError::NoBucket);
     }
     if bucket.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{bucket:?} is not a valid bucket name"));
+        return Err(LocationError::BadBucket(bucket.to_owned()));
     }
     let prefix = prefix.trim_end_matches('/');
     if prefix.is_empty() {
@@ -105,9 +121,7 @@ fn bucket_and_prefix(rest: &str) -> Result<(String, String), String> {
         .split('/')
         .any(|seg| seg.is_empty() || seg == "." || seg == "..")
     {
-        return Err(format!(
-            "prefix {prefix:?} has an empty, '.' or '..' segment"
-        ));
+        return Err(LocationError::BadPrefix(prefix.to_owned()));
     }
     Ok((bucket.to_owned(), format!("{prefix}/")))
 }
@@ -166,7 +180,7 @@ mod tests {
             ("http://host/x", "unsupported scheme"),
             ("file://relative/x", "absolute"),
         ] {
-            let err = Location::parse(text, base).unwrap_err();
+            let err = Location::parse(text, base).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }

@@ -100,10 +100,7 @@ impl PythonClient {
         if let Some(gone) = gone {
             drop(gone);
             py.import("gc")?.call_method0("collect")?;
-            // SAFETY: malloc_trim only returns free heap pages to the system.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+            crate::fd::trim_heap();
         }
         Ok(())
     }
@@ -172,10 +169,7 @@ impl PythonClient {
         if !evicted.is_empty() {
             drop(evicted);
             py.import("gc")?.call_method0("collect")?;
-            // SAFETY: malloc_trim only returns free heap pages to the system.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+            crate::fd::trim_heap();
         }
         Ok(())
     }

@@ -81,14 +81,7 @@ impl GcsStore {
     }
 
     fn error(&self, err: GcsError) -> Error {
-        let message = match &err {
-            GcsError::Response(r) => format!("{} {}", r.code, r.message),
-            other => other.to_string(),
-        };
-        Error::Storage {
-            location: format!("gs://{}", self.bucket),
-            message,
-        }
+        Error::backend(format!("gs://{}", self.bucket), err)
     }
 }
 
@@ -151,10 +144,7 @@ impl ObjectStore for GcsStore {
             })?;
         let location = format!("gs://{}/{key}", self.bucket);
         Ok(stream
-            .map_err(move |e| Error::Storage {
-                location: location.clone(),
-                message: e.to_string(),
-            })
+            .map_err(move |e| Error::backend(location.clone(), e))
             .boxed())
     }
 }

@@ -62,6 +62,11 @@ pub async fn client(options: &S3Options) -> Client {
     Client::from_conf(config.build())
 }
 
+/// What S3 said, as its error code and message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct S3Failure(String);
+
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -74,17 +79,16 @@ impl S3Store {
 
     fn error<E, R>(&self, err: SdkError<E, R>) -> Error
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
-        let message = match err.code() {
-            Some(code) => format!("{code}: {}", err.message().unwrap_or_default()),
-            None => DisplayErrorContext(&err).to_string(),
+        // The SDK's own Display is a bare "service error"; the code and
+        // message (or, without them, the whole chain) say what happened.
+        let source = match err.code() {
+            Some(code) => S3Failure(format!("{code}: {}", err.message().unwrap_or_default())),
+            None => S3Failure(DisplayErrorContext(&err).to_string()),
         };
-        Error::Storage {
-            location: format!("s3://{}", self.bucket),
-            message,
-        }
+        Error::backend(format!("s3://{}", self.bucket), source)
     }
 }
 
@@ -147,13 +151,7 @@ impl ObjectStore for S3Store {
                 let mut body = body?;
                 match body.next().await {
                     Some(Ok(bytes)) => Some((Ok(bytes), Some(body))),
-                    Some(Err(e)) => Some((
-                        Err(Error::Storage {
-                            location,
-                            message: e.to_string(),
-                        }),
-                        None,
-                    )),
+                    Some(Err(e)) => Some((Err(Error::backend(location, e)), None)),
                     None => None,
                 }
             }

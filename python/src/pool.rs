@@ -17,11 +17,12 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::child::PROTOCOL_FD;
 use super::protocol::{
     FromChild, ModelAnswer, PredictorClass, RunAnswer, ToChild, read_async, write_async,
 };
-use crate::{Error, lock};
+use crate::error::{CallError, StartError, Traceback};
+use crate::{fd, lock};
+use hotswap_proto::error::Report;
 
 /// How long a child may take to import the user's file and build the
 /// predictor.
@@ -50,6 +51,24 @@ pub trait ModelResolver: Send + Sync + 'static {
     async fn model_signature(&self, model: Option<String>, version: String) -> RunAnswer;
 }
 
+/// How a worker starts predictor processes (from its configuration).
+#[derive(Debug, Clone, Default)]
+pub struct ProcessConfig {
+    /// The binary to run as `<exe> python-worker` [default: this process's
+    /// own binary].
+    pub exe: Option<PathBuf>,
+    /// A virtualenv, made from the Python this binary embeds, whose
+    /// packages predictors import.
+    pub venv: Option<PathBuf>,
+    /// Which of [`THREAD_VARS`] the user set for the worker: the processes
+    /// inherit those as they are; the others are set so that the processes
+    /// share the cores.
+    pub user_thread_vars: Vec<String>,
+}
+
+/// The numeric libraries' thread-count variables.
+pub const THREAD_VARS: [&str; 3] = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"];
+
 #[derive(Clone)]
 pub struct PythonPredictorSpec {
     /// The user's predictor file: its contents and its name (for
@@ -60,21 +79,19 @@ pub struct PythonPredictorSpec {
     pub config: serde_json::Value,
     /// processes_per_replica.
     pub processes: usize,
-    /// The binary to run as `<exe> python-worker` (this one, normally).
-    pub exe: PathBuf,
     /// Models each process keeps loaded (0: no limit).
     pub cache_size: u32,
     /// The class the file defines and how it is built.
     pub class: PredictorClass,
     /// Python threads per process (threads_per_process).
     pub threads: u32,
-    /// The user's virtualenv, if any.
-    pub venv: Option<PathBuf>,
+    /// How the processes are started.
+    pub process: ProcessConfig,
     /// Where `get_model` finds models; None: the API has none.
     pub models: Option<Arc<dyn ModelResolver>>,
 }
 
-type Reply = oneshot::Sender<Result<serde_json::Value, Error>>;
+type Reply = oneshot::Sender<Result<serde_json::Value, CallError>>;
 
 struct Process {
     pid: u32,
@@ -110,7 +127,7 @@ pub struct PythonPool {
 impl PythonPool {
     /// Starts every child; fails with the Python traceback when the
     /// predictor does not import or construct.
-    pub async fn start(spec: PythonPredictorSpec) -> Result<PythonPool, Error> {
+    pub async fn start(spec: PythonPredictorSpec) -> Result<PythonPool, StartError> {
         let spec = Arc::new(spec);
         let shutdown = CancellationToken::new();
         // Children already started go again if a later one fails.
@@ -144,7 +161,7 @@ impl PythonPool {
         &self,
         payload: serde_json::Value,
         query: BTreeMap<String, String>,
-    ) -> Result<serde_json::Value, Error> {
+    ) -> Result<serde_json::Value, CallError> {
         for _ in 0..self.slots.len() {
             let Some(process) = self.pick() else { break };
             let id = process.next_id.fetch_add(1, Ordering::Relaxed);
@@ -161,16 +178,15 @@ impl PythonPool {
                 continue;
             }
             return rx.await.unwrap_or_else(|_| {
-                Err(Error::ProcessDied(format!(
-                    "{}: the Python process {} exited during the request",
-                    self.spec.file, process.pid
-                )))
+                Err(CallError::ProcessDied {
+                    file: self.spec.file.clone(),
+                    pid: process.pid,
+                })
             });
         }
-        Err(Error::Unavailable(format!(
-            "{}: no Python process is running; restarting",
-            self.spec.file
-        )))
+        Err(CallError::NoProcess {
+            file: self.spec.file.clone(),
+        })
     }
 
     /// Tells every process that a model version changed (its current
@@ -216,15 +232,18 @@ impl Drop for PythonPool {
 
 /// Starts one child and waits for it to report ready, answering the model
 /// calls its constructor makes meanwhile.
-async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::process::Child), Error> {
-    let fail = |message: String| Error::Load {
-        what: spec.file.clone(),
-        message,
+async fn spawn(
+    spec: &PythonPredictorSpec,
+) -> Result<(Arc<Process>, tokio::process::Child), StartError> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(StartError::SocketPair)?;
+    let exe = match &spec.process.exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().map_err(|source| StartError::Spawn {
+            exe: "this binary".into(),
+            source,
+        })?,
     };
-    let (ours, theirs) =
-        std::os::unix::net::UnixStream::pair().map_err(|e| fail(format!("socket pair: {e}")))?;
-    let their_fd = theirs.as_raw_fd();
-    let mut command = tokio::process::Command::new(&spec.exe);
+    let mut command = tokio::process::Command::new(&exe);
     command
         .arg("python-worker")
         .stdin(Stdio::null())
@@ -237,40 +256,20 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
     let threads = (std::thread::available_parallelism().map_or(1, |n| n.get())
         / spec.processes.max(1))
     .max(1);
-    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
-        if std::env::var_os(var).is_none() {
+    for var in THREAD_VARS {
+        if !spec.process.user_thread_vars.iter().any(|v| v == var) {
             command.env(var, threads.to_string());
         }
     }
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            // The child dies with the worker.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if their_fd == PROTOCOL_FD {
-                // Already in place: only clear close-on-exec.
-                if libc::fcntl(PROTOCOL_FD, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(their_fd, PROTOCOL_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = command.spawn().map_err(|e| {
-        fail(format!(
-            "starting {} python-worker: {e}",
-            spec.exe.display()
-        ))
-    })?;
+    fd::hand_over(&mut command, theirs.as_raw_fd());
+    let child = command
+        .spawn()
+        .map_err(|source| StartError::Spawn { exe, source })?;
     drop(theirs);
     let pid = child.id().unwrap_or(0);
-    ours.set_nonblocking(true)
-        .map_err(|e| fail(e.to_string()))?;
-    let stream = tokio::net::UnixStream::from_std(ours).map_err(|e| fail(e.to_string()))?;
+    let socket = |source| StartError::Socket { pid, source };
+    ours.set_nonblocking(true).map_err(socket)?;
+    let stream = tokio::net::UnixStream::from_std(ours).map_err(socket)?;
     let (mut reader, writer) = stream.into_split();
     let (outbox, frames) = mpsc::unbounded_channel();
     let process = Arc::new(Process {
@@ -287,7 +286,7 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         file: spec.file.clone(),
         config: spec.config.clone(),
         cache_size: spec.cache_size,
-        venv: spec.venv.as_ref().map(|v| v.display().to_string()),
+        venv: spec.process.venv.as_ref().map(|v| v.display().to_string()),
         class: spec.class,
         threads: spec.threads,
     });
@@ -295,22 +294,24 @@ async fn spawn(spec: &PythonPredictorSpec) -> Result<(Arc<Process>, tokio::proce
         loop {
             match read_async::<FromChild>(&mut reader).await {
                 Ok(Some(FromChild::Ready)) => return Ok(()),
-                Ok(Some(FromChild::InitFailed { traceback })) => return Err(traceback),
+                Ok(Some(FromChild::InitFailed { traceback })) => {
+                    return Err(StartError::Predictor(Traceback(traceback)));
+                }
                 // The constructor may ask for models (signatures, say).
                 Ok(Some(call)) => answer_call(&process, &spec.models, call),
-                Ok(None) => return Err(format!("python process {pid} exited while starting")),
-                Err(e) => return Err(format!("python process {pid}: {e}")),
+                Ok(None) => return Err(StartError::Exited { pid }),
+                Err(source) => return Err(StartError::Socket { pid, source }),
             }
         }
     })
     .await;
     match started {
-        Ok(Ok(())) => {}
-        Ok(Err(message)) => return Err(fail(message)),
+        Ok(result) => result?,
         Err(_) => {
-            return Err(fail(format!(
-                "python process {pid} did not start within {INIT_TIMEOUT:?}"
-            )));
+            return Err(StartError::Timeout {
+                pid,
+                timeout: INIT_TIMEOUT,
+            });
         }
     }
     tokio::spawn(read_answers(process.clone(), reader, spec.models.clone()));
@@ -408,8 +409,10 @@ async fn read_answers(
                 id,
                 traceback,
                 lookup: true,
-            } => (id, Err(Error::NotFound(traceback))),
-            FromChild::Failed { id, traceback, .. } => (id, Err(Error::Inference(traceback))),
+            } => (id, Err(CallError::Lookup(Traceback(traceback)))),
+            FromChild::Failed { id, traceback, .. } => {
+                (id, Err(CallError::Raised(Traceback(traceback))))
+            }
             call => {
                 answer_call(&process, &models, call);
                 continue;
@@ -472,7 +475,7 @@ async fn supervise(
                 }
                 Err(e) => {
                     backoff = (backoff * 2).min(RESTART_MAX);
-                    tracing::warn!(file = %spec.file, error = %e, retry_in = ?backoff, "Python process failed to restart");
+                    tracing::warn!(file = %spec.file, error = %Report(&e), retry_in = ?backoff, "Python process failed to restart");
                 }
             }
         }

@@ -1,7 +1,9 @@
-//! The worker's copy of the model-store index, kept current by the Watch
-//! subscription (subscription.rs) and read by everything that resolves a
-//! request.
+//! A copy of the model-store index, kept current by the Watch subscription
+//! (subscription.rs) in every worker and control plane, and read by
+//! everything that resolves a request. The rules for naming models and
+//! versions live here, so the front door and the workers answer alike.
 
+mod kind;
 mod names;
 mod pinned;
 
@@ -11,8 +13,21 @@ use hotswap_proto::v1::{
     Api, EventKind, ModelVersion, VersionState, WatchResponse, watch_response,
 };
 
+pub use kind::ApiKind;
 pub use names::{ModelRef, is_latest};
 pub use pinned::{GATHER as PIN_GATHER, Pins};
+
+/// Why a request's names do not resolve against the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// Something named does not exist; the message lists what does.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// The first snapshot has not arrived yet.
+    #[error("not ready: the model index has not arrived from the model-store yet")]
+    NotReady,
+}
 
 /// One model version: api, model, version number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,6 +93,16 @@ impl Catalog {
 
     pub fn valid(v: &ModelVersion) -> bool {
         v.state == VersionState::Valid as i32
+    }
+
+    /// How an API's calls are served (see [`ApiKind`]).
+    pub fn kind(&self, api: &str) -> Option<ApiKind> {
+        self.apis.get(api).map(ApiKind::of)
+    }
+
+    /// The APIs of one kind, in name order.
+    pub fn apis_of(&self, kind: ApiKind) -> impl Iterator<Item = &Api> {
+        self.apis.values().filter(move |a| ApiKind::of(a) == kind)
     }
 }
 

@@ -1,13 +1,14 @@
-//! Thin tonic adapters over the transport-free services.
+//! Thin tonic adapters over the transport-free services: the only place a
+//! service error becomes a `tonic::Status` (see [`crate::error::to_status`]).
 
-use hotswap_proto::inference::grpc_inference_service_server::GrpcInferenceService;
-use hotswap_proto::inference::{self as pb};
-use hotswap_proto::v1::predictor_server::Predictor;
-use hotswap_proto::v1::{PredictRequest, PredictResponse};
+use crate::inference::grpc_inference_service_server::GrpcInferenceService;
+use crate::inference::{self as pb};
+use crate::v1::predictor_server::Predictor;
+use crate::v1::{PredictRequest, PredictResponse};
 use tonic::{Request, Response, Status};
 
-use crate::inference::InferenceService;
-use crate::predict::PredictorService;
+use crate::error::to_status;
+use crate::service::{InferenceService, PredictorService};
 
 /// Serves any [`PredictorService`] (a worker, or the control plane).
 pub struct GrpcPredictor<S>(pub S);
@@ -22,7 +23,7 @@ impl<S: PredictorService> Predictor for GrpcPredictor<S> {
             self.0
                 .predict(request.into_inner())
                 .await
-                .map_err(Into::into)?,
+                .map_err(|e| to_status(&e))?,
         ))
     }
 }
@@ -37,7 +38,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
         _: Request<pb::ServerLiveRequest>,
     ) -> Result<Response<pb::ServerLiveResponse>, Status> {
         Ok(Response::new(
-            self.0.server_live().await.map_err(Into::into)?,
+            self.0.server_live().await.map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -46,7 +47,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
         _: Request<pb::ServerReadyRequest>,
     ) -> Result<Response<pb::ServerReadyResponse>, Status> {
         Ok(Response::new(
-            self.0.server_ready().await.map_err(Into::into)?,
+            self.0.server_ready().await.map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -55,7 +56,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
         _: Request<pb::ServerMetadataRequest>,
     ) -> Result<Response<pb::ServerMetadataResponse>, Status> {
         Ok(Response::new(
-            self.0.server_metadata().await.map_err(Into::into)?,
+            self.0.server_metadata().await.map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -67,7 +68,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
             self.0
                 .model_ready(request.into_inner())
                 .await
-                .map_err(Into::into)?,
+                .map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -79,7 +80,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
             self.0
                 .model_metadata(request.into_inner())
                 .await
-                .map_err(Into::into)?,
+                .map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -91,7 +92,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
             self.0
                 .model_infer(request.into_inner())
                 .await
-                .map_err(Into::into)?,
+                .map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -103,7 +104,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
             self.0
                 .model_config(request.into_inner())
                 .await
-                .map_err(Into::into)?,
+                .map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -115,7 +116,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
             self.0
                 .model_statistics(request.into_inner())
                 .await
-                .map_err(Into::into)?,
+                .map_err(|e| to_status(&e))?,
         ))
     }
 
@@ -127,7 +128,7 @@ impl<S: InferenceService> GrpcInferenceService for GrpcInference<S> {
             self.0
                 .repository_index(request.into_inner())
                 .await
-                .map_err(Into::into)?,
+                .map_err(|e| to_status(&e))?,
         ))
     }
 }

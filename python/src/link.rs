@@ -45,12 +45,16 @@ impl Link {
         let (tx, rx) = mpsc::channel();
         lock(&self.waiting).insert(call, tx);
         let request = make(call);
-        py.detach(move || -> Result<ToChild, String> {
-            self.send(&request).map_err(|e| e.to_string())?;
-            rx.recv()
-                .map_err(|_| "the worker closed the connection".to_owned())
+        py.detach(move || -> std::io::Result<ToChild> {
+            self.send(&request)?;
+            rx.recv().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the worker closed the connection",
+                )
+            })
         })
-        .map_err(PyRuntimeError::new_err)
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 
     /// Hands an answer to the thread waiting for it (called by the reader).

@@ -1,9 +1,15 @@
-//! Object storage behind one trait: a local folder, S3 and GCS. The indexer
-//! lists through it; workers download through it.
+//! Object storage behind one trait: a local folder, S3 and GCS, and the
+//! locations that name them. The model-store lists through it; workers
+//! download through it. Object keys are checked here before they become
+//! paths anywhere.
 
+#![forbid(unsafe_code)]
+
+mod error;
 mod fs;
 mod gcs;
 mod key;
+pub mod location;
 mod s3;
 
 use std::sync::Arc;
@@ -14,10 +20,10 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::OnceCell;
 
-use crate::Error;
-use crate::location::Location;
+pub use error::{BoxError, Error};
 pub use gcs::{GcsOptions, client as gcs_client};
 pub use key::{KeyCheck, check_key};
+pub use location::{Location, LocationError};
 pub use s3::{S3Options, client as s3_client};
 
 /// One object as a listing reports it.

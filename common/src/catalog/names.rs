@@ -4,9 +4,8 @@
 
 use hotswap_proto::v1::ModelVersion;
 
-use super::Catalog;
-use crate::Error;
-use crate::error::list;
+use super::{Catalog, CatalogError as Error};
+use crate::list;
 
 /// A model of an API, as a request names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -29,10 +29,7 @@ impl ObjectStore for LocalStore {
         // A walk over tens of thousands of files is blocking work.
         tokio::task::spawn_blocking(move || walk(&dir))
             .await
-            .map_err(|e| Error::Storage {
-                location: "local folder".to_owned(),
-                message: format!("listing task failed: {e}"),
-            })?
+            .map_err(|e| Error::backend("local folder", e))?
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, Error> {
@@ -43,16 +40,11 @@ impl ObjectStore for LocalStore {
                 ErrorKind::NotFound => Error::ObjectNotFound {
                     key: key.to_owned(),
                 },
-                _ => io_error(&path, &e),
+                _ => io_error(&path, e),
             })?;
         let shown = path.display().to_string();
         Ok(ReaderStream::new(file)
-            .map(move |r| {
-                r.map_err(|e| Error::Storage {
-                    location: shown.clone(),
-                    message: e.to_string(),
-                })
-            })
+            .map(move |r| r.map_err(|e| Error::backend(shown.clone(), e)))
             .boxed())
     }
 }
@@ -62,12 +54,9 @@ impl ObjectStore for LocalStore {
 fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error(dir, &e)),
+        Err(e) => return Err(io_error(dir, e)),
         Ok(m) if !m.is_dir() => {
-            return Err(Error::Storage {
-                location: dir.display().to_string(),
-                message: "not a folder".to_owned(),
-            });
+            return Err(Error::backend(dir.display().to_string(), "not a folder"));
         }
         Ok(_) => {}
     }
@@ -87,10 +76,7 @@ fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
                 continue;
             }
             Err(e) => {
-                return Err(Error::Storage {
-                    location: dir.display().to_string(),
-                    message: e.to_string(),
-                });
+                return Err(Error::backend(dir.display().to_string(), e));
             }
         };
         if !entry.file_type().is_file() {
@@ -105,10 +91,7 @@ fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
             Ok(meta) => meta,
             Err(e) if e.io_error().map(|io| io.kind()) == Some(ErrorKind::NotFound) => continue,
             Err(e) => {
-                return Err(Error::Storage {
-                    location: entry.path().display().to_string(),
-                    message: e.to_string(),
-                });
+                return Err(Error::backend(entry.path().display().to_string(), e));
             }
         };
         // No ETag on a disk: mtime, size and inode together change on every
@@ -124,9 +107,6 @@ fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
     Ok(out)
 }
 
-fn io_error(path: &Path, e: &std::io::Error) -> Error {
-    Error::Storage {
-        location: path.display().to_string(),
-        message: e.to_string(),
-    }
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::backend(path.display().to_string(), e)
 }

@@ -2,7 +2,6 @@
 //! user's predictor on its Python threads, answers on fd 3.
 
 use std::ffi::CString;
-use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 
 use pyo3::prelude::*;
@@ -14,29 +13,20 @@ use super::client::{OnnxClient, PythonClient, TensorFlowClient};
 use super::convert::{from_python, to_python};
 use super::link::Link;
 use super::protocol::{FromChild, PredictorClass, ToChild, read_sync};
+use crate::error::Traceback;
+use crate::fd::{self, PROTOCOL_FD};
 use crate::lock;
 
 /// The process's python_client, once built (evictions reach it from the
 /// reader thread).
 static CLIENT: std::sync::OnceLock<Py<PythonClient>> = std::sync::OnceLock::new();
 
-/// The file descriptor the parent hands the socket on.
-pub const PROTOCOL_FD: i32 = 3;
-
 /// Runs the child until the parent closes the socket; returns the exit
 /// code. A reader thread reads the socket; `threads` Python threads run the
 /// calls (more than one only helps where user code releases the GIL); the
 /// main thread builds the predictor, then waits.
 pub fn child_main() -> i32 {
-    // Whatever prints to stdout (user code, C extensions) goes to stderr:
-    // the worker collects stderr as the predictor's log.
-    // SAFETY: dup2 on the process's own standard descriptors.
-    unsafe {
-        libc::dup2(2, 1);
-    }
-    // SAFETY: the parent passes one end of a socket pair as fd 3 and keeps
-    // nothing else there; this process owns it from now on.
-    let mut socket = unsafe { UnixStream::from_raw_fd(PROTOCOL_FD) };
+    let mut socket = fd::take_protocol_socket();
     let Ok(Some(ToChild::Init {
         source,
         file,
@@ -50,12 +40,6 @@ pub fn child_main() -> i32 {
         eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
         return 2;
     };
-    // Processes the user code starts must not hold the protocol socket:
-    // its closing is how the worker sees this process end.
-    // SAFETY: fcntl on a descriptor this process owns.
-    unsafe {
-        libc::fcntl(PROTOCOL_FD, libc::F_SETFD, libc::FD_CLOEXEC);
-    }
     let link = match socket.try_clone() {
         Ok(writer) => Link::new(writer),
         Err(e) => {
@@ -82,7 +66,7 @@ pub fn child_main() -> i32 {
     });
     let (predictor, takes_query) = match loaded {
         Ok(p) => p,
-        Err(traceback) => {
+        Err(Traceback(traceback)) => {
             let _ = link.send(&FromChild::InitFailed { traceback });
             return 1;
         }
@@ -199,7 +183,7 @@ fn run(py: Python<'_>, predictor: &Py<PyAny>, takes_query: bool, job: Job) -> Fr
         Err(err) => FromChild::Failed {
             id: job.id,
             lookup: err.is_instance_of::<super::client::ModelLookupError>(py),
-            traceback: traceback(py, &err),
+            traceback: traceback(py, &err).0,
         },
     }
 }
@@ -216,7 +200,7 @@ fn load(
     class: PredictorClass,
     link: &Arc<Link>,
     cache_size: usize,
-) -> Result<(Py<PyAny>, bool), String> {
+) -> Result<(Py<PyAny>, bool), Traceback> {
     let run = || -> PyResult<(Py<PyAny>, bool)> {
         let code = CString::new(source).map_err(|_| {
             pyo3::exceptions::PyValueError::new_err("the predictor file contains a NUL byte")
@@ -267,9 +251,9 @@ fn load(
 /// Makes the packages of the user's virtualenv importable. The venv must
 /// come from the same Python as this binary (its site-packages folder is
 /// named after the version).
-fn use_venv(py: Python<'_>, venv: Option<&str>) -> Result<(), String> {
+fn use_venv(py: Python<'_>, venv: Option<&str>) -> Result<(), Traceback> {
     let Some(venv) = venv else { return Ok(()) };
-    let run = || -> PyResult<Result<(), String>> {
+    let run = || -> PyResult<Result<(), Traceback>> {
         let info = py.import("sys")?.getattr("version_info")?;
         let (major, minor): (u32, u32) = (
             info.getattr("major")?.extract()?,
@@ -278,14 +262,16 @@ fn use_venv(py: Python<'_>, venv: Option<&str>) -> Result<(), String> {
         let root = std::path::Path::new(venv);
         let site = root.join(format!("lib/python{major}.{minor}/site-packages"));
         if !root.join("pyvenv.cfg").is_file() {
-            return Ok(Err(format!("{venv} is not a virtualenv (no pyvenv.cfg)")));
+            return Ok(Err(Traceback(format!(
+                "{venv} is not a virtualenv (no pyvenv.cfg)"
+            ))));
         }
         if !site.is_dir() {
-            return Ok(Err(format!(
+            return Ok(Err(Traceback(format!(
                 "{venv} was not made with Python {major}.{minor}, the Python this worker embeds \
                  (no {})",
                 site.display()
-            )));
+            ))));
         }
         // The venv's packages come before the interpreter's own, as they
         // would in the venv's python.
@@ -304,7 +290,7 @@ fn use_venv(py: Python<'_>, venv: Option<&str>) -> Result<(), String> {
 }
 
 /// The full Python traceback of an exception, as Python prints it.
-fn traceback(py: Python<'_>, err: &PyErr) -> String {
+fn traceback(py: Python<'_>, err: &PyErr) -> Traceback {
     let formatted = py.import("traceback").and_then(|tb| {
         // The traceback travels beside the exception object in PyErr: pass
         // all three, as sys.exc_info() would give them.
@@ -314,8 +300,8 @@ fn traceback(py: Python<'_>, err: &PyErr) -> String {
         )?
         .extract::<Vec<String>>()
     });
-    match formatted {
+    Traceback(match formatted {
         Ok(lines) => lines.concat(),
         Err(_) => err.to_string(),
-    }
+    })
 }

@@ -1,0 +1,196 @@
+//! The one way a hotswap service is served over gRPC: an already-bound
+//! listener in (TCP_NODELAY on every accepted socket), HTTP/2 keepalives,
+//! the shared tower stack, gRPC health and reflection for exactly the
+//! services added, and a graceful shutdown bounded by a grace period. A
+//! service crate adds its services and drives its health; everything else
+//! about serving lives here, once.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::server::HealthReporter;
+use tower::Service;
+
+use crate::context::CallContextLayer;
+
+/// How long a stopping server waits for clients to finish and hang up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// HTTP/2 pings on idle connections: long-lived streams (Watch,
+/// registration) find a peer whose host vanished without closing the
+/// connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("listener")]
+    Listener(#[source] std::io::Error),
+    #[error("reflection")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    #[error("grpc server on {addr}")]
+    Transport {
+        addr: SocketAddr,
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// A gRPC server being assembled.
+pub struct GrpcServer {
+    /// Names the service in its log lines and spans ("data-plane", ...).
+    name: &'static str,
+    routes: RoutesBuilder,
+    /// What reflection advertises: the services added, and health.
+    names: Vec<&'static str>,
+    health: HealthReporter,
+    concurrency_limit: Option<usize>,
+}
+
+impl GrpcServer {
+    pub fn new(name: &'static str) -> GrpcServer {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut server = GrpcServer {
+            name,
+            routes: RoutesBuilder::default(),
+            names: Vec::new(),
+            health,
+            concurrency_limit: None,
+        };
+        server.routes.add_service(health_service);
+        server.names.push("grpc.health.v1.Health");
+        server
+    }
+
+    /// The server's gRPC health: the service sets each name's status as its
+    /// readiness changes (tonic-health answers SERVING for "" until told
+    /// otherwise, so services set it at once).
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: Service<
+                tonic::codegen::http::Request<Body>,
+                Error = Infallible,
+                Response = tonic::codegen::http::Response<Body>,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Calls handled at once; more wait in the queue before anything of
+    /// theirs is decoded (bounds the memory decoded requests take).
+    pub fn concurrency_limit(mut self, limit: usize) -> Self {
+        self.concurrency_limit = Some(limit);
+        self
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking calls and waits
+    /// at most [`SHUTDOWN_GRACE`] for those running. A service that must do
+    /// something first at shutdown (end its streams, leave a registry) does
+    /// it inside `shutdown`.
+    pub async fn serve(
+        mut self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        let addr = listener.local_addr().map_err(ServerError::Listener)?;
+        self.routes.add_service(
+            reflection(&self.names)
+                .build_v1()
+                .map_err(ServerError::Reflection)?,
+        );
+        // v1alpha too: grpcurl and older clients only speak that one.
+        self.routes.add_service(
+            reflection(&self.names)
+                .build_v1alpha()
+                .map_err(ServerError::Reflection)?,
+        );
+        tracing::info!(%addr, "{} listening", self.name);
+        // Small answers go out at once: without it, Nagle's algorithm and
+        // delayed ACKs hold some of them for tens of milliseconds.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server =
+            Server::builder()
+                .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+                .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+                // Outermost: calls beyond the limit wait here, before anything
+                // of theirs is decoded.
+                .layer(tower::util::option_layer(
+                    self.concurrency_limit
+                        .map(tower::limit::ConcurrencyLimitLayer::new),
+                ))
+                // Each call runs in a span that continues the caller's trace,
+                // and its deadline is known to the calls it makes in turn;
+                // outside the request log, so its lines belong to the span.
+                .layer(CallContextLayer { service: self.name })
+                // One request log line per call, with its status and latency; a
+                // failed call is most often the caller's mistake, so WARN.
+                .layer(tower_http::trace::TraceLayer::new_for_grpc().on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN),
+                ))
+                .add_routes(self.routes.routes())
+                .serve_with_incoming_shutdown(incoming, async move {
+                    shutdown.await;
+                    let _ = stop_tx.send(());
+                });
+        with_grace(server, stop_rx)
+            .await
+            .map_err(|source| ServerError::Transport { addr, source })
+    }
+}
+
+/// Advertises the services this server serves, not everything the
+/// descriptor sets hold.
+fn reflection(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hotswap_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(hotswap_proto::INFERENCE_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for name in names {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+/// Runs `server` to its end, but at most [`SHUTDOWN_GRACE`] after
+/// `stopping` fires: graceful shutdown waits for every connection to close,
+/// and a client that never closes must not keep the process alive.
+async fn with_grace<E>(
+    server: impl Future<Output = Result<(), E>>,
+    stopping: oneshot::Receiver<()>,
+) -> Result<(), E> {
+    let grace = async {
+        if stopping.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = grace => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "clients still connected after the grace period; closing anyway");
+            Ok(())
+        }
+    }
+}

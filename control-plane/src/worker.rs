@@ -1,0 +1,68 @@
+//! A worker as the control plane calls it, without transport: the calls the
+//! front door routes, and how they fail. The registry connects to each
+//! worker through a [`Connect`]: over gRPC in production ([`grpc`]),
+//! in-process over any implementation of the front-door service traits in
+//! tests ([`local`]).
+
+pub mod grpc;
+pub mod local;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hotswap_proto::error::Code;
+use hotswap_proto::inference as pb;
+use hotswap_proto::v1::{PredictRequest, PredictResponse};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The calls the front door makes on a worker.
+#[async_trait]
+pub trait WorkerApi: Send + Sync + 'static {
+    async fn predict(&self, r: PredictRequest) -> Result<PredictResponse, WorkerError>;
+    async fn model_infer(
+        &self,
+        r: pb::ModelInferRequest,
+    ) -> Result<pb::ModelInferResponse, WorkerError>;
+    async fn model_metadata(
+        &self,
+        r: pb::ModelMetadataRequest,
+    ) -> Result<pb::ModelMetadataResponse, WorkerError>;
+    async fn model_config(
+        &self,
+        r: pb::ModelConfigRequest,
+    ) -> Result<pb::ModelConfigResponse, WorkerError>;
+    async fn model_statistics(
+        &self,
+        r: pb::ModelStatisticsRequest,
+    ) -> Result<pb::ModelStatisticsResponse, WorkerError>;
+}
+
+/// How a call to a worker failed: what the router's retry rules look at.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The worker could not take the call (connection refused or cut, the
+    /// worker gone): it never ran there, and another worker may take it.
+    #[error("worker unreachable")]
+    Unreachable(#[source] BoxError),
+
+    /// The call's time ran out before the worker answered.
+    #[error("timed out")]
+    TimedOut,
+
+    /// The worker's own answer.
+    #[error("{message}")]
+    Answered {
+        code: Code,
+        message: String,
+        /// The worker says the call itself may be the problem (it was
+        /// running when a Python process died): it must not run again.
+        no_retry: bool,
+    },
+}
+
+/// Opens a client to the worker at `address`, which takes `capacity`
+/// calls at once (0: no limit of its own).
+pub trait Connect: Send + Sync + 'static {
+    fn connect(&self, address: &str, capacity: u32) -> Result<Arc<dyn WorkerApi>, BoxError>;
+}

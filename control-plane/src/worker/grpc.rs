@@ -1,0 +1,206 @@
+//! Workers over gRPC: a lazily connected HTTP/2 channel per worker under
+//! tower layers, each with its reason, and the one place a worker's status
+//! becomes a [`WorkerError`].
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hotswap_common::client::{PeerStatus, endpoint};
+use hotswap_common::context::outgoing;
+use hotswap_proto::error::{Code, NO_RETRY};
+use hotswap_proto::inference::{
+    self as pb, grpc_inference_service_client::GrpcInferenceServiceClient,
+};
+use hotswap_proto::v1::predictor_client::PredictorClient;
+use hotswap_proto::v1::{PredictRequest, PredictResponse};
+use tonic::Status;
+use tonic::transport::Channel;
+use tower::ServiceBuilder;
+use tower::limit::ConcurrencyLimit;
+use tower::timeout::Timeout;
+
+use super::{BoxError, Connect, WorkerApi, WorkerError};
+
+/// Upper bound on one call when the client set no deadline: a worker that
+/// hangs must not hold a client forever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Calls in flight to one worker when it sets no limit of its own.
+const DEFAULT_LIMIT: usize = 1024;
+
+type WorkerStack = ConcurrencyLimit<Timeout<Channel>>;
+
+/// Connects to workers over gRPC (plaintext HTTP/2).
+pub struct GrpcConnector;
+
+impl Connect for GrpcConnector {
+    fn connect(&self, address: &str, capacity: u32) -> Result<Arc<dyn WorkerApi>, BoxError> {
+        Ok(Arc::new(GrpcWorker::new(address, capacity)?))
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcWorker {
+    predictor: PredictorClient<WorkerStack>,
+    inference: GrpcInferenceServiceClient<WorkerStack>,
+}
+
+impl GrpcWorker {
+    pub fn new(address: &str, capacity: u32) -> Result<GrpcWorker, BoxError> {
+        let channel = endpoint(address)?
+            .connect_timeout(Duration::from_secs(2))
+            // A worker that vanished without closing its connection is found
+            // by keepalives, and calls fail over instead of hanging.
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        let limit = if capacity == 0 {
+            DEFAULT_LIMIT
+        } else {
+            capacity as usize
+        };
+        let stack = ServiceBuilder::new()
+            // Outermost: never send a worker more calls than it said it takes
+            // at once; excess calls wait here, not in the worker's queue.
+            .concurrency_limit(limit)
+            // Inside the limit, so waiting for a slot does not count against
+            // the call's own time budget.
+            .timeout(CALL_TIMEOUT)
+            .service(channel);
+        Ok(GrpcWorker {
+            predictor: PredictorClient::new(stack.clone())
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+            inference: GrpcInferenceServiceClient::new(stack)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        })
+    }
+}
+
+/// A failed call, classified. Each call goes out with the caller's
+/// remaining time and trace context ([`outgoing`]).
+fn classify(status: Status) -> WorkerError {
+    if timed_out(&status) {
+        return WorkerError::TimedOut;
+    }
+    // A status with a source was made by this process's transport (connect
+    // refused, stream reset, connection closed); answers decoded from a
+    // worker's trailers have none.
+    if status.source().is_some() {
+        return WorkerError::Unreachable(Box::new(PeerStatus(status)));
+    }
+    WorkerError::Answered {
+        code: Code::of(status.code()),
+        no_retry: status.metadata().contains_key(NO_RETRY),
+        message: status.message().to_owned(),
+    }
+}
+
+/// Whether the per-call timeout layer fired.
+fn timed_out(status: &Status) -> bool {
+    let mut source = status.source();
+    while let Some(e) = source {
+        if e.is::<tower::timeout::error::Elapsed>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+#[async_trait]
+impl WorkerApi for GrpcWorker {
+    async fn predict(&self, r: PredictRequest) -> Result<PredictResponse, WorkerError> {
+        let mut client = self.predictor.clone();
+        client
+            .predict(outgoing(r))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
+    }
+
+    async fn model_infer(
+        &self,
+        r: pb::ModelInferRequest,
+    ) -> Result<pb::ModelInferResponse, WorkerError> {
+        let mut client = self.inference.clone();
+        client
+            .model_infer(outgoing(r))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
+    }
+
+    async fn model_metadata(
+        &self,
+        r: pb::ModelMetadataRequest,
+    ) -> Result<pb::ModelMetadataResponse, WorkerError> {
+        let mut client = self.inference.clone();
+        client
+            .model_metadata(outgoing(r))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
+    }
+
+    async fn model_config(
+        &self,
+        r: pb::ModelConfigRequest,
+    ) -> Result<pb::ModelConfigResponse, WorkerError> {
+        let mut client = self.inference.clone();
+        client
+            .model_config(outgoing(r))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
+    }
+
+    async fn model_statistics(
+        &self,
+        r: pb::ModelStatisticsRequest,
+    ) -> Result<pb::ModelStatisticsResponse, WorkerError> {
+        let mut client = self.inference.clone();
+        client
+            .model_statistics(outgoing(r))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        let answered = classify(Status::invalid_argument("bad input"));
+        assert!(matches!(
+            answered,
+            WorkerError::Answered {
+                code: Code::InvalidArgument,
+                no_retry: false,
+                ..
+            }
+        ));
+        let mut died = Status::unavailable("process died");
+        died.metadata_mut()
+            .insert(NO_RETRY, tonic::metadata::MetadataValue::from_static("1"));
+        assert!(matches!(
+            classify(died),
+            WorkerError::Answered {
+                code: Code::Unavailable,
+                no_retry: true,
+                ..
+            }
+        ));
+        let transport = Status::from_error(Box::new(std::io::Error::other("connection reset")));
+        assert!(matches!(classify(transport), WorkerError::Unreachable(_)));
+        let elapsed = Status::from_error(Box::new(tower::timeout::error::Elapsed::new()));
+        assert!(matches!(classify(elapsed), WorkerError::TimedOut));
+    }
+}

@@ -1,0 +1,179 @@
+//! How service errors reach callers, without tying the service traits to a
+//! transport: each crate's error type says which [`Code`] it is and what the
+//! caller may read ([`ServiceError`], one impl per crate); the gRPC adapters
+//! turn that into a `tonic::Status` in one place ([`to_status`]).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// The gRPC status codes, as the service traits speak of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    Cancelled,
+    Unknown,
+    InvalidArgument,
+    DeadlineExceeded,
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    ResourceExhausted,
+    FailedPrecondition,
+    Aborted,
+    OutOfRange,
+    Unimplemented,
+    Internal,
+    Unavailable,
+    DataLoss,
+    Unauthenticated,
+}
+
+/// A service's error as the caller sees it.
+pub trait ServiceError: StdError + Send + Sync + Sized + 'static {
+    fn code(&self) -> Code;
+
+    /// The message the caller gets: the error and its causes, unless the
+    /// error keeps its detail for the logs (internal failures).
+    fn public_message(&self) -> String {
+        report(self)
+    }
+
+    /// Whether a front door must not run the call again on another worker
+    /// (the call may be what broke the first one).
+    fn no_retry(&self) -> bool {
+        false
+    }
+}
+
+/// Metadata on a status that a front door must not retry on another
+/// worker (see [`ServiceError::no_retry`]).
+pub const NO_RETRY: &str = "hotswap-no-retry";
+
+/// The status a caller gets for `err`.
+pub fn to_status<E: ServiceError>(err: &E) -> tonic::Status {
+    let mut status = tonic::Status::new(err.code().into(), err.public_message());
+    if err.no_retry() {
+        status
+            .metadata_mut()
+            .insert(NO_RETRY, tonic::metadata::MetadataValue::from_static("1"));
+    }
+    status
+}
+
+/// An error and its causes on one line ("a: b: c"), as logs and callers
+/// read them. Each error's own Display names only itself; its cause is its
+/// `source()`.
+pub fn report(err: &(dyn StdError + 'static)) -> String {
+    Report(err).to_string()
+}
+
+/// [`report`] as a Display value, for log fields: `error = %Report(&e)`.
+pub struct Report<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut current = Some(self.0);
+        let mut first = true;
+        while let Some(err) = current {
+            let text = err.to_string();
+            if !text.is_empty() {
+                if !first {
+                    f.write_str(": ")?;
+                }
+                f.write_str(&text)?;
+                first = false;
+            }
+            current = err.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<Code> for tonic::Code {
+    fn from(code: Code) -> tonic::Code {
+        match code {
+            Code::Cancelled => tonic::Code::Cancelled,
+            Code::Unknown => tonic::Code::Unknown,
+            Code::InvalidArgument => tonic::Code::InvalidArgument,
+            Code::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            Code::NotFound => tonic::Code::NotFound,
+            Code::AlreadyExists => tonic::Code::AlreadyExists,
+            Code::PermissionDenied => tonic::Code::PermissionDenied,
+            Code::ResourceExhausted => tonic::Code::ResourceExhausted,
+            Code::FailedPrecondition => tonic::Code::FailedPrecondition,
+            Code::Aborted => tonic::Code::Aborted,
+            Code::OutOfRange => tonic::Code::OutOfRange,
+            Code::Unimplemented => tonic::Code::Unimplemented,
+            Code::Internal => tonic::Code::Internal,
+            Code::Unavailable => tonic::Code::Unavailable,
+            Code::DataLoss => tonic::Code::DataLoss,
+            Code::Unauthenticated => tonic::Code::Unauthenticated,
+        }
+    }
+}
+
+impl Code {
+    /// The code of a status a peer answered with (`Ok` is not an error:
+    /// it reads as Unknown).
+    pub fn of(code: tonic::Code) -> Code {
+        match code {
+            tonic::Code::Cancelled => Code::Cancelled,
+            tonic::Code::InvalidArgument => Code::InvalidArgument,
+            tonic::Code::DeadlineExceeded => Code::DeadlineExceeded,
+            tonic::Code::NotFound => Code::NotFound,
+            tonic::Code::AlreadyExists => Code::AlreadyExists,
+            tonic::Code::PermissionDenied => Code::PermissionDenied,
+            tonic::Code::ResourceExhausted => Code::ResourceExhausted,
+            tonic::Code::FailedPrecondition => Code::FailedPrecondition,
+            tonic::Code::Aborted => Code::Aborted,
+            tonic::Code::OutOfRange => Code::OutOfRange,
+            tonic::Code::Unimplemented => Code::Unimplemented,
+            tonic::Code::Internal => Code::Internal,
+            tonic::Code::Unavailable => Code::Unavailable,
+            tonic::Code::DataLoss => Code::DataLoss,
+            tonic::Code::Unauthenticated => Code::Unauthenticated,
+            tonic::Code::Ok | tonic::Code::Unknown => Code::Unknown,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner;
+
+    #[test]
+    fn reports_join_the_chain() {
+        assert_eq!(report(&Outer(Inner)), "outer: inner");
+    }
+
+    #[test]
+    fn every_code_maps_back_to_itself() {
+        for code in [
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ] {
+            assert_eq!(Code::of(code.into()), code);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! How a predictor's processes fail, as the worker sees it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A Python exception as Python prints it (the full traceback).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Traceback(pub String);
+
+/// Why a predictor's processes did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The file did not import, the class is missing, or its constructor
+    /// raised.
+    #[error(transparent)]
+    Predictor(#[from] Traceback),
+
+    #[error("socket pair")]
+    SocketPair(#[source] std::io::Error),
+
+    #[error("starting {} python-worker", .exe.display())]
+    Spawn {
+        exe: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("python process {pid}")]
+    Socket {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("python process {pid} exited while starting")]
+    Exited { pid: u32 },
+
+    #[error("python process {pid} did not start within {timeout:?}")]
+    Timeout { pid: u32, timeout: Duration },
+}
+
+/// Why one call to the predictor failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// `predict` raised a LookupError (from `get_model`: no such model or
+    /// version).
+    #[error(transparent)]
+    Lookup(Traceback),
+
+    /// `predict` raised.
+    #[error("inference failed")]
+    Raised(#[source] Traceback),
+
+    /// The process died while it ran the call (which may be why).
+    #[error("{file}: the Python process {pid} exited during the request")]
+    ProcessDied { file: String, pid: u32 },
+
+    /// No process is running (they are being restarted).
+    #[error("{file}: no Python process is running; restarting")]
+    NoProcess { file: String },
+}

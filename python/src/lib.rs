@@ -1,0 +1,30 @@
+//! The Python predictor host. Predictors run in child processes of the
+//! worker: the same binary
+//! re-executed as `hotswap python-worker`, each embedding CPython (pyo3)
+//! with `threads_per_process` Python threads (one by default). The worker talks to each child over a
+//! socket pair on fd 3 with length-prefixed JSON frames; the child's stdout
+//! is redirected to stderr at the file-descriptor level, so whatever user
+//! code prints never reaches the protocol.
+
+#![deny(unsafe_code)]
+
+mod child;
+mod client;
+mod convert;
+mod error;
+mod fd;
+mod link;
+mod pool;
+pub mod protocol;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+pub use child::child_main;
+pub use error::{CallError, StartError, Traceback};
+pub use pool::{ModelResolver, ProcessConfig, PythonPool, PythonPredictorSpec, THREAD_VARS};
+
+/// Locks a mutex whose holders never leave its data half-updated, so a
+/// panic elsewhere while holding it does not make it unusable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -92,7 +92,7 @@ impl InferenceService for WorkerService {
                 },
                 <[u8]>::len,
             );
-            self.check_size(&format!("input `{}`", input.name), size)?;
+            self.check_size(&crate::tensor::input(&input.name), size)?;
             inputs.push(wire::from_infer_input(input, raw)?);
         }
         let targets = self.worker.resolve(&m, &r.model_version)?;
@@ -174,7 +174,10 @@ impl InferenceService for WorkerService {
         let version: Option<u64> = match r.version.trim() {
             "" => None,
             v => Some(v.parse().map_err(|_| {
-                Error::NotFound(format!("version {v:?} not found; versions are numbers"))
+                Error::NotFound(format!(
+                    "version {:?} not found; versions are numbers",
+                    hotswap_proto::error::shown(v)
+                ))
             })?),
         };
         // Every version the catalog has that is loaded or has served, so a

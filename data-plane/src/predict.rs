@@ -76,7 +76,7 @@ impl WorkerService {
                 t.tensors
                     .iter()
                     .map(|t| {
-                        self.check_size(&format!("input `{}`", t.name), t.data.len())?;
+                        self.check_size(&crate::tensor::input(&t.name), t.data.len())?;
                         wire::from_v1(t)
                     })
                     .collect::<Result<Vec<_>, _>>()?,
@@ -126,7 +126,7 @@ impl WorkerService {
             Some(predict_request::Payload::Tensors(_)) => {
                 return Err(Error::invalid(format!(
                     "api `{}` is a Python predictor: send the payload as JSON",
-                    request.api
+                    hotswap_proto::error::shown(&request.api)
                 )));
             }
             None => return Err(Error::invalid("payload is missing: send json")),

@@ -40,13 +40,16 @@ impl Signature {
         for (i, t) in given.iter().enumerate() {
             if self.input(&t.name).is_none() {
                 return Err(Error::invalid(format!(
-                    "unknown input `{}`; the model's inputs: {}",
-                    t.name,
+                    "unknown {}; the model's inputs: {}",
+                    crate::tensor::input(&t.name),
                     list(&names())
                 )));
             }
             if seen.insert(t.name.clone(), i).is_some() {
-                return Err(Error::invalid(format!("input `{}` is given twice", t.name)));
+                return Err(Error::invalid(format!(
+                    "{} is given twice",
+                    crate::tensor::input(&t.name)
+                )));
             }
         }
         let mut slots: Vec<Option<Tensor>> = given.into_iter().map(Some).collect();
@@ -73,13 +76,15 @@ impl Signature {
         for name in wanted {
             if !self.outputs.iter().any(|s| &s.name == name) {
                 return Err(Error::invalid(format!(
-                    "unknown output `{name}`; the model's outputs: {}",
-                    list(&self.output_names())
+                    "unknown output `{name_shown}`; the model's outputs: {}",
+                    list(&self.output_names()),
+                    name_shown = hotswap_proto::error::shown(name)
                 )));
             }
             if !seen.insert(name) {
                 return Err(Error::invalid(format!(
-                    "output `{name}` is requested twice"
+                    "output `{name_shown}` is requested twice",
+                    name_shown = hotswap_proto::error::shown(name)
                 )));
             }
         }
@@ -117,9 +122,10 @@ fn check_one(spec: &TensorSpec, t: &Tensor) -> Result<(), Error> {
 }
 
 /// "[-1, 4]" written the way users read it: "[batch?, 4]" is not standard,
-/// so -1 stays -1.
+/// so -1 stays -1. A request's shape can be long: cut like any echoed
+/// string.
 pub fn shape_text(shape: &[i64]) -> String {
-    format!("{shape:?}")
+    hotswap_proto::error::shown(&format!("{shape:?}")).into_owned()
 }
 
 #[cfg(test)]

@@ -196,8 +196,10 @@ impl Tensor {
         let count = element_count(name, &shape)?;
         if count != data.len() {
             return Err(Error::invalid(format!(
-                "input `{name}`: shape {shape:?} holds {count} elements, got {}",
-                data.len()
+                "{input}: shape {shape_shown} holds {count} elements, got {}",
+                data.len(),
+                input = crate::tensor::input(name),
+                shape_shown = crate::signature::shape_text(&shape)
             )));
         }
         Ok(Tensor {
@@ -221,9 +223,11 @@ impl Tensor {
         let expected = count.saturating_mul(size);
         if bytes.len() != expected {
             return Err(Error::invalid(format!(
-                "input `{name}`: {} raw bytes do not match shape {shape:?} of {} ({expected} bytes)",
+                "{input}: {} raw bytes do not match shape {shape_shown} of {} ({expected} bytes)",
                 bytes.len(),
-                dtype.name()
+                dtype.name(),
+                input = crate::tensor::input(name),
+                shape_shown = crate::signature::shape_text(&shape)
             )));
         }
         let data =
@@ -236,6 +240,12 @@ impl Tensor {
     }
 }
 
+/// How errors name a request's input: "input `NAME`", the name cut when
+/// long (see `hotswap_proto::error::shown`).
+pub(crate) fn input(name: &str) -> String {
+    format!("input `{}`", hotswap_proto::error::shown(name))
+}
+
 /// Whether hotswap computes with this element type (FP16, BF16 and BYTES
 /// appear in metadata but cannot be sent yet).
 pub fn dtype_supported(dtype: DataType) -> bool {
@@ -244,8 +254,9 @@ pub fn dtype_supported(dtype: DataType) -> bool {
 
 fn unsupported(name: &str, dtype: DataType) -> Error {
     Error::invalid(format!(
-        "input `{name}`: datatype {} is not supported by hotswap",
-        dtype.name()
+        "{input}: datatype {} is not supported by hotswap",
+        dtype.name(),
+        input = crate::tensor::input(name)
     ))
 }
 
@@ -258,16 +269,25 @@ pub fn element_count(name: &str, shape: &[i64]) -> Result<usize, Error> {
     shape.iter().try_fold(1usize, |acc, &d| {
         if d > MAX_DIMENSION {
             return Err(Error::invalid(format!(
-                "input `{name}`: dimension {d} in shape {shape:?} is too large"
+                "{input}: dimension {d} in shape {shape_shown} is too large",
+                input = crate::tensor::input(name),
+                shape_shown = crate::signature::shape_text(&shape)
             )));
         }
         let d = usize::try_from(d).map_err(|_| {
             Error::invalid(format!(
-                "input `{name}`: negative dimension in shape {shape:?}"
+                "{input}: negative dimension in shape {shape_shown}",
+                input = crate::tensor::input(name),
+                shape_shown = crate::signature::shape_text(&shape)
             ))
         })?;
-        acc.checked_mul(d)
-            .ok_or_else(|| Error::invalid(format!("input `{name}`: shape {shape:?} is too large")))
+        acc.checked_mul(d).ok_or_else(|| {
+            Error::invalid(format!(
+                "{input}: shape {shape_shown} is too large",
+                input = crate::tensor::input(name),
+                shape_shown = crate::signature::shape_text(&shape)
+            ))
+        })
     })
 }
 

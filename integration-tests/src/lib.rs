@@ -6,6 +6,7 @@ pub mod compose;
 pub mod control;
 pub mod emulator;
 pub mod latency;
+pub mod load;
 pub mod process;
 pub mod proxy;
 pub mod saved_model;

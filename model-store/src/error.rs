@@ -1,7 +1,7 @@
 //! The model-store's one error type and its one mapping to what callers get
 //! ([`ServiceError`]).
 
-use hotswap_proto::error::{Code, ServiceError};
+use hotswap_proto::error::{Code, ServiceError, shown};
 
 use crate::config::ConfigError;
 
@@ -19,10 +19,10 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] hotswap_storage::Error),
 
-    #[error("api `{api}` not found; apis: {}", hotswap_common::list(.known))]
+    #[error("api `{}` not found; apis: {}", shown(.api), hotswap_common::list(.known))]
     ApiNotFound { api: String, known: Vec<String> },
 
-    #[error("model `{model}` not found in api `{api}`; models: {}", hotswap_common::list(.known))]
+    #[error("model `{}` not found in api `{api}`; models: {}", shown(.model), hotswap_common::list(.known))]
     ModelNotFound {
         api: String,
         model: String,

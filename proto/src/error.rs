@@ -48,9 +48,63 @@ pub trait ServiceError: StdError + Send + Sync + Sized + 'static {
 /// worker (see [`ServiceError::no_retry`]).
 pub const NO_RETRY: &str = "hotswap-no-retry";
 
+/// How much of a caller's own string (a name, a version, a value) an error
+/// message repeats.
+pub const ECHO_LIMIT: usize = 200;
+
+/// The longest message a status carries. It travels in an HTTP/2 trailer,
+/// percent-encoded (up to three bytes a byte), and a trailer over the
+/// peer's header-list limit (16 KiB for tonic) breaks the whole connection,
+/// with every other call on it.
+pub const MESSAGE_LIMIT: usize = 4096;
+
+/// A caller's string as an error message repeats it: whole when short,
+/// else its start, an ellipsis and its length. Names come from requests,
+/// and a message must stay short whatever a caller sends.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= ECHO_LIMIT {
+        return text.into();
+    }
+    format!("{}… ({} bytes)", head(text, ECHO_LIMIT), text.len()).into()
+}
+
+/// The longest prefix of `text` within `max` bytes, cut at a character.
+fn head(text: &str, max: usize) -> &str {
+    let mut cut = max.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+/// The longest suffix of `text` within `max` bytes, cut at a character.
+fn tail(text: &str, max: usize) -> &str {
+    let mut cut = text.len().saturating_sub(max);
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    &text[cut..]
+}
+
+/// A message within [`MESSAGE_LIMIT`]: a long one (a deep Python traceback,
+/// say) keeps its start and its end, where the exception is.
+pub fn bounded(message: String) -> String {
+    if message.len() <= MESSAGE_LIMIT {
+        return message;
+    }
+    let keep_head = MESSAGE_LIMIT / 4;
+    let keep_tail = MESSAGE_LIMIT - keep_head - 64;
+    format!(
+        "{}\n… ({} bytes cut) …\n{}",
+        head(&message, keep_head),
+        message.len() - keep_head - keep_tail,
+        tail(&message, keep_tail)
+    )
+}
+
 /// The status a caller gets for `err`.
 pub fn to_status<E: ServiceError>(err: &E) -> tonic::Status {
-    let mut status = tonic::Status::new(err.code().into(), err.public_message());
+    let mut status = tonic::Status::new(err.code().into(), bounded(err.public_message()));
     if err.no_retry() {
         status
             .metadata_mut()
@@ -147,6 +201,22 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("inner")]
     struct Inner;
+
+    #[test]
+    fn long_strings_are_cut() {
+        assert_eq!(shown("iris"), "iris");
+        let long = "é".repeat(1000);
+        let cut = shown(&long);
+        assert!(
+            cut.len() < ECHO_LIMIT + 20 && cut.ends_with("… (2000 bytes)"),
+            "{cut}"
+        );
+        let message = format!("Traceback\n{}\nValueError: boom", "x".repeat(100_000));
+        let kept = bounded(message);
+        assert!(kept.len() <= MESSAGE_LIMIT, "{}", kept.len());
+        assert!(kept.starts_with("Traceback") && kept.ends_with("ValueError: boom"));
+        assert_eq!(bounded("short".to_owned()), "short");
+    }
 
     #[test]
     fn reports_join_the_chain() {

@@ -4,6 +4,8 @@
 
 use hotswap_proto::v1::ModelVersion;
 
+use hotswap_proto::error::shown;
+
 use super::{Catalog, CatalogError as Error};
 use crate::list;
 
@@ -43,7 +45,8 @@ impl Catalog {
         if !self.apis.contains_key(api) {
             let apis: Vec<&String> = self.apis.keys().collect();
             return Err(Error::NotFound(format!(
-                "api `{api}` not found; apis: {}",
+                "api `{}` not found; apis: {}",
+                shown(api),
                 list(&apis)
             )));
         }
@@ -60,7 +63,8 @@ impl Catalog {
             m if models.iter().any(|x| x == m) => m.to_owned(),
             m => {
                 return Err(Error::NotFound(format!(
-                    "model `{m}` not found in api `{api}`; models: {}",
+                    "model `{}` not found in api `{api}`; models: {}",
+                    shown(m),
                     list(&models)
                 )));
             }
@@ -91,7 +95,8 @@ impl Catalog {
         match owners.len() {
             1 => Ok(owners[0].clone()),
             0 => Err(Error::NotFound(format!(
-                "model `{name}` not found; models: {}",
+                "model `{}` not found; models: {}",
+                shown(name),
                 list(&self.model_names())
             ))),
             _ => Err(Error::NotFound(format!(
@@ -141,7 +146,8 @@ impl Catalog {
             .ok_or_else(|| {
                 let numbers: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
                 Error::NotFound(format!(
-                    "version {version:?} of `{}` not found; versions: {}",
+                    "version {:?} of `{}` not found; versions: {}",
+                    shown(version),
                     m.protocol_name(),
                     list(&numbers)
                 ))

@@ -113,8 +113,9 @@ impl Model for OnnxModel {
             .map(|name| {
                 let value = results.remove(name).ok_or_else(|| {
                     Error::invalid(format!(
-                        "unknown output `{name}`; the model's outputs: {}",
-                        self.signature.output_names().join(", ")
+                        "unknown output `{name_shown}`; the model's outputs: {}",
+                        self.signature.output_names().join(", "),
+                        name_shown = hotswap_proto::error::shown(name)
                     ))
                 })?;
                 from_value(name, &value)
@@ -200,7 +201,7 @@ fn to_value(t: Tensor) -> Result<DynValue, Error> {
         TensorData::F32(v) => make(shape, v),
         TensorData::F64(v) => make(shape, v),
     };
-    value.map_err(|e| Error::invalid(format!("input `{name}`: {e}")))
+    value.map_err(|e| Error::invalid(format!("{input}: {e}", input = crate::tensor::input(&name))))
 }
 
 fn from_value(name: &str, value: &DynValue) -> Result<Tensor, Error> {

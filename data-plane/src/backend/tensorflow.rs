@@ -205,8 +205,9 @@ impl Model for TensorFlowModel {
                         .position(|s| &s.name == name)
                         .ok_or_else(|| {
                             Error::invalid(format!(
-                                "unknown output `{name}`; the model's outputs: {}",
-                                self.signature.output_names().join(", ")
+                                "unknown output `{name_shown}`; the model's outputs: {}",
+                                self.signature.output_names().join(", "),
+                                name_shown = hotswap_proto::error::shown(name)
                             ))
                         })
                 })
@@ -302,16 +303,21 @@ impl AnyTensor {
 /// TensorFlow itself refuses (a negative dimension).
 fn to_tf(t: Tensor) -> Result<AnyTensor, Error> {
     fn make<T: TensorType>(name: &str, dims: &[u64], data: &[T]) -> Result<TfTensor<T>, Error> {
-        TfTensor::new(dims)
-            .with_values(data)
-            .map_err(|e| Error::invalid(format!("input `{name}`: {e}")))
+        TfTensor::new(dims).with_values(data).map_err(|e| {
+            Error::invalid(format!("{input}: {e}", input = crate::tensor::input(name)))
+        })
     }
     let dims = t
         .shape
         .iter()
         .map(|&d| u64::try_from(d))
         .collect::<Result<Vec<u64>, _>>()
-        .map_err(|_| Error::invalid(format!("input `{}`: negative dimension", t.name)))?;
+        .map_err(|_| {
+            Error::invalid(format!(
+                "{}: negative dimension",
+                crate::tensor::input(&t.name)
+            ))
+        })?;
     let name = t.name.as_str();
     Ok(match &t.data {
         TensorData::Bool(v) => AnyTensor::Bool(make(name, &dims, v)?),

@@ -19,8 +19,9 @@ pub fn inputs(signature: &Signature, value: Value) -> Result<Vec<Tensor>, Error>
             .map(|(name, v)| {
                 let spec = signature.input(name).ok_or_else(|| {
                     Error::invalid(format!(
-                        "unknown input `{name}`; the model's inputs: {}",
-                        input_names(signature)
+                        "unknown {input}; the model's inputs: {}",
+                        input_names(signature),
+                        input = crate::tensor::input(name)
                     ))
                 })?;
                 from_json(name, spec.dtype, v)
@@ -50,8 +51,9 @@ fn input_names(signature: &Signature) -> String {
 pub fn from_json(name: &str, dtype: DataType, value: &Value) -> Result<Tensor, Error> {
     if !dtype_supported(dtype) {
         return Err(Error::invalid(format!(
-            "input `{name}`: datatype {} is not supported by hotswap",
-            dtype.name()
+            "{input}: datatype {} is not supported by hotswap",
+            dtype.name(),
+            input = crate::tensor::input(name)
         )));
     }
     let mut shape = Vec::new();
@@ -82,7 +84,8 @@ fn collect<'a>(
         Value::Array(items) => {
             if depth >= shape.len() || items.len() as i64 != shape[depth] {
                 return Err(Error::invalid(format!(
-                    "input `{name}`: nested lists are not rectangular"
+                    "{input}: nested lists are not rectangular",
+                    input = crate::tensor::input(name)
                 )));
             }
             items
@@ -92,7 +95,8 @@ fn collect<'a>(
         leaf => {
             if depth != shape.len() {
                 return Err(Error::invalid(format!(
-                    "input `{name}`: nested lists are not rectangular"
+                    "{input}: nested lists are not rectangular",
+                    input = crate::tensor::input(name)
                 )));
             }
             out.push(leaf);
@@ -113,8 +117,10 @@ fn convert(name: &str, dtype: DataType, leaves: &[&Value]) -> Result<TensorData,
             .map(|v| {
                 f(v).ok_or_else(|| {
                     Error::invalid(format!(
-                        "input `{name}`: {v} is not a valid {} element",
-                        dtype.name()
+                        "{input}: {v_shown} is not a valid {} element",
+                        dtype.name(),
+                        input = crate::tensor::input(name),
+                        v_shown = hotswap_proto::error::shown(&v.to_string())
                     ))
                 })
             })

@@ -12,8 +12,10 @@ use crate::Error;
 fn parse_dtype(name: &str, datatype: &str) -> Result<DataType, Error> {
     DataType::parse(datatype).ok_or_else(|| {
         Error::invalid(format!(
-            "input `{name}`: unknown datatype {datatype:?} (expected one of BOOL, UINT8, \
-             UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, BF16, FP32, FP64, BYTES)"
+            "{input}: unknown datatype {datatype_shown:?} (expected one of BOOL, UINT8, \
+             UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, BF16, FP32, FP64, BYTES)",
+            input = crate::tensor::input(name),
+            datatype_shown = hotswap_proto::error::shown(datatype)
         ))
     })
 }
@@ -26,7 +28,8 @@ pub fn from_infer_input(input: &InferInputTensor, raw: Option<&[u8]>) -> Result<
     let shape = input.shape.clone();
     match (raw, &input.contents) {
         (Some(_), Some(c)) if !contents_empty(c) => Err(Error::invalid(format!(
-            "input `{name}`: both contents and raw_input_contents are set"
+            "{input}: both contents and raw_input_contents are set",
+            input = crate::tensor::input(name)
         ))),
         (Some(bytes), _) => Tensor::from_raw(name, dtype, shape, bytes),
         (None, Some(c)) => Tensor::new(name, shape, from_contents(name, dtype, c)?),
@@ -59,8 +62,10 @@ fn from_contents(
             .map(|&v| {
                 N::try_from(v).map_err(|_| {
                     Error::invalid(format!(
-                        "input `{name}`: {v} is out of range for {}",
-                        dtype.name()
+                        "{input}: {v_shown} is out of range for {}",
+                        dtype.name(),
+                        input = crate::tensor::input(name),
+                        v_shown = hotswap_proto::error::shown(&v.to_string())
                     ))
                 })
             })
@@ -80,8 +85,9 @@ fn from_contents(
         DataType::F64 => TensorData::F64(c.fp64_contents.clone()),
         DataType::F16 | DataType::BF16 | DataType::Bytes => {
             return Err(Error::invalid(format!(
-                "input `{name}`: datatype {} is not supported by hotswap",
-                dtype.name()
+                "{input}: datatype {} is not supported by hotswap",
+                dtype.name(),
+                input = crate::tensor::input(name)
             )));
         }
     })

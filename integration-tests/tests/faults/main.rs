@@ -1,0 +1,5 @@
+//! Faults that must not cost well-formed calls (issue 12): each test runs
+//! real servers on loopback, injects one fault, and counts the calls that
+//! failed because of it.
+
+mod oversized;

@@ -99,10 +99,10 @@ impl WorkerService {
                 tensors: outputs.iter().map(wire::to_v1).collect(),
             })
         } else {
-            let object: serde_json::Map<String, Value> = outputs
+            let object = outputs
                 .iter()
-                .map(|t| (t.name.clone(), json::to_json(t)))
-                .collect();
+                .map(|t| Ok((t.name.clone(), json::to_json(t)?)))
+                .collect::<Result<serde_json::Map<String, Value>, Error>>()?;
             predict_response::Output::Json(Value::Object(object).to_string())
         };
         Ok(PredictResponse {

@@ -160,7 +160,8 @@ fn convert(name: &str, dtype: DataType, leaves: &[&Value]) -> Result<TensorData,
 }
 
 /// Writes a tensor as nested lists (a scalar for shape []).
-pub fn to_json(tensor: &Tensor) -> Value {
+pub fn to_json(tensor: &Tensor) -> Result<Value, Error> {
+    check_json_size(tensor)?;
     let leaves: Vec<Value> = match &tensor.data {
         TensorData::Bool(v) => v.iter().map(|x| Value::from(*x)).collect(),
         TensorData::U8(v) => v.iter().map(|x| Value::from(*x)).collect(),
@@ -177,7 +178,38 @@ pub fn to_json(tensor: &Tensor) -> Value {
     };
     let dims: Vec<usize> = tensor.shape.iter().map(|&d| d.max(0) as usize).collect();
     let mut iter = leaves.into_iter();
-    nest(&dims, &mut iter)
+    Ok(nest(&dims, &mut iter))
+}
+
+/// Nested lists a JSON form may have beyond one per element (rows of
+/// zero-width tensors, say) before it is refused.
+const SPARE_LISTS: u64 = 1 << 20;
+
+/// An output's shape comes from the model: a shape such as [4294967295, 0]
+/// holds no element, yet its JSON form would be four billion empty lists.
+/// Counts the lists first, with checked arithmetic, and refuses forms far
+/// larger than the data.
+fn check_json_size(tensor: &Tensor) -> Result<(), Error> {
+    let mut lists: Option<u64> = Some(0);
+    let mut level: Option<u64> = Some(1);
+    for &d in &tensor.shape {
+        lists = lists.zip(level).and_then(|(l, n)| l.checked_add(n));
+        level = level.and_then(|n| n.checked_mul(u64::try_from(d).unwrap_or(0)));
+    }
+    let elements = tensor.data.len() as u64;
+    let allowed = (tensor.shape.len() as u64)
+        .saturating_mul(elements)
+        .max(SPARE_LISTS);
+    match lists {
+        Some(n) if n <= allowed => Ok(()),
+        _ => Err(Error::Inference(format!(
+            "output `{}` of shape {} is too large to write as JSON ({} nested lists for {elements} \
+             elements); ask for tensors (output_format TENSORS, or ModelInfer)",
+            hotswap_proto::error::shown(&tensor.name),
+            crate::signature::shape_text(&tensor.shape),
+            lists.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string()),
+        ))),
+    }
 }
 
 fn nest(dims: &[usize], leaves: &mut impl Iterator<Item = Value>) -> Value {
@@ -193,12 +225,21 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn empty_outputs_write_their_rows_unless_absurd() {
+        let rows = Tensor::new("x", vec![5, 0], TensorData::F32(vec![])).unwrap();
+        assert_eq!(to_json(&rows).unwrap(), json!([[], [], [], [], []]));
+        let absurd = Tensor::new("x", vec![4_294_967_295, 0], TensorData::F32(vec![])).unwrap();
+        let err = to_json(&absurd).unwrap_err().to_string();
+        assert!(err.contains("too large") && err.contains("4294967296 nested lists"), "{err}");
+    }
+
+    #[test]
     fn nested_lists_become_tensors_and_back() {
         let v = json!([[5.1, 3.5, 1.4, 0.2], [1, 2, 3, 4]]);
         let t = from_json("input", DataType::F32, &v).unwrap();
         assert_eq!(t.shape, vec![2, 4]);
         assert_eq!(t.data.len(), 8);
-        let back = to_json(&t);
+        let back = to_json(&t).unwrap();
         assert_eq!(back[1], json!([1.0, 2.0, 3.0, 4.0]));
         assert!((back[0][0].as_f64().unwrap() - 5.1).abs() < 1e-6);
     }
@@ -227,6 +268,6 @@ mod tests {
     fn scalars_have_an_empty_shape() {
         let t = from_json("s", DataType::F64, &json!(2.5)).unwrap();
         assert!(t.shape.is_empty());
-        assert_eq!(to_json(&t), json!(2.5));
+        assert_eq!(to_json(&t).unwrap(), json!(2.5));
     }
 }

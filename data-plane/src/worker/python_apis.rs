@@ -322,22 +322,25 @@ impl ModelResolver for ApiModels {
             Ok(inputs) => inputs,
             Err(e) => return run_failed(e),
         };
-        match worker.infer(&loaded, inputs, Vec::new()).await {
-            Ok(outputs) => RunAnswer::Outputs {
-                outputs: outputs
-                    .iter()
-                    .map(|t| {
-                        (
-                            TensorInfo {
-                                name: t.name.clone(),
-                                dtype: numpy_type(t.dtype()).to_owned(),
-                                shape: t.shape.clone(),
-                            },
-                            crate::tensor::json::to_json(t),
-                        )
-                    })
-                    .collect(),
-            },
+        let outputs = match worker.infer(&loaded, inputs, Vec::new()).await {
+            Ok(outputs) => outputs,
+            Err(e) => return run_failed(e),
+        };
+        let converted = outputs
+            .iter()
+            .map(|t| {
+                Ok((
+                    TensorInfo {
+                        name: t.name.clone(),
+                        dtype: numpy_type(t.dtype()).to_owned(),
+                        shape: t.shape.clone(),
+                    },
+                    crate::tensor::json::to_json(t)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, Error>>();
+        match converted {
+            Ok(outputs) => RunAnswer::Outputs { outputs },
             Err(e) => run_failed(e),
         }
     }

@@ -2,4 +2,5 @@
 //! real servers on loopback, injects one fault, and counts the calls that
 //! failed because of it.
 
+mod output_sizes;
 mod oversized;

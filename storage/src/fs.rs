@@ -61,9 +61,17 @@ fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
         Ok(_) => {}
     }
     let mut out = Vec::new();
-    // Symlinked model folders are common on local disks; walkdir detects
-    // loops.
-    for entry in walkdir::WalkDir::new(dir).follow_links(true).min_depth(1) {
+    // Symlinked model folders are common on local disks (walkdir detects
+    // loops), but a link is followed only while it stays in the listed
+    // folder: one to `/` would list the whole file system on every poll,
+    // and files outside are not the model's.
+    let root = std::fs::canonicalize(dir).map_err(|e| io_error(dir, e))?;
+    let entries = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| !e.path_is_symlink() || stays_in(e.path(), &root));
+    for entry in entries {
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) if e.loop_ancestor().is_some() => {
@@ -105,6 +113,16 @@ fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
         });
     }
     Ok(out)
+}
+
+/// Whether a link's target is inside `root` (a canonical path); a broken
+/// link is not.
+fn stays_in(link: &Path, root: &Path) -> bool {
+    let inside = std::fs::canonicalize(link).is_ok_and(|target| target.starts_with(root));
+    if !inside {
+        tracing::debug!(link = %link.display(), "not following a link out of the listed folder");
+    }
+    inside
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {

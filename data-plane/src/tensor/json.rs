@@ -230,7 +230,10 @@ mod tests {
         assert_eq!(to_json(&rows).unwrap(), json!([[], [], [], [], []]));
         let absurd = Tensor::new("x", vec![4_294_967_295, 0], TensorData::F32(vec![])).unwrap();
         let err = to_json(&absurd).unwrap_err().to_string();
-        assert!(err.contains("too large") && err.contains("4294967296 nested lists"), "{err}");
+        assert!(
+            err.contains("too large") && err.contains("4294967296 nested lists"),
+            "{err}"
+        );
     }
 
     #[test]

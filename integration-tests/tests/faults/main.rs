@@ -4,3 +4,4 @@
 
 mod output_sizes;
 mod oversized;
+mod symlinks;

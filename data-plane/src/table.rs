@@ -71,6 +71,8 @@ pub struct SlotState {
     pub loading: bool,
     /// The cached folder and the content it holds.
     pub disk: Option<(PathBuf, String)>,
+    /// A load is reading the folder: no eviction deletes it.
+    pub in_use: bool,
 }
 
 pub struct Slot {
@@ -170,11 +172,6 @@ impl Table {
     /// With `cache_size` > 0, unpublishes the least recently used instances
     /// of `keep`'s API other than `keep` until fewer than `cache_size` are
     /// published, making room for `keep`. Returns the evicted versions.
-    pub fn evict_lru(&self, keep: &VersionKey, cache_size: usize) -> Vec<VersionKey> {
-        let _guard = lock(&self.publish);
-        self.evict_locked(keep, cache_size)
-    }
-
     fn evict_locked(&self, keep: &VersionKey, cache_size: usize) -> Vec<VersionKey> {
         if cache_size == 0 {
             return Vec::new();
@@ -195,8 +192,9 @@ impl Table {
         evicted
     }
 
-    /// Publishes `loaded` in its slot, first evicting as [`Table::evict_lru`]
-    /// does (another load may have published meanwhile).
+    /// Publishes `loaded` in its slot, first evicting the least recently
+    /// used instances of its API beyond `cache_size` (see `evict_locked`),
+    /// in one step, so published instances never exceed the limit.
     pub fn publish(&self, slot: &Slot, loaded: Arc<Loaded>, cache_size: usize) -> Vec<VersionKey> {
         let _guard = lock(&self.publish);
         let api = loaded.key.api.clone();

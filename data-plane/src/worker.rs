@@ -4,6 +4,7 @@
 //! happens when a load fails (the previous instance keeps serving; the load
 //! is retried with backoff).
 
+mod load;
 mod python_apis;
 mod reconcile;
 mod resolve;
@@ -12,32 +13,26 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use hotswap_common::catalog::{Catalog, VersionKey};
-use hotswap_common::lock;
+use hotswap_common::catalog::Catalog;
 use hotswap_common::subscription::{self, SubscriptionStats};
-use hotswap_proto::error::{Report, report};
-use hotswap_proto::v1::{Api, ModelVersion};
+use hotswap_proto::v1::ModelVersion;
 use hotswap_python::ProcessConfig;
 use hotswap_storage::{Storage, StorageOptions};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::backend::{self, LoadError, RuntimeConfig};
-use crate::cache::{DiskCache, describe};
+use crate::backend::RuntimeConfig;
+use crate::cache::DiskCache;
 use crate::stats::Stats;
-use crate::table::{Failure, Loaded, Slot, Table, TableStats};
+use crate::table::{Loaded, Table, TableStats};
 use crate::tensor::Tensor;
 
 pub use hotswap_common::catalog::ModelRef;
 pub use python_apis::PythonState;
 pub use resolve::Target;
-
-/// First retry of a failed load; doubles per failure up to the maximum.
-const RETRY_START: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -203,29 +198,6 @@ impl Worker {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Starts loading `version` unless a load of it is running or it is in
-    /// a failure backoff.
-    pub(crate) fn load_in_background(self: &Arc<Self>, version: &ModelVersion) {
-        let slot = self.table.slot(&VersionKey::of(version));
-        {
-            let mut state = lock(&slot.state);
-            let waiting = state.failure.as_ref().is_some_and(|f| {
-                f.content_hash == version.content_hash && Instant::now() < f.retry_at
-            });
-            if state.loading || waiting {
-                return;
-            }
-            state.loading = true;
-        }
-        let worker = self.clone();
-        let version = version.clone();
-        tokio::spawn(async move {
-            // Errors are logged and recorded by load().
-            let _ = worker.load(&version).await;
-            lock(&slot.state).loading = false;
-        });
-    }
-
     /// Runs a model on checked inputs, off the async runtime, and records
     /// statistics.
     pub async fn infer(
@@ -272,145 +244,6 @@ impl Worker {
             }
         }
     }
-
-    /// Downloads and loads `target`'s current content and publishes it,
-    /// unless that content is already published or failed too recently.
-    pub(crate) async fn load(&self, target: &ModelVersion) -> Result<Arc<Loaded>, Error> {
-        let key = VersionKey::of(target);
-        let slot = self.table.slot(&key);
-        let _loading = slot.load_lock.lock().await;
-        if let Some(loaded) = slot.current.load_full()
-            && loaded.content_hash == target.content_hash
-        {
-            return Ok(loaded);
-        }
-        if let Some(f) = &lock(&slot.state).failure
-            && f.content_hash == target.content_hash
-            && Instant::now() < f.retry_at
-        {
-            return Err(f.error(describe(target)));
-        }
-        let api = self
-            .catalog()
-            .apis
-            .get(&target.api)
-            .cloned()
-            .unwrap_or_default();
-        let api_lock = self.api_lock(&target.api);
-        let _api = api_lock.lock().await;
-        // Make room first, so that memory never holds more than cache_size
-        // published instances, even while this one loads.
-        for e in self.table.evict_lru(&key, api.cache_size as usize) {
-            tracing::info!(version = %e, "evicted from memory (cache_size)");
-        }
-        let result = self.download_and_load(&slot, &api, target).await;
-        let mut state = lock(&slot.state);
-        match result {
-            Ok(model) => {
-                state.failure = None;
-                drop(state);
-                let loaded = Arc::new(self.table.instance(
-                    key.clone(),
-                    target.content_hash.clone(),
-                    model,
-                ));
-                let evicted = self
-                    .table
-                    .publish(&slot, loaded.clone(), api.cache_size as usize);
-                tracing::info!(version = %key, hash = %short(&target.content_hash), "version loaded and published");
-                for e in evicted {
-                    tracing::info!(version = %e, "evicted from memory (cache_size)");
-                }
-                Ok(loaded)
-            }
-            Err(e) => {
-                let attempts = match &state.failure {
-                    Some(f) if f.content_hash == target.content_hash => f.attempts + 1,
-                    _ => 1,
-                };
-                let delay = RETRY_START
-                    .saturating_mul(1 << (attempts - 1).min(16))
-                    .min(RETRY_MAX);
-                tracing::warn!(version = %key, error = %Report(&e), attempt = attempts, retry_in = ?delay,
-                    serving = ?slot.current.load().as_ref().map(|l| short(&l.content_hash)),
-                    "version failed to load; the previous content (if any) keeps serving");
-                state.failure = Some(Failure {
-                    content_hash: target.content_hash.clone(),
-                    // Without "load of <version>:", which every reader of
-                    // the failure adds or does not need.
-                    message: match &e {
-                        Error::Load { source, .. } => report(source),
-                        other => report(other),
-                    },
-                    precondition: matches!(e, Error::FailedPrecondition(_)),
-                    attempts,
-                    retry_at: Instant::now() + delay,
-                });
-                Err(e)
-            }
-        }
-    }
-
-    fn api_lock(&self, api: &str) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.api_locks)
-            .entry(api.to_owned())
-            .or_default()
-            .clone()
-    }
-
-    async fn download_and_load(
-        &self,
-        slot: &Slot,
-        api: &Api,
-        target: &ModelVersion,
-    ) -> Result<Arc<dyn backend::Model>, Error> {
-        let key = VersionKey::of(target);
-        self.make_disk_room(&key, api.disk_cache_size as usize)
-            .await;
-        let dir = self.cache.fetch(target).await?;
-        let stale = {
-            let mut state = lock(&slot.state);
-            let old = state.disk.take();
-            state.disk = Some((dir.clone(), target.content_hash.clone()));
-            old.filter(|(old_dir, _)| *old_dir != dir)
-        };
-        if let Some((old_dir, _)) = stale {
-            self.cache.remove(&old_dir).await;
-        }
-        let spec = backend::LoadSpec::new(api, target);
-        let what = describe(target);
-        let runtimes = self.runtimes.clone();
-        tokio::task::spawn_blocking(move || backend::load(&spec, &dir, &what, &runtimes))
-            .await
-            .map_err(|e| Error::Load {
-                what: describe(target),
-                source: LoadError::Panicked(e),
-            })?
-    }
-
-    /// With a disk limit, deletes the least recently used cached versions of
-    /// the API (those not in memory first) so that one more fits.
-    async fn make_disk_room(&self, key: &VersionKey, limit: usize) {
-        if limit == 0 {
-            return;
-        }
-        let mut on_disk: Vec<_> = self
-            .table
-            .entries()
-            .into_iter()
-            .filter(|(k, s)| k.api == key.api && k != key && lock(&s.state).disk.is_some())
-            .map(|(k, s)| ((s.current.load().is_some(), s.last_used()), k, s))
-            .collect();
-        on_disk.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        while on_disk.len() >= limit {
-            let (_, victim, slot) = on_disk.remove(0);
-            let dir = lock(&slot.state).disk.take();
-            if let Some((dir, _)) = dir {
-                self.cache.remove(&dir).await;
-                tracing::info!(version = %victim, "evicted from the disk cache (disk_cache_size)");
-            }
-        }
-    }
 }
 
 impl Drop for Worker {
@@ -428,7 +261,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn short(hash: &str) -> &str {
+pub(crate) fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 

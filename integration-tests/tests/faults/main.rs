@@ -2,6 +2,7 @@
 //! real servers on loopback, injects one fault, and counts the calls that
 //! failed because of it.
 
+mod cache_eviction;
 mod output_sizes;
 mod oversized;
 mod symlinks;

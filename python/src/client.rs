@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyLookupError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -37,6 +37,20 @@ struct Cached {
     last_used: u64,
 }
 
+/// A version whose `load_model` failed: "latest" passes over it until the
+/// retry time, or until its files change.
+struct Failed {
+    content_hash: String,
+    message: String,
+    attempts: u32,
+    retry_at: Instant,
+}
+
+/// First retry of a failed `load_model`; doubles per failure up to the
+/// maximum (as the worker retries its own model loads).
+const RETRY_START: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 struct Cache {
     models: HashMap<(String, u64), Cached>,
@@ -53,6 +67,7 @@ pub struct PythonClient {
     /// Held while a model loads: concurrent first calls (threads of this
     /// process) load a version once.
     loading: Mutex<()>,
+    failed: Mutex<HashMap<(String, u64), Failed>>,
 }
 
 /// Takes `mutex` without holding the GIL while waiting: the holder may need
@@ -77,6 +92,7 @@ impl PythonClient {
             predictor: Mutex::new(None),
             cache: Mutex::new(Cache::default()),
             loading: Mutex::new(()),
+            failed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -109,11 +125,18 @@ impl PythonClient {
         *lock(&self.predictor) = Some(predictor);
     }
 
-    fn ask(&self, py: Python<'_>, model: Option<String>, version: String) -> PyResult<ModelAnswer> {
+    fn ask(
+        &self,
+        py: Python<'_>,
+        model: Option<String>,
+        version: String,
+        below: Option<u64>,
+    ) -> PyResult<ModelAnswer> {
         match self.link.request(py, |call| FromChild::GetModel {
             call,
             model,
             version,
+            below,
         })? {
             ToChild::Model { answer, .. } => Ok(answer),
             _ => Err(PyRuntimeError::new_err("unexpected answer from the worker")),
@@ -187,23 +210,66 @@ impl PythonClient {
         model_version: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let version = version_text(model_version)?;
-        let (model, version, content_hash, path) = match self.ask(py, model_name, version)? {
-            ModelAnswer::Found {
-                model,
-                version,
-                content_hash,
-                path,
-            } => (model, version, content_hash, path),
-            ModelAnswer::Missing {
-                message,
-                lookup: true,
-            } => return Err(ModelLookupError::new_err(message)),
-            ModelAnswer::Missing { message, .. } => return Err(PyRuntimeError::new_err(message)),
-        };
-        let key = (model, version);
-        if let Some(model) = self.cached(&key, &content_hash, py) {
-            return Ok(model);
+        let latest = matches!(version.trim(), "" | "latest");
+        // "latest" falls back, as the worker's own models do: past a version
+        // whose load_model fails (now, or recently) to the next lower one.
+        let mut below = None;
+        let mut first_error: Option<PyErr> = None;
+        loop {
+            let (model, number, content_hash, path) =
+                match self.ask(py, model_name.clone(), version.clone(), below)? {
+                    ModelAnswer::Found {
+                        model,
+                        version,
+                        content_hash,
+                        path,
+                    } => (model, version, content_hash, path),
+                    ModelAnswer::Missing { .. } if first_error.is_some() => {
+                        return Err(first_error.expect("checked"));
+                    }
+                    ModelAnswer::Missing {
+                        message,
+                        lookup: true,
+                    } => return Err(ModelLookupError::new_err(message)),
+                    ModelAnswer::Missing { message, .. } => {
+                        return Err(PyRuntimeError::new_err(message));
+                    }
+                };
+            let key = (model, number);
+            if let Some(model) = self.cached(&key, &content_hash, py) {
+                return Ok(model);
+            }
+            if latest && let Some(message) = self.failed_recently(&key, &content_hash) {
+                first_error.get_or_insert_with(|| PyRuntimeError::new_err(message));
+                below = Some(number);
+                continue;
+            }
+            match self.load(py, key.clone(), content_hash.clone(), path) {
+                Ok(model) => {
+                    lock(&self.failed).remove(&key);
+                    return Ok(model);
+                }
+                Err(e) if latest => {
+                    self.record_failure(py, key, content_hash, &e);
+                    first_error.get_or_insert(e);
+                    below = Some(number);
+                }
+                Err(e) => return Err(e),
+            }
         }
+    }
+}
+
+impl PythonClient {
+    /// Calls `load_model(path)` for `key` unless another thread just did,
+    /// and caches what it returns.
+    fn load(
+        &self,
+        py: Python<'_>,
+        key: (String, u64),
+        content_hash: String,
+        path: String,
+    ) -> PyResult<Py<PyAny>> {
         // A load_model that calls get_model itself (one model built from
         // another) already holds the load lock on this thread.
         let _loading = if LOADING_HERE.get() {
@@ -230,6 +296,54 @@ impl PythonClient {
         let model = model?;
         self.insert(py, key, content_hash, &model)?;
         Ok(model)
+    }
+
+    /// Why the version's current content failed to load, while its retry
+    /// time has not come.
+    fn failed_recently(&self, key: &(String, u64), content_hash: &str) -> Option<String> {
+        lock(&self.failed)
+            .get(key)
+            .filter(|f| f.content_hash == content_hash && Instant::now() < f.retry_at)
+            .map(|f| {
+                format!(
+                    "load_model failed for {} version {} (tried again in {}s): {}",
+                    key.0,
+                    key.1,
+                    f.retry_at
+                        .saturating_duration_since(Instant::now())
+                        .as_secs()
+                        + 1,
+                    f.message
+                )
+            })
+    }
+
+    fn record_failure(&self, py: Python<'_>, key: (String, u64), content_hash: String, e: &PyErr) {
+        let mut failed = lock(&self.failed);
+        let attempts = failed
+            .get(&key)
+            .filter(|f| f.content_hash == content_hash)
+            .map_or(1, |f| f.attempts + 1);
+        let delay = RETRY_START
+            .saturating_mul(1 << (attempts - 1).min(16))
+            .min(RETRY_MAX);
+        let message = e
+            .value(py)
+            .repr()
+            .map_or_else(|_| e.to_string(), |r| r.to_string());
+        eprintln!(
+            "python-worker: load_model failed for {} version {} (attempt {attempts}, next in {delay:?}): {message}",
+            key.0, key.1
+        );
+        failed.insert(
+            key,
+            Failed {
+                content_hash,
+                message,
+                attempts,
+                retry_at: Instant::now() + delay,
+            },
+        );
     }
 }
 

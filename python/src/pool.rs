@@ -35,7 +35,14 @@ const RESTART_MAX: Duration = Duration::from_secs(5);
 /// its files are; runs ONNX and TensorFlow models.
 #[async_trait::async_trait]
 pub trait ModelResolver: Send + Sync + 'static {
-    async fn resolve(&self, model: Option<String>, version: String) -> ModelAnswer;
+    /// `below`: for "latest", only versions lower than it (the child
+    /// falls back past versions its `load_model` failed on).
+    async fn resolve(
+        &self,
+        model: Option<String>,
+        version: String,
+        below: Option<u64>,
+    ) -> ModelAnswer;
 
     /// `onnx_client.predict` / `tensorflow_client.predict`: runs the model
     /// on `input` (a nested list, or an object of input name -> nested
@@ -348,10 +355,11 @@ fn answer_call(process: &Arc<Process>, models: &Option<Arc<dyn ModelResolver>>, 
                 call,
                 model,
                 version,
+                below,
             } => ToChild::Model {
                 call,
                 answer: match models {
-                    Some(m) => m.resolve(model, version).await,
+                    Some(m) => m.resolve(model, version, below).await,
                     None => ModelAnswer::Missing {
                         message: NO_MODELS.to_owned(),
                         lookup: true,

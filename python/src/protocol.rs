@@ -130,6 +130,10 @@ pub enum FromChild {
         call: u64,
         model: Option<String>,
         version: String,
+        /// For "latest": the highest valid version below this one (the
+        /// child falls back past versions whose `load_model` failed).
+        #[serde(default)]
+        below: Option<u64>,
     },
     /// `onnx_client.predict(...)` or `tensorflow_client.predict(...)`: run
     /// the model in the worker.

@@ -248,7 +248,12 @@ impl ApiModels {
 
 #[async_trait::async_trait]
 impl ModelResolver for ApiModels {
-    async fn resolve(&self, model: Option<String>, version: String) -> ModelAnswer {
+    async fn resolve(
+        &self,
+        model: Option<String>,
+        version: String,
+        below: Option<u64>,
+    ) -> ModelAnswer {
         let Some(worker) = self.worker.upgrade() else {
             return ModelAnswer::Missing {
                 message: "the worker is stopping".to_owned(),
@@ -269,9 +274,15 @@ impl ModelResolver for ApiModels {
                 .versions(&m.api, &m.model)
                 .into_iter()
                 .rev()
-                .find(|v| Catalog::valid(v))
+                .find(|v| Catalog::valid(v) && below.is_none_or(|b| v.version < b))
             {
                 Some(v) => v.clone(),
+                None if below.is_some() => {
+                    return lookup(format!(
+                        "model `{}` has no valid version that loads",
+                        m.model
+                    ));
+                }
                 None => return lookup(format!("model `{}` has no valid version", m.model)),
             }
         } else {

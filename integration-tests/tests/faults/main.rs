@@ -5,4 +5,5 @@
 mod cache_eviction;
 mod output_sizes;
 mod oversized;
+mod python_latest;
 mod symlinks;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use hotswap_proto::v1::ModelVersion;
-use hotswap_storage::{KeyCheck, Location, LocationError, Storage, check_key};
+use hotswap_storage::{KeyCheck, Listed, Location, LocationError, Storage, check_key};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -126,7 +126,16 @@ impl DiskCache {
                 let mut out = tokio::fs::File::create(&target)
                     .await
                     .map_err(|e| fail(local_error(&file.path, &target, e)))?;
-                let mut stream = folder.get(&file.path).await.map_err(|e| fail(e.into()))?;
+                // Pinned to the listing: a rewrite since is abandoned, not
+                // cached under this content hash.
+                let listed = Listed {
+                    size: file.size,
+                    etag: file.etag.clone(),
+                };
+                let mut stream = folder
+                    .get(&file.path, Some(&listed))
+                    .await
+                    .map_err(|e| fail(e.into()))?;
                 let mut written = 0u64;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| fail(e.into()))?;

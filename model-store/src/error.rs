@@ -49,9 +49,10 @@ impl ServiceError for Error {
             Error::InvalidArgument(_)
             | Error::Storage(hotswap_storage::Error::UnsafeKey { .. })
             | Error::Config { .. } => Code::InvalidArgument,
-            Error::Storage(hotswap_storage::Error::Backend { .. }) | Error::ShuttingDown => {
-                Code::Unavailable
-            }
+            Error::Storage(
+                hotswap_storage::Error::Backend { .. } | hotswap_storage::Error::Changed { .. },
+            )
+            | Error::ShuttingDown => Code::Unavailable,
             Error::Server(_) => Code::Internal,
         }
     }

@@ -20,6 +20,11 @@ pub enum Error {
 
     #[error("object key {key:?} could leave its folder; refused")]
     UnsafeKey { key: String },
+
+    /// The object is not what the listing saw (rewritten since): the
+    /// download is abandoned, and the next listing brings the new content.
+    #[error("object {key:?} changed since it was listed")]
+    Changed { key: String },
 }
 
 impl Error {

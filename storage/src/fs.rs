@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::{ByteStream, ObjectMeta, ObjectStore};
+use super::{ByteStream, Listed, ObjectMeta, ObjectStore};
 use crate::Error;
 
 pub struct LocalStore {
@@ -32,7 +32,7 @@ impl ObjectStore for LocalStore {
             .map_err(|e| Error::backend("local folder", e))?
     }
 
-    async fn get(&self, key: &str) -> Result<ByteStream, Error> {
+    async fn get(&self, key: &str, listed: Option<&Listed>) -> Result<ByteStream, Error> {
         let path = self.root.join(key);
         let file = tokio::fs::File::open(&path)
             .await
@@ -42,11 +42,50 @@ impl ObjectStore for LocalStore {
                 },
                 _ => io_error(&path, e),
             })?;
+        // The open file is what is read, whatever is renamed over the path
+        // meanwhile: it must be the one the listing saw, before and after.
+        let changed = || Error::Changed {
+            key: key.to_owned(),
+        };
+        let expected = listed.filter(|l| !l.etag.is_empty()).cloned();
+        if let Some(listed) = &expected {
+            let meta = file.metadata().await.map_err(|e| io_error(&path, e))?;
+            if meta.len() != listed.size || fingerprint(&meta) != listed.etag {
+                return Err(changed());
+            }
+        }
+        let at_end = match &expected {
+            Some(listed) => Some((
+                file.try_clone().await.map_err(|e| io_error(&path, e))?,
+                listed.etag.clone(),
+                changed(),
+            )),
+            None => None,
+        };
         let shown = path.display().to_string();
-        Ok(ReaderStream::new(file)
-            .map(move |r| r.map_err(|e| Error::backend(shown.clone(), e)))
-            .boxed())
+        let bytes =
+            ReaderStream::new(file).map(move |r| r.map_err(|e| Error::backend(shown.clone(), e)));
+        // An in-place rewrite during the read shows in the file's mtime.
+        let check = futures::stream::once(async move {
+            match at_end {
+                Some((file, etag, changed)) => match file.metadata().await {
+                    Ok(meta) if fingerprint(&meta) == etag => None,
+                    _ => Some(Err(changed)),
+                },
+                None => None,
+            }
+        })
+        .filter_map(futures::future::ready);
+        Ok(bytes.chain(check).boxed())
     }
+}
+
+/// What changes when a file is rewritten, for want of an ETag on a disk:
+/// mtime, size and inode together change on every rewrite, including an
+/// atomic rename over the file.
+fn fingerprint(meta: &std::fs::Metadata) -> String {
+    let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+    format!("{mtime_ns:x}-{:x}-{:x}", meta.len(), meta.ino())
 }
 
 /// Lists every file below `dir`. A folder that does not exist lists as empty,
@@ -102,13 +141,10 @@ fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
                 return Err(Error::backend(entry.path().display().to_string(), e));
             }
         };
-        // No ETag on a disk: mtime, size and inode together change on every
-        // rewrite, including an atomic rename over the file.
-        let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
         out.push(ObjectMeta {
             key: key.to_owned(),
             size: meta.len(),
-            etag: format!("{mtime_ns:x}-{:x}-{:x}", meta.len(), meta.ino()),
+            etag: fingerprint(&meta),
             modified: meta.modified().ok(),
         });
     }

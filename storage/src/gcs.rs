@@ -15,7 +15,7 @@ use gcloud_storage::http::objects::download::Range;
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
 
-use super::{ByteStream, ObjectMeta, ObjectStore, relative};
+use super::{ByteStream, Listed, ObjectMeta, ObjectStore, relative};
 use crate::Error;
 
 /// Where the GCS client connects. Credentials come from the standard Google
@@ -123,24 +123,31 @@ impl ObjectStore for GcsStore {
         Ok(out)
     }
 
-    async fn get(&self, key: &str) -> Result<ByteStream, Error> {
+    async fn get(&self, key: &str, listed: Option<&Listed>) -> Result<ByteStream, Error> {
+        // The listing's etag is the generation, which changes on every
+        // rewrite of the object: asking for that generation gets exactly
+        // the listed bytes, or 404 once it was replaced (kept, with object
+        // versioning on: then those bytes, as listed).
+        let generation: Option<i64> = listed.and_then(|l| l.etag.parse().ok());
         let request = GetObjectRequest {
             bucket: self.bucket.clone(),
             object: key.to_owned(),
+            generation,
             ..GetObjectRequest::default()
         };
         let stream = self
             .client
             .download_streamed_object(&request, &Range::default())
             .await
-            .map_err(|e| {
-                if status(&e) == Some(404) {
-                    Error::ObjectNotFound {
-                        key: key.to_owned(),
-                    }
-                } else {
-                    self.error(e)
-                }
+            .map_err(|e| match status(&e) {
+                // The listed generation is gone: replaced or deleted.
+                Some(404) if generation.is_some() => Error::Changed {
+                    key: key.to_owned(),
+                },
+                Some(404) => Error::ObjectNotFound {
+                    key: key.to_owned(),
+                },
+                _ => self.error(e),
             })?;
         let location = format!("gs://{}/{key}", self.bucket);
         Ok(stream

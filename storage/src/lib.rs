@@ -40,6 +40,17 @@ pub struct ObjectMeta {
 
 pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
 
+/// An object as a listing saw it: a download that names it gets those
+/// bytes or fails with [`Error::Changed`], never a newer upload (which the
+/// next listing announces under its own content hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub size: u64,
+    /// [`ObjectMeta::etag`] from the listing; empty: only the size is
+    /// checked.
+    pub etag: String,
+}
+
 /// A bucket (or a local root folder).
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
@@ -48,8 +59,9 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// of it: a partial listing would read as deleted models.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, Error>;
 
-    /// The bytes of the object at `key` (a full key, prefix included).
-    async fn get(&self, key: &str) -> Result<ByteStream, Error>;
+    /// The bytes of the object at `key` (a full key, prefix included); with
+    /// `listed`, only if it is still the object the listing saw.
+    async fn get(&self, key: &str, listed: Option<&Listed>) -> Result<ByteStream, Error>;
 }
 
 /// Endpoint and credential settings for the cloud backends.
@@ -73,11 +85,16 @@ impl Folder {
         self.store.list(&self.prefix).await
     }
 
-    /// The bytes of `rel`, a path relative to the folder; a path that could
-    /// leave the folder is refused before any request is made.
-    pub async fn get(&self, rel: &str) -> Result<ByteStream, Error> {
+    /// The bytes of `rel`, a path relative to the folder (with `listed`,
+    /// pinned to what a listing saw); a path that could leave the folder is
+    /// refused before any request is made.
+    pub async fn get(&self, rel: &str, listed: Option<&Listed>) -> Result<ByteStream, Error> {
         match check_key(rel) {
-            KeyCheck::File => self.store.get(&format!("{}{rel}", self.prefix)).await,
+            KeyCheck::File => {
+                self.store
+                    .get(&format!("{}{rel}", self.prefix), listed)
+                    .await
+            }
             KeyCheck::FolderMarker | KeyCheck::Unsafe(_) => Err(Error::UnsafeKey {
                 key: rel.to_owned(),
             }),

@@ -10,7 +10,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use futures::StreamExt;
 
-use super::{ByteStream, ObjectMeta, ObjectStore, relative};
+use super::{ByteStream, Listed, ObjectMeta, ObjectStore, relative};
 use crate::Error;
 
 /// Where the S3 client connects and as whom. Unset fields come from the
@@ -126,23 +126,24 @@ impl ObjectStore for S3Store {
         Ok(out)
     }
 
-    async fn get(&self, key: &str) -> Result<ByteStream, Error> {
-        let response = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    Error::ObjectNotFound {
-                        key: key.to_owned(),
-                    }
-                } else {
-                    self.error(e)
+    async fn get(&self, key: &str, listed: Option<&Listed>) -> Result<ByteStream, Error> {
+        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(etag) = listed.map(|l| &l.etag).filter(|e| !e.is_empty()) {
+            request = request.if_match(format!("\"{etag}\""));
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                Error::ObjectNotFound {
+                    key: key.to_owned(),
                 }
-            })?;
+            } else if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
+                Error::Changed {
+                    key: key.to_owned(),
+                }
+            } else {
+                self.error(e)
+            }
+        })?;
         let location = format!("s3://{}/{key}", self.bucket);
         let body = response.body;
         Ok(futures::stream::unfold(Some(body), move |body| {

@@ -5,5 +5,6 @@
 mod cache_eviction;
 mod output_sizes;
 mod oversized;
+mod pinned_downloads;
 mod python_latest;
 mod symlinks;

@@ -537,19 +537,27 @@ pub async fn read_objects(backend: Backend) {
         ("model.onnx", body.len() as u64)
     );
     let chunks: Vec<bytes::Bytes> = folder
-        .get("model.onnx")
+        .get("model.onnx", None)
         .await
         .unwrap()
         .try_collect()
         .await
         .unwrap();
     assert_eq!(chunks.concat(), body);
-    let missing = folder.get("nope.onnx").await.err().expect("missing object");
+    let missing = folder
+        .get("nope.onnx", None)
+        .await
+        .err()
+        .expect("missing object");
     assert!(
         matches!(missing, hotswap_storage::Error::ObjectNotFound { .. }),
         "{missing}"
     );
-    let escape = folder.get("../../etc/passwd").await.err().expect("refused");
+    let escape = folder
+        .get("../../etc/passwd", None)
+        .await
+        .err()
+        .expect("refused");
     assert!(
         matches!(escape, hotswap_storage::Error::UnsafeKey { .. }),
         "{escape}"

@@ -90,13 +90,15 @@ pub enum Seen {
     /// A complete snapshot (all its chunks) at a revision.
     Snapshot(u64),
     Event(EventKind, ModelVersion),
+    /// A source listed for the first time (api, position).
+    Listed(String, u32),
 }
 
 impl Seen {
     pub fn event(&self) -> Option<(EventKind, &ModelVersion)> {
         match self {
             Seen::Event(kind, version) => Some((*kind, version)),
-            Seen::Snapshot(_) => None,
+            Seen::Snapshot(_) | Seen::Listed(..) => None,
         }
     }
 }
@@ -112,6 +114,9 @@ pub struct Watcher {
     pub view: BTreeMap<Key, ModelVersion>,
     building: Option<BTreeMap<Key, ModelVersion>>,
     pub seen: Vec<Seen>,
+    /// Sources (api, position) the store has listed: from SOURCE_LISTED
+    /// events, and every source not named unknown in the last snapshot.
+    pub listed: std::collections::BTreeSet<(String, u32)>,
 }
 
 impl Watcher {
@@ -134,6 +139,7 @@ impl Watcher {
             view: BTreeMap::new(),
             building: None,
             seen: Vec::new(),
+            listed: Default::default(),
         }
     }
 
@@ -168,6 +174,17 @@ impl Watcher {
             watch_response::Kind::Snapshot(chunk) => {
                 if chunk.first {
                     self.building = Some(BTreeMap::new());
+                    self.listed = chunk
+                        .apis
+                        .iter()
+                        .flat_map(|a| (0..a.sources.len() as u32).map(|p| (a.name.clone(), p)))
+                        .filter(|(api, p)| {
+                            !chunk
+                                .unknown_sources
+                                .iter()
+                                .any(|u| u.api == *api && u.position == *p)
+                        })
+                        .collect();
                 }
                 let building = self
                     .building
@@ -196,6 +213,11 @@ impl Watcher {
                 );
                 self.revision = message.revision;
                 let kind = EventKind::try_from(event.kind).expect("event kind");
+                if kind == EventKind::SourceListed {
+                    let source = event.source.expect("the listed source");
+                    self.listed.insert((source.api.clone(), source.position));
+                    return Some(Seen::Listed(source.api, source.position));
+                }
                 let version = event.version.expect("event version");
                 match kind {
                     EventKind::Removed => {
@@ -216,7 +238,9 @@ impl Watcher {
                             "updated unknown"
                         );
                     }
-                    EventKind::Unspecified => panic!("unspecified event kind"),
+                    EventKind::Unspecified | EventKind::SourceListed => {
+                        panic!("unexpected event kind {kind:?}")
+                    }
                 }
                 Some(Seen::Event(kind, version))
             }

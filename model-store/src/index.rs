@@ -4,12 +4,13 @@
 
 mod query;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotswap_proto::v1::{
-    Api, EventKind, ModelVersion, SourceStatus, VersionEvent, WatchResponse, watch_response,
+    Api, EventKind, ModelVersion, SourceRef, SourceStatus, VersionEvent, WatchResponse,
+    watch_response,
 };
 use tokio::sync::broadcast;
 
@@ -52,6 +53,8 @@ pub struct Snapshot {
     pub revision: u64,
     pub apis: Vec<Api>,
     pub versions: Vec<Arc<ModelVersion>>,
+    /// Sources not listed yet: unknown, not empty.
+    pub unknown: Vec<SourceRef>,
 }
 
 /// Where a subscriber starts.
@@ -72,6 +75,9 @@ pub struct Index {
     history_limit: usize,
     events: broadcast::Sender<Arc<WatchResponse>>,
     sources: BTreeMap<String, Vec<SourceStatus>>,
+    /// Sources (api, position) listed and settled in this incarnation; the
+    /// others are unknown, and a snapshot says so.
+    listed: BTreeSet<(String, u32)>,
 }
 
 impl Index {
@@ -103,6 +109,7 @@ impl Index {
             history_limit,
             events,
             sources,
+            listed: BTreeSet::new(),
         }
     }
 
@@ -193,15 +200,37 @@ impl Index {
             .collect()
     }
 
+    /// Records that a source has been listed and its first versions
+    /// settled: it is known from now on. The first time, subscribers are
+    /// told (SOURCE_LISTED), so they drop what they kept of it from before.
+    pub fn mark_listed(&mut self, api: &str, position: u32) -> Option<Arc<WatchResponse>> {
+        if !self.listed.insert((api.to_owned(), position)) {
+            return None;
+        }
+        Some(self.publish_event(VersionEvent {
+            kind: EventKind::SourceListed as i32,
+            version: None,
+            source: Some(SourceRef {
+                api: api.to_owned(),
+                position,
+            }),
+        }))
+    }
+
     fn publish(&mut self, kind: EventKind, version: Arc<ModelVersion>) -> Arc<WatchResponse> {
+        self.publish_event(VersionEvent {
+            kind: kind as i32,
+            version: Some(ModelVersion::clone(&version)),
+            source: None,
+        })
+    }
+
+    fn publish_event(&mut self, event: VersionEvent) -> Arc<WatchResponse> {
         self.revision += 1;
         let event = Arc::new(WatchResponse {
             incarnation: self.incarnation.clone(),
             revision: self.revision,
-            kind: Some(watch_response::Kind::Event(VersionEvent {
-                kind: kind as i32,
-                version: Some(ModelVersion::clone(&version)),
-            })),
+            kind: Some(watch_response::Kind::Event(event)),
         });
         self.history.push_back(event.clone());
         while self.history.len() > self.history_limit {
@@ -243,10 +272,22 @@ impl Index {
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        let unknown = self
+            .apis
+            .iter()
+            .flat_map(|api| {
+                (0..api.sources.len() as u32).map(|position| SourceRef {
+                    api: api.name.clone(),
+                    position,
+                })
+            })
+            .filter(|s| !self.listed.contains(&(s.api.clone(), s.position)))
+            .collect();
         Snapshot {
             revision: self.revision,
             apis: self.apis.clone(),
             versions: self.published.values().cloned().collect(),
+            unknown,
         }
     }
 

@@ -137,13 +137,24 @@ impl SourceTask {
                     }
                     failures = 0;
                     let first = *first_success.get_or_insert(started);
-                    initial_done |= started.duration_since(first) >= self.settings.settle;
+                    if started.duration_since(first) >= self.settings.settle {
+                        initial_done = true;
+                        // Listed, and what it held at the first listing has
+                        // settled: the source is known (told once).
+                        let listed =
+                            lock(&self.index).mark_listed(&self.api.name, self.position as u32);
+                        if let Some(event) = listed {
+                            tracing::info!(api = %self.api.name, location = %self.source.location, revision = event.revision, "source listed");
+                        }
+                    }
                     started + self.settings.interval
                 }
                 Err(e) => {
                     failures += 1;
                     // A failed first attempt still completes the first
                     // index: the store serves what it has and keeps trying.
+                    // The source stays unknown (not empty) to subscribers
+                    // until a listing succeeds.
                     initial_done = true;
                     let backoff = self.backoff(failures);
                     tracing::warn!(

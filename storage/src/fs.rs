@@ -88,11 +88,12 @@ fn fingerprint(meta: &std::fs::Metadata) -> String {
     format!("{mtime_ns:x}-{:x}-{:x}", meta.len(), meta.ino())
 }
 
-/// Lists every file below `dir`. A folder that does not exist lists as empty,
-/// like a prefix with no objects; any other I/O error fails the listing.
+/// Lists every file below `dir`. A folder that does not exist fails the
+/// listing, as a missing bucket does: an unmounted volume or a folder
+/// renamed away for a moment is unknown, not empty (an emptied folder
+/// lists as empty).
 fn walk(dir: &Path) -> Result<Vec<ObjectMeta>, Error> {
     match std::fs::metadata(dir) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_error(dir, e)),
         Ok(m) if !m.is_dir() => {
             return Err(Error::backend(dir.display().to_string(), "not a folder"));

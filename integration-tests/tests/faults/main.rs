@@ -3,6 +3,7 @@
 //! failed because of it.
 
 mod cache_eviction;
+mod outage;
 mod output_sizes;
 mod oversized;
 mod pinned_downloads;

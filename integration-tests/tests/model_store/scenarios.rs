@@ -624,7 +624,10 @@ pub async fn bucket_trouble(backend: Backend) {
     }
     bucket.put("iris/1/model.onnx", "v1").await;
     let mut w = Watcher::synced(&server).await;
-    w.until("iris 1", |w| w.has("iris", "iris", 1)).await;
+    w.until("iris 1, and its source listed", |w| {
+        w.has("iris", "iris", 1) && w.listed.contains(&("iris".to_owned(), 0))
+    })
+    .await;
     wait_health(&mut health, "hotswap.v1.ModelStore", serving).await;
 
     // The bucket goes away: the version stays published.

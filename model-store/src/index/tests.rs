@@ -253,3 +253,26 @@ fn queries_name_what_exists() {
     assert_eq!(e, "model `x` not found in api `api`; models: m");
     assert!(idx.list_models("nope").is_err());
 }
+
+#[test]
+fn sources_are_unknown_until_listed_and_said_so_once() {
+    let api = Api {
+        name: "api".into(),
+        sources: vec![hotswap_proto::v1::ModelSource::default(); 2],
+        ..Api::default()
+    };
+    let mut idx = Index::new(vec![api], 100, 16);
+    let unknown =
+        |idx: &Index| -> Vec<u32> { idx.snapshot().unknown.iter().map(|s| s.position).collect() };
+    assert_eq!(unknown(&idx), vec![0, 1], "nothing listed yet");
+    let event = idx.mark_listed("api", 1).expect("told once");
+    let Some(watch_response::Kind::Event(e)) = &event.kind else {
+        panic!("an event")
+    };
+    assert_eq!(EventKind::try_from(e.kind), Ok(EventKind::SourceListed));
+    assert_eq!(e.source.as_ref().map(|s| s.position), Some(1));
+    assert!(e.version.is_none());
+    assert_eq!(unknown(&idx), vec![0]);
+    assert!(idx.mark_listed("api", 1).is_none(), "only the first time");
+    assert_eq!(idx.revision(), 1);
+}

@@ -102,6 +102,7 @@ pub(crate) fn snapshot_chunks(incarnation: &str, snapshot: Snapshot) -> VecDeque
     let mut chunks: Vec<SnapshotChunk> = vec![SnapshotChunk {
         first: true,
         apis: snapshot.apis,
+        unknown_sources: snapshot.unknown,
         ..SnapshotChunk::default()
     }];
     let mut size = chunks[0].encoded_len();
@@ -223,6 +224,7 @@ mod tests {
                 revision: 7,
                 apis: vec![Api::default()],
                 versions,
+                unknown: Vec::new(),
             },
         );
         assert!(chunks.len() >= 3, "{} chunks", chunks.len());

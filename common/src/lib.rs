@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod catalog;
 pub mod client;
 pub mod context;

@@ -12,6 +12,7 @@ use hotswap_proto::v1::{WatchRequest, watch_response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff;
 use crate::catalog::{Applied, Catalog, CatalogBuilder, Pins};
 use crate::client::{AddressError, PeerStatus, endpoint};
 use hotswap_proto::error::Report;
@@ -64,7 +65,7 @@ pub async fn run(
     stats: Arc<SubscriptionStats>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = BACKOFF_START;
+    let mut backoff = backoff::delays(BACKOFF_START, BACKOFF_MAX);
     let mut resume = true;
     let mut pins = Pins::default();
     loop {
@@ -72,14 +73,14 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             r = follow(&model_store, &catalog, &stats, &mut backoff, &mut resume, &mut pins) => r,
         };
+        let delay = backoff.next_delay();
         if let Err(e) = result {
-            tracing::warn!(model_store = %model_store, error = %Report(&e), retry_in = ?backoff, "model-store subscription interrupted");
+            tracing::warn!(model_store = %model_store, error = %Report(&e), retry_in = ?delay, "model-store subscription interrupted");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(delay) => {}
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
@@ -93,7 +94,7 @@ async fn follow(
     model_store: &str,
     catalog: &watch::Sender<Arc<Catalog>>,
     stats: &SubscriptionStats,
-    backoff: &mut Duration,
+    backoff: &mut backoff::Delays,
     resume: &mut bool,
     pins: &mut Pins,
 ) -> Result<(), Interrupted> {
@@ -134,7 +135,7 @@ async fn follow(
         let Some(msg) = msg else {
             return Err(Interrupted::Ended);
         };
-        *backoff = BACKOFF_START;
+        backoff.reset();
         let is_event = matches!(msg.kind, Some(watch_response::Kind::Event(_)));
         match builder.apply(&mut working, msg) {
             Applied::Pending => {}

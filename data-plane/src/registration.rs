@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hotswap_common::backoff;
 use hotswap_common::client::{AddressError, PeerStatus, endpoint};
 use hotswap_proto::HEARTBEAT;
 use hotswap_proto::error::Report;
@@ -63,20 +64,20 @@ pub async fn run(worker: Arc<Worker>, registration: Registration, shutdown: Canc
     }
     let id = uuid::Uuid::new_v4().to_string();
     tracing::info!(control_plane = %registration.control_plane, address = %registration.address, worker_id = %id, "registering with the control plane");
-    let mut backoff = BACKOFF_START;
+    let mut backoff = backoff::delays(BACKOFF_START, BACKOFF_MAX);
     loop {
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
             r = session(&worker, &registration, &id, &mut backoff) => r,
         };
+        let delay = backoff.next_delay();
         if let Err(e) = result {
-            tracing::warn!(control_plane = %registration.control_plane, error = %Report(&e), retry_in = ?backoff, "control-plane registration interrupted");
+            tracing::warn!(control_plane = %registration.control_plane, error = %Report(&e), retry_in = ?delay, "control-plane registration interrupted");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(delay) => {}
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
@@ -84,7 +85,7 @@ async fn session(
     worker: &Worker,
     registration: &Registration,
     id: &str,
-    backoff: &mut Duration,
+    backoff: &mut backoff::Delays,
 ) -> Result<(), Interrupted> {
     let channel = endpoint(&registration.control_plane)?
         .connect_timeout(Duration::from_secs(2))
@@ -121,7 +122,7 @@ async fn session(
         .await
         .map_err(|s| Interrupted::Register(PeerStatus(s)))?
         .into_inner();
-    *backoff = BACKOFF_START;
+    backoff.reset();
     let mut last_sent = Instant::now();
     let mut tick = tokio::time::interval(CHECK);
     // The control plane replies every heartbeat; silence means it is gone.

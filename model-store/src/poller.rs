@@ -11,6 +11,7 @@ use hotswap_proto::v1::{EventKind, SourceStatus, VersionState, WatchResponse, wa
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use hotswap_common::backoff;
 use hotswap_proto::error::{Report, report};
 use hotswap_storage::{Folder, KeyCheck, ObjectMeta, Storage, check_key};
 
@@ -126,6 +127,7 @@ impl SourceTask {
         let mut initial_done = false;
         let mut counted = false;
         let mut failures: u32 = 0;
+        let mut backoff = backoff::delays(self.settings.interval, self.settings.max_backoff);
         let mut folder: Option<Folder> = None;
         loop {
             let started = Instant::now();
@@ -136,6 +138,7 @@ impl SourceTask {
                         tracing::info!(api = %self.api.name, location = %self.source.location, "source reachable again");
                     }
                     failures = 0;
+                    backoff.reset();
                     let first = *first_success.get_or_insert(started);
                     if started.duration_since(first) >= self.settings.settle {
                         initial_done = true;
@@ -156,17 +159,17 @@ impl SourceTask {
                     // The source stays unknown (not empty) to subscribers
                     // until a listing succeeds.
                     initial_done = true;
-                    let backoff = self.backoff(failures);
+                    let delay = backoff.next_delay();
                     tracing::warn!(
                         api = %self.api.name,
                         location = %self.source.location,
                         failures,
-                        retry_in = ?backoff,
+                        retry_in = ?delay,
                         error = %Report(&e),
                         "listing failed; keeping the versions last seen there"
                     );
                     self.record(Err((report(&e), failures)));
-                    Instant::now() + backoff
+                    Instant::now() + delay
                 }
             };
             if initial_done && !counted {
@@ -289,11 +292,6 @@ impl SourceTask {
             };
             std::mem::replace(h, new) != new
         });
-    }
-
-    fn backoff(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.min(16));
-        (self.settings.interval * factor).min(self.settings.max_backoff)
     }
 }
 

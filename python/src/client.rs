@@ -324,9 +324,7 @@ impl PythonClient {
             .get(&key)
             .filter(|f| f.content_hash == content_hash)
             .map_or(1, |f| f.attempts + 1);
-        let delay = RETRY_START
-            .saturating_mul(1 << (attempts - 1).min(16))
-            .min(RETRY_MAX);
+        let delay = hotswap_common::backoff::nth(RETRY_START, RETRY_MAX, attempts);
         let message = e
             .value(py)
             .repr()

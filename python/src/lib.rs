@@ -17,14 +17,7 @@ mod link;
 mod pool;
 pub mod protocol;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
-
 pub use child::child_main;
 pub use error::{CallError, StartError, Traceback};
+use hotswap_common::lock;
 pub use pool::{ModelResolver, ProcessConfig, PythonPool, PythonPredictorSpec, THREAD_VARS};
-
-/// Locks a mutex whose holders never leave its data half-updated, so a
-/// panic elsewhere while holding it does not make it unusable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}

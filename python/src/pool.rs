@@ -22,6 +22,7 @@ use super::protocol::{
 };
 use crate::error::{CallError, StartError, Traceback};
 use crate::{fd, lock};
+use hotswap_common::backoff;
 use hotswap_proto::error::Report;
 
 /// How long a child may take to import the user's file and build the
@@ -451,7 +452,7 @@ async fn supervise(
     mut child: tokio::process::Child,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = RESTART_START;
+    let mut backoff = backoff::delays(RESTART_START, RESTART_MAX);
     loop {
         let gone = slot.load_full().map(|p| p.gone.clone()).unwrap_or_default();
         let status = tokio::select! {
@@ -471,19 +472,18 @@ async fn supervise(
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(backoff.next_delay()) => {}
             }
             match spawn(&spec).await {
                 Ok((process, new_child)) => {
                     tracing::info!(file = %spec.file, pid = process.pid, "Python process restarted");
                     slot.store(Some(process));
                     child = new_child;
-                    backoff = RESTART_START;
+                    backoff.reset();
                     break;
                 }
                 Err(e) => {
-                    backoff = (backoff * 2).min(RESTART_MAX);
-                    tracing::warn!(file = %spec.file, error = %Report(&e), retry_in = ?backoff, "Python process failed to restart");
+                    tracing::warn!(file = %spec.file, error = %Report(&e), "Python process failed to restart");
                 }
             }
         }

@@ -147,9 +147,7 @@ impl Worker {
             Some(f) if f.content_hash == target.content_hash => f.attempts + 1,
             _ => 1,
         };
-        let delay = RETRY_START
-            .saturating_mul(1 << (attempts - 1).min(16))
-            .min(RETRY_MAX);
+        let delay = hotswap_common::backoff::nth(RETRY_START, RETRY_MAX, attempts);
         tracing::warn!(version = %key, error = %Report(e), attempt = attempts, retry_in = ?delay,
             serving = ?slot.current.load().as_ref().map(|l| short(&l.content_hash)),
             "version failed to load; the previous content (if any) keeps serving");

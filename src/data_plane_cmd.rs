@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, ProcessConfig, ServeConfig, WorkerConfig};
+use hotswap_data_plane::{
+    DEFAULT_MAX_REQUEST_BYTES, DownloadLimits, ProcessConfig, ServeConfig, WorkerConfig,
+};
 
 use crate::environment::Environment;
 
@@ -37,6 +39,10 @@ pub struct Args {
     /// into it).
     #[arg(long, env = "HOTSWAP_PYTHON_VENV")]
     python_venv: Option<PathBuf>,
+    /// How long a download may wait for an object's first byte, or for its
+    /// next bytes, before it is abandoned and tried again.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    download_timeout: std::time::Duration,
     #[command(flatten)]
     storage: crate::storage_args::StorageArgs,
 }
@@ -51,6 +57,11 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
             advertise: args.advertise,
             python: python(args.python_venv, env),
             runtimes: env.runtimes.clone(),
+            downloads: DownloadLimits {
+                first_byte: args.download_timeout,
+                stall: args.download_timeout,
+                ..DownloadLimits::default()
+            },
         },
         max_request_bytes: args.max_request_bytes,
     };

@@ -64,6 +64,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
                 advertise: None,
                 python: crate::data_plane_cmd::python(args.python_venv, env),
                 runtimes: env.runtimes.clone(),
+                downloads: Default::default(),
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         },

@@ -5,42 +5,23 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures::StreamExt;
+mod download;
+
+use hotswap_common::backoff;
+use hotswap_proto::error::Report;
 use hotswap_proto::v1::ModelVersion;
-use hotswap_storage::{KeyCheck, Listed, Location, LocationError, Storage, check_key};
+use hotswap_storage::Storage;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::Error;
 
-/// Why a version's files did not make it into the cache.
-#[derive(Debug, thiserror::Error)]
-pub enum DownloadError {
-    #[error("location {location}")]
-    Location {
-        location: String,
-        #[source]
-        source: LocationError,
-    },
+pub use download::{DownloadError, DownloadLimits};
 
-    #[error(transparent)]
-    Storage(#[from] hotswap_storage::Error),
-
-    #[error("file path {0:?} could leave the cache; refused")]
-    UnsafePath(String),
-
-    #[error("{path}: got {got} bytes, the listing said {listed}; it changed during the download")]
-    SizeChanged { path: String, got: u64, listed: u64 },
-
-    /// The local disk failed; the path and error went to the log, callers
-    /// get what failed and the kind of error.
-    #[error("writing {what} to the worker's disk cache failed: {kind}")]
-    Disk {
-        what: String,
-        kind: std::io::ErrorKind,
-    },
-}
+/// Waits between tries of a failed download.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Marks a folder as a hotswap cache, which a worker may empty.
 const MARKER: &str = ".hotswap-cache";
@@ -48,6 +29,7 @@ const MARKER: &str = ".hotswap-cache";
 pub struct DiskCache {
     root: PathBuf,
     storage: Arc<Storage>,
+    limits: DownloadLimits,
 }
 
 impl DiskCache {
@@ -55,7 +37,11 @@ impl DiskCache {
     /// worker left (its contents are not accounted for). A non-empty folder
     /// without the cache's marker file is refused rather than emptied: a
     /// mistyped `--cache-dir` must not delete someone's files.
-    pub fn new(root: PathBuf, storage: Arc<Storage>) -> std::io::Result<DiskCache> {
+    pub fn new(
+        root: PathBuf,
+        storage: Arc<Storage>,
+        limits: DownloadLimits,
+    ) -> std::io::Result<DiskCache> {
         let marker = root.join(MARKER);
         if root.exists() {
             let mut entries = std::fs::read_dir(&root)?.peekable();
@@ -80,103 +66,47 @@ impl DiskCache {
             &marker,
             "hotswap worker disk cache: emptied at every worker start\n",
         )?;
-        Ok(DiskCache { root, storage })
+        Ok(DiskCache {
+            root,
+            storage,
+            limits,
+        })
     }
 
     /// The folder holding `version`'s files, downloading them if needed.
+    /// A download that fails for a reason that may pass (a stall, the
+    /// store unreachable) is tried again after a jittered backoff, up to
+    /// the limits' attempts.
     pub async fn fetch(&self, version: &ModelVersion) -> Result<PathBuf, Error> {
         let dir = self.dir_for(version);
         if tokio::fs::try_exists(&dir).await.unwrap_or(false) {
             return Ok(dir);
         }
         let what = describe(version);
-        let fail = |source: DownloadError| Error::Download {
-            what: what.clone(),
-            source,
-        };
-        let location = Location::parse(&version.location, Path::new("/")).map_err(|source| {
-            fail(DownloadError::Location {
-                location: version.location.clone(),
-                source,
-            })
-        })?;
-        let folder = self
-            .storage
-            .open(&location)
-            .await
-            .map_err(|e| fail(e.into()))?;
-        let tmp = self
-            .root
-            .join(".tmp")
-            .join(uuid::Uuid::new_v4().to_string());
-        let result = async {
-            tokio::fs::create_dir_all(&tmp)
-                .await
-                .map_err(|e| fail(local_error("the cache folder", &tmp, e)))?;
-            for file in &version.files {
-                let KeyCheck::File = check_key(&file.path) else {
-                    return Err(fail(DownloadError::UnsafePath(file.path.clone())));
-                };
-                let target = tmp.join(&file.path);
-                if let Some(parent) = target.parent() {
-                    tokio::fs::create_dir_all(parent)
-                        .await
-                        .map_err(|e| fail(local_error("the cache folder", parent, e)))?;
-                }
-                let mut out = tokio::fs::File::create(&target)
-                    .await
-                    .map_err(|e| fail(local_error(&file.path, &target, e)))?;
-                // Pinned to the listing: a rewrite since is abandoned, not
-                // cached under this content hash.
-                let listed = Listed {
-                    size: file.size,
-                    etag: file.etag.clone(),
-                };
-                let mut stream = folder
-                    .get(&file.path, Some(&listed))
-                    .await
-                    .map_err(|e| fail(e.into()))?;
-                let mut written = 0u64;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| fail(e.into()))?;
-                    written += chunk.len() as u64;
-                    // A file that grew since it was listed is a newer upload:
-                    // stop early, the next event brings the right size.
-                    if written > file.size {
-                        break;
-                    }
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(|e| fail(local_error(&file.path, &target, e)))?;
-                }
-                if written != file.size {
-                    return Err(fail(DownloadError::SizeChanged {
-                        path: file.path.clone(),
-                        got: written,
-                        listed: file.size,
-                    }));
-                }
-                out.flush()
-                    .await
-                    .map_err(|e| fail(local_error(&file.path, &target, e)))?;
+        let mut delays = backoff::delays(RETRY_MIN, RETRY_MAX);
+        let mut attempt = 1;
+        loop {
+            let tmp = self
+                .root
+                .join(".tmp")
+                .join(uuid::Uuid::new_v4().to_string());
+            let result =
+                download::version(&self.storage, &self.limits, version, &what, &tmp, &dir).await;
+            if tokio::fs::try_exists(&tmp).await.unwrap_or(false) {
+                let _ = tokio::fs::remove_dir_all(&tmp).await;
             }
-            if let Some(parent) = dir.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(|e| fail(local_error("the cache folder", parent, e)))?;
-            }
-            match tokio::fs::rename(&tmp, &dir).await {
-                Ok(()) => Ok(()),
-                // Another download of the same content finished first.
-                Err(_) if tokio::fs::try_exists(&dir).await.unwrap_or(false) => Ok(()),
-                Err(e) => Err(fail(local_error("the cache folder", &dir, e))),
+            match result {
+                Ok(()) => return Ok(dir),
+                Err(e) if e.may_pass() && attempt < self.limits.attempts => {
+                    let delay = delays.next_delay();
+                    tracing::warn!(version = %what, error = %Report(&e), attempt, retry_in = ?delay,
+                        "download failed; trying again");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(source) => return Err(Error::Download { what, source }),
             }
         }
-        .await;
-        if tokio::fs::try_exists(&tmp).await.unwrap_or(false) {
-            let _ = tokio::fs::remove_dir_all(&tmp).await;
-        }
-        result.map(|()| dir)
     }
 
     /// Deletes a version's folder (it may be in use by a loaded model: the
@@ -217,16 +147,6 @@ fn safe_name(name: &str) -> String {
     }
     let digest = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
     format!("{clean}~{digest}")
-}
-
-/// A local disk error for callers: what failed, without the cache's paths
-/// (logged here instead, for operators).
-fn local_error(what: &str, path: &Path, e: std::io::Error) -> DownloadError {
-    tracing::warn!(path = %path.display(), error = %e, "disk cache error");
-    DownloadError::Disk {
-        what: what.to_owned(),
-        kind: e.kind(),
-    }
 }
 
 pub fn describe(version: &ModelVersion) -> String {
@@ -273,6 +193,7 @@ mod tests {
         let cache = DiskCache::new(
             cache_root.clone(),
             Arc::new(Storage::new(StorageOptions::default())),
+            DownloadLimits::default(),
         )
         .unwrap();
 

@@ -21,7 +21,7 @@ pub mod tensor;
 pub mod worker;
 
 pub use backend::RuntimeConfig;
-pub use cache::DownloadError;
+pub use cache::{DownloadError, DownloadLimits};
 pub use error::Error;
 pub use hotswap_proto::DEFAULT_MAX_REQUEST_BYTES;
 pub use hotswap_python::ProcessConfig;

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::backend::RuntimeConfig;
-use crate::cache::DiskCache;
+use crate::cache::{DiskCache, DownloadLimits};
 use crate::stats::Stats;
 use crate::table::{Loaded, Table, TableStats};
 use crate::tensor::Tensor;
@@ -50,6 +50,8 @@ pub struct WorkerConfig {
     pub python: ProcessConfig,
     /// Where the inference runtimes' libraries are.
     pub runtimes: RuntimeConfig,
+    /// Bounds on downloads (waits, tries, progress logs).
+    pub downloads: DownloadLimits,
 }
 
 pub struct Worker {
@@ -95,9 +97,11 @@ impl Worker {
         let storage = Arc::new(Storage::new(config.storage));
         let (control_plane, advertise) = (config.control_plane, config.advertise);
         let cache =
-            DiskCache::new(cache_dir.clone(), storage).map_err(|source| Error::CacheFolder {
-                path: cache_dir.clone(),
-                source,
+            DiskCache::new(cache_dir.clone(), storage, config.downloads).map_err(|source| {
+                Error::CacheFolder {
+                    path: cache_dir.clone(),
+                    source,
+                }
             })?;
         let (tx, rx) = watch::channel(Arc::new(Catalog::default()));
         let shutdown = CancellationToken::new();

@@ -34,6 +34,10 @@ pub struct WorkerOptions {
     /// The virtualenv for Python predictors.
     pub python_venv: Option<PathBuf>,
     pub max_request_bytes: Option<usize>,
+    /// Download limits [default: the worker's own].
+    pub downloads: Option<hotswap_data_plane::DownloadLimits>,
+    /// Where the worker downloads from [default: the bucket's emulator].
+    pub storage: Option<hotswap_storage::StorageOptions>,
 }
 
 impl WorkerServer {
@@ -49,11 +53,12 @@ impl WorkerServer {
         let worker = Worker::start(WorkerConfig {
             model_store: model_store.to_string(),
             cache_dir: options.cache_dir,
-            storage: bucket.storage_options(),
+            storage: options.storage.unwrap_or_else(|| bucket.storage_options()),
             control_plane: options.control_plane,
             advertise: None,
             python: crate::process::python(options.python_venv),
             runtimes: crate::process::runtimes(),
+            downloads: options.downloads.unwrap_or_default(),
         })
         .expect("start the worker");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -30,12 +30,22 @@ pub struct S3Options {
 /// with a region, and us-east-1 is what the global endpoint answers as.
 const FALLBACK_REGION: &str = "us-east-1";
 
+/// Connecting to S3 takes less than this, or fails.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn client(options: &S3Options) -> Client {
     // rustls with ring: no C toolchain beyond what cargo needs, no OpenSSL.
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    // A store that does not accept the connection fails fast (the request
+    // as a whole is bounded by its callers: listing and download limits).
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(timeouts);
     if let Some(endpoint) = &options.endpoint {
         loader = loader.endpoint_url(endpoint);
     }

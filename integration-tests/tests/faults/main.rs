@@ -8,4 +8,5 @@ mod output_sizes;
 mod oversized;
 mod pinned_downloads;
 mod python_latest;
+mod stalled_download;
 mod symlinks;

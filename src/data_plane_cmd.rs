@@ -39,6 +39,14 @@ pub struct Args {
     /// into it).
     #[arg(long, env = "HOTSWAP_PYTHON_VENV")]
     python_venv: Option<PathBuf>,
+    /// A Python predictor's call running longer fails (DEADLINE_EXCEEDED)
+    /// and its process is replaced.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    python_call_timeout: std::time::Duration,
+    /// Calls that may wait for a free Python thread, per API; more are
+    /// refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = hotswap_python::DEFAULT_MAX_QUEUED)]
+    python_max_queued: usize,
     /// How long a download may wait for an object's first byte, or for its
     /// next bytes, before it is abandoned and tried again.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -55,7 +63,11 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
             storage: args.storage.options(env),
             control_plane: args.control_plane,
             advertise: args.advertise,
-            python: python(args.python_venv, env),
+            python: ProcessConfig {
+                call_timeout: args.python_call_timeout,
+                max_queued: args.python_max_queued,
+                ..python(args.python_venv, env)
+            },
             runtimes: env.runtimes.clone(),
             downloads: DownloadLimits {
                 first_byte: args.download_timeout,
@@ -76,8 +88,8 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
 /// user's virtualenv, the thread variables the user set.
 pub fn python(venv: Option<PathBuf>, env: &Environment) -> ProcessConfig {
     ProcessConfig {
-        exe: None,
         venv,
         user_thread_vars: env.python_thread_vars.clone(),
+        ..ProcessConfig::default()
     }
 }

@@ -103,6 +103,8 @@ impl ServiceError for Error {
                 CallError::Lookup(_) => Code::NotFound,
                 CallError::Raised(_) => Code::Internal,
                 CallError::ProcessDied { .. } | CallError::NoProcess { .. } => Code::Unavailable,
+                CallError::TimedOut { .. } => Code::DeadlineExceeded,
+                CallError::Busy { .. } => Code::ResourceExhausted,
             },
             Error::Inference(_) | Error::CacheFolder { .. } | Error::Server(_) => Code::Internal,
         }
@@ -115,9 +117,12 @@ impl ServiceError for Error {
         }
     }
 
-    /// A call that was running when its Python process died may be what
-    /// killed it: once is enough.
+    /// A call that was running when its Python process died, or that ran
+    /// past its time limit, may be what broke the process: once is enough.
     fn no_retry(&self) -> bool {
-        matches!(self, Error::Predictor(CallError::ProcessDied { .. }))
+        matches!(
+            self,
+            Error::Predictor(CallError::ProcessDied { .. } | CallError::TimedOut { .. })
+        )
     }
 }

@@ -170,7 +170,7 @@ pub fn python(venv: Option<PathBuf>) -> hotswap_data_plane::ProcessConfig {
     hotswap_data_plane::ProcessConfig {
         exe: Some(hotswap_binary()),
         venv,
-        user_thread_vars: Vec::new(),
+        ..hotswap_data_plane::ProcessConfig::default()
     }
 }
 

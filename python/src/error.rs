@@ -59,4 +59,12 @@ pub enum CallError {
     /// No process is running (they are being restarted).
     #[error("{file}: no Python process is running; restarting")]
     NoProcess { file: String },
+
+    /// The call ran past the time limit; its process was replaced.
+    #[error("{file}: predict did not answer within {limit:?}; its process was replaced")]
+    TimedOut { file: String, limit: Duration },
+
+    /// Too many calls wait for a free Python thread already.
+    #[error("{file}: {queued} calls are waiting for the predictor already; try again later")]
+    Busy { file: String, queued: usize },
 }

@@ -20,4 +20,7 @@ pub mod protocol;
 pub use child::child_main;
 pub use error::{CallError, StartError, Traceback};
 use hotswap_common::lock;
-pub use pool::{ModelResolver, ProcessConfig, PythonPool, PythonPredictorSpec, THREAD_VARS};
+pub use pool::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_QUEUED, ModelResolver, ProcessConfig, PythonPool,
+    PythonPredictorSpec, THREAD_VARS,
+};

@@ -1,35 +1,29 @@
-//! The worker side: `processes` Python children for one predictor, calls
-//! spread over the live ones, each child restarted (with backoff) when it
-//! dies. Calls running on a child that dies fail with UNAVAILABLE (and are
-//! not retried elsewhere: they may be what killed it); later calls go to the
-//! others, then to the restarted child.
+//! The worker side: `processes` Python children for one predictor, each
+//! restarted (with backoff) when it dies. A call waits in the worker for a
+//! free Python thread (each process takes as many calls as it has threads,
+//! so nothing queues inside a process that may hang), within a bound: one
+//! more is refused. A call that runs past its time limit fails, and its
+//! process, which may be stuck, is killed and replaced. Calls running on a
+//! child that dies fail with UNAVAILABLE (and are not retried elsewhere:
+//! they may be what killed it); later calls go to the others, then to the
+//! restarted child.
 
-use std::collections::{BTreeMap, HashMap};
-use std::os::fd::AsRawFd;
+mod process;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{
-    FromChild, ModelAnswer, PredictorClass, RunAnswer, ToChild, read_async, write_async,
-};
-use crate::error::{CallError, StartError, Traceback};
-use crate::{fd, lock};
-use hotswap_common::backoff;
-use hotswap_proto::error::Report;
-
-/// How long a child may take to import the user's file and build the
-/// predictor.
-const INIT_TIMEOUT: Duration = Duration::from_secs(120);
-const RESTART_START: Duration = Duration::from_millis(100);
-const RESTART_MAX: Duration = Duration::from_secs(5);
+use self::process::{Process, spawn, supervise};
+use super::protocol::{ModelAnswer, PredictorClass, RunAnswer, ToChild};
+use crate::error::{CallError, StartError};
+use crate::lock;
 
 /// Answers `python_client.get_model(...)`, `onnx_client` and
 /// `tensorflow_client` calls: which version a name and version mean, where
@@ -59,8 +53,9 @@ pub trait ModelResolver: Send + Sync + 'static {
     async fn model_signature(&self, model: Option<String>, version: String) -> RunAnswer;
 }
 
-/// How a worker starts predictor processes (from its configuration).
-#[derive(Debug, Clone, Default)]
+/// How a worker starts predictor processes and bounds their calls (from
+/// its configuration).
+#[derive(Debug, Clone)]
 pub struct ProcessConfig {
     /// The binary to run as `<exe> python-worker` [default: this process's
     /// own binary].
@@ -72,7 +67,30 @@ pub struct ProcessConfig {
     /// inherit those as they are; the others are set so that the processes
     /// share the cores.
     pub user_thread_vars: Vec<String>,
+    /// A `predict` call running longer fails (DEADLINE_EXCEEDED), and its
+    /// process, which may be stuck, is killed and replaced.
+    pub call_timeout: Duration,
+    /// Calls waiting for a free Python thread, per API; one more is
+    /// refused (RESOURCE_EXHAUSTED) rather than queued without bound.
+    pub max_queued: usize,
 }
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            exe: None,
+            venv: None,
+            user_thread_vars: Vec::new(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            max_queued: DEFAULT_MAX_QUEUED,
+        }
+    }
+}
+
+/// Default [`ProcessConfig::call_timeout`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default [`ProcessConfig::max_queued`].
+pub const DEFAULT_MAX_QUEUED: usize = 256;
 
 /// The numeric libraries' thread-count variables.
 pub const THREAD_VARS: [&str; 3] = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"];
@@ -99,36 +117,14 @@ pub struct PythonPredictorSpec {
     pub models: Option<Arc<dyn ModelResolver>>,
 }
 
-type Reply = oneshot::Sender<Result<serde_json::Value, CallError>>;
-
-struct Process {
-    pid: u32,
-    /// Frames to the child, written whole by one task: a caller that gives
-    /// up mid-call never leaves half a frame on the socket.
-    outbox: mpsc::UnboundedSender<ToChild>,
-    pending: Mutex<HashMap<u64, Reply>>,
-    next_id: AtomicU64,
-    /// False once its socket closed or failed: skipped until replaced.
-    alive: AtomicBool,
-    /// Cancelled when the connection is over: the supervisor then makes sure
-    /// the child is gone.
-    gone: CancellationToken,
-}
-
-impl Process {
-    /// Marks the process dead and fails its calls in flight.
-    fn fail(&self) {
-        self.alive.store(false, Ordering::Relaxed);
-        self.gone.cancel();
-        // Dropping the senders fails the callers with UNAVAILABLE.
-        lock(&self.pending).clear();
-    }
-}
-
 pub struct PythonPool {
     spec: Arc<PythonPredictorSpec>,
     slots: Vec<Arc<ArcSwapOption<Process>>>,
     next: AtomicUsize,
+    /// Calls waiting for a free Python thread.
+    queued: AtomicUsize,
+    /// Woken when a thread frees up or a process is replaced.
+    freed: Arc<Notify>,
     shutdown: CancellationToken,
 }
 
@@ -140,6 +136,7 @@ impl PythonPool {
         let shutdown = CancellationToken::new();
         // Children already started go again if a later one fails.
         let guard = shutdown.clone().drop_guard();
+        let freed = Arc::new(Notify::new());
         let mut slots = Vec::new();
         for _ in 0..spec.processes.max(1) {
             let slot = Arc::new(ArcSwapOption::empty());
@@ -149,6 +146,7 @@ impl PythonPool {
                 spec.clone(),
                 slot.clone(),
                 child,
+                freed.clone(),
                 shutdown.clone(),
             ));
             slots.push(slot);
@@ -158,43 +156,130 @@ impl PythonPool {
             spec,
             slots,
             next: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            freed,
             shutdown,
         })
     }
 
-    /// Runs `predict(payload[, query_params])` on one of the children. A
-    /// call that could not be handed to a process (it just died) goes to
-    /// another: it never ran there.
+    /// Runs `predict(payload[, query_params])` on a free Python thread of
+    /// one of the children, waiting for one (a bounded number of callers
+    /// may wait) and at most the call time limit for it to answer.
     pub async fn predict(
         &self,
         payload: serde_json::Value,
         query: BTreeMap<String, String>,
     ) -> Result<serde_json::Value, CallError> {
-        for _ in 0..self.slots.len() {
-            let Some(process) = self.pick() else { break };
-            let id = process.next_id.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = oneshot::channel();
-            lock(&process.pending).insert(id, tx);
-            let message = ToChild::Predict {
-                id,
-                payload: payload.clone(),
-                query: query.clone(),
-            };
-            if process.outbox.send(message).is_err() {
-                lock(&process.pending).remove(&id);
-                process.alive.store(false, Ordering::Relaxed);
-                continue;
-            }
-            return rx.await.unwrap_or_else(|_| {
-                Err(CallError::ProcessDied {
-                    file: self.spec.file.clone(),
-                    pid: process.pid,
-                })
+        let (process, busy) = self.claim().await?;
+        let id = process.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&process.pending).insert(id, tx);
+        let message = ToChild::Predict { id, payload, query };
+        if process.outbox.send(message).is_err() {
+            // It died between the claim and now: it never ran there.
+            lock(&process.pending).remove(&id);
+            process.alive.store(false, Ordering::Relaxed);
+            return Err(CallError::ProcessDied {
+                file: self.spec.file.clone(),
+                pid: process.pid,
             });
         }
-        Err(CallError::NoProcess {
-            file: self.spec.file.clone(),
+        let limit = self.spec.process.call_timeout;
+        // The thread is given back (`busy` dropped) only once the outcome is
+        // settled: a stuck process is marked dead before anyone may claim it.
+        let _busy = busy;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(CallError::ProcessDied {
+                file: self.spec.file.clone(),
+                pid: process.pid,
+            }),
+            Err(_) => {
+                tracing::warn!(file = %self.spec.file, pid = process.pid, limit = ?limit,
+                    "a predict call ran past its time limit; replacing its process");
+                process.fail();
+                Err(CallError::TimedOut {
+                    file: self.spec.file.clone(),
+                    limit,
+                })
+            }
+        }
+    }
+
+    /// A live process with a free Python thread, claimed; waits for one as
+    /// one of at most `max_queued` callers, and for a process to come back
+    /// at most the call time limit.
+    async fn claim(&self) -> Result<(Arc<Process>, Busy), CallError> {
+        if let Some(claimed) = self.try_claim() {
+            return Ok(claimed);
+        }
+        let max = self.spec.process.max_queued;
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= max {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(CallError::Busy {
+                file: self.spec.file.clone(),
+                queued: max,
+            });
+        }
+        let _waiting = Waiting(&self.queued);
+        // With no live process (being restarted), a caller waits at most the
+        // call time limit for one to come back.
+        let mut none_since: Option<Instant> = None;
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            // Registered before looking, so a thread freed meanwhile wakes it.
+            freed.as_mut().enable();
+            if let Some(claimed) = self.try_claim() {
+                return Ok(claimed);
+            }
+            let alive = self.live().next().is_some();
+            if alive {
+                none_since = None;
+            } else if none_since.get_or_insert_with(Instant::now).elapsed()
+                >= self.spec.process.call_timeout
+            {
+                return Err(CallError::NoProcess {
+                    file: self.spec.file.clone(),
+                });
+            }
+            tokio::select! {
+                () = &mut freed => {}
+                // Processes being restarted: look again now and then.
+                () = tokio::time::sleep(Duration::from_millis(50)), if !alive => {}
+            }
+        }
+    }
+
+    /// Claims a free thread of a live process, in turn.
+    fn try_claim(&self) -> Option<(Arc<Process>, Busy)> {
+        let threads = self.spec.threads.max(1) as usize;
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| {
+            let process = self.slots[(start + i) % n].load_full()?;
+            if !process.alive.load(Ordering::Relaxed) {
+                return None;
+            }
+            process
+                .busy
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                    (b < threads).then_some(b + 1)
+                })
+                .ok()?;
+            let busy = Busy {
+                process: process.clone(),
+                freed: self.freed.clone(),
+            };
+            Some((process, busy))
         })
+    }
+
+    fn live(&self) -> impl Iterator<Item = Arc<Process>> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|s| s.load_full())
+            .filter(|p| p.alive.load(Ordering::Relaxed))
     }
 
     /// Tells every process that a model version changed (its current
@@ -218,16 +303,28 @@ impl PythonPool {
             .filter_map(|s| s.load().as_ref().map(|p| p.pid))
             .collect()
     }
+}
 
-    /// A live child, in turn.
-    fn pick(&self) -> Option<Arc<Process>> {
-        let n = self.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).find_map(|i| {
-            self.slots[(start + i) % n]
-                .load_full()
-                .filter(|p| p.alive.load(Ordering::Relaxed))
-        })
+/// A claimed Python thread, given back (and a waiting call woken) when
+/// dropped.
+struct Busy {
+    process: Arc<Process>,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.process.busy.fetch_sub(1, Ordering::SeqCst);
+        self.freed.notify_one();
+    }
+}
+
+/// Counts a call as waiting for a thread until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -235,257 +332,5 @@ impl Drop for PythonPool {
     fn drop(&mut self) {
         // Supervisors stop; dropping the children kills them.
         self.shutdown.cancel();
-    }
-}
-
-/// Starts one child and waits for it to report ready, answering the model
-/// calls its constructor makes meanwhile.
-async fn spawn(
-    spec: &PythonPredictorSpec,
-) -> Result<(Arc<Process>, tokio::process::Child), StartError> {
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(StartError::SocketPair)?;
-    let exe = match &spec.process.exe {
-        Some(exe) => exe.clone(),
-        None => std::env::current_exe().map_err(|source| StartError::Spawn {
-            exe: "this binary".into(),
-            source,
-        })?,
-    };
-    let mut command = tokio::process::Command::new(&exe);
-    command
-        .arg("python-worker")
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    // Numeric libraries start a thread per core in every process; with
-    // several processes that oversubscribes the cores. Share them out,
-    // unless the user chose.
-    let threads = (std::thread::available_parallelism().map_or(1, |n| n.get())
-        / spec.processes.max(1))
-    .max(1);
-    for var in THREAD_VARS {
-        if !spec.process.user_thread_vars.iter().any(|v| v == var) {
-            command.env(var, threads.to_string());
-        }
-    }
-    fd::hand_over(&mut command, theirs.as_raw_fd());
-    let child = command
-        .spawn()
-        .map_err(|source| StartError::Spawn { exe, source })?;
-    drop(theirs);
-    let pid = child.id().unwrap_or(0);
-    let socket = |source| StartError::Socket { pid, source };
-    ours.set_nonblocking(true).map_err(socket)?;
-    let stream = tokio::net::UnixStream::from_std(ours).map_err(socket)?;
-    let (mut reader, writer) = stream.into_split();
-    let (outbox, frames) = mpsc::unbounded_channel();
-    let process = Arc::new(Process {
-        pid,
-        outbox,
-        pending: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(0),
-        alive: AtomicBool::new(true),
-        gone: CancellationToken::new(),
-    });
-    tokio::spawn(write_frames(process.clone(), writer, frames));
-    let _ = process.outbox.send(ToChild::Init {
-        source: spec.source.clone(),
-        file: spec.file.clone(),
-        config: spec.config.clone(),
-        cache_size: spec.cache_size,
-        venv: spec.process.venv.as_ref().map(|v| v.display().to_string()),
-        class: spec.class,
-        threads: spec.threads,
-    });
-    let started = tokio::time::timeout(INIT_TIMEOUT, async {
-        loop {
-            match read_async::<FromChild>(&mut reader).await {
-                Ok(Some(FromChild::Ready)) => return Ok(()),
-                Ok(Some(FromChild::InitFailed { traceback })) => {
-                    return Err(StartError::Predictor(Traceback(traceback)));
-                }
-                // The constructor may ask for models (signatures, say).
-                Ok(Some(call)) => answer_call(&process, &spec.models, call),
-                Ok(None) => return Err(StartError::Exited { pid }),
-                Err(source) => return Err(StartError::Socket { pid, source }),
-            }
-        }
-    })
-    .await;
-    match started {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(StartError::Timeout {
-                pid,
-                timeout: INIT_TIMEOUT,
-            });
-        }
-    }
-    tokio::spawn(read_answers(process.clone(), reader, spec.models.clone()));
-    Ok((process, child))
-}
-
-/// Writes the queued frames in order; a write error ends the connection.
-async fn write_frames(
-    process: Arc<Process>,
-    mut writer: OwnedWriteHalf,
-    mut frames: mpsc::UnboundedReceiver<ToChild>,
-) {
-    loop {
-        let frame = tokio::select! {
-            () = process.gone.cancelled() => return,
-            frame = frames.recv() => frame,
-        };
-        let Some(frame) = frame else { return };
-        if write_async(&mut writer, &frame).await.is_err() {
-            process.fail();
-            return;
-        }
-    }
-}
-
-/// Answers a model call from the child, off the reading loop: a download
-/// must not hold up the answers of the child's other calls.
-fn answer_call(process: &Arc<Process>, models: &Option<Arc<dyn ModelResolver>>, call: FromChild) {
-    let models = models.clone();
-    let process = process.clone();
-    let job = async move {
-        let answer = match call {
-            FromChild::GetModel {
-                call,
-                model,
-                version,
-                below,
-            } => ToChild::Model {
-                call,
-                answer: match models {
-                    Some(m) => m.resolve(model, version, below).await,
-                    None => ModelAnswer::Missing {
-                        message: NO_MODELS.to_owned(),
-                        lookup: true,
-                    },
-                },
-            },
-            FromChild::RunModel {
-                call,
-                model,
-                version,
-                input,
-            } => ToChild::Run {
-                call,
-                answer: match models {
-                    Some(m) => m.run_model(model, version, input).await,
-                    None => no_models(),
-                },
-            },
-            FromChild::ModelSignature {
-                call,
-                model,
-                version,
-            } => ToChild::Run {
-                call,
-                answer: match models {
-                    Some(m) => m.model_signature(model, version).await,
-                    None => no_models(),
-                },
-            },
-            other => {
-                tracing::warn!(pid = process.pid, message = ?other, "unexpected message from a Python process");
-                return;
-            }
-        };
-        let _ = process.outbox.send(answer);
-    };
-    tokio::spawn(job);
-}
-
-/// Hands each answer to its caller until the child's socket closes or a
-/// frame cannot be read; then the process is done for.
-async fn read_answers(
-    process: Arc<Process>,
-    mut reader: OwnedReadHalf,
-    models: Option<Arc<dyn ModelResolver>>,
-) {
-    loop {
-        let message = match read_async::<FromChild>(&mut reader).await {
-            Ok(Some(m)) => m,
-            Ok(None) | Err(_) => break,
-        };
-        let (id, result) = match message {
-            FromChild::Answer { id, output } => (id, Ok(output)),
-            FromChild::Failed {
-                id,
-                traceback,
-                lookup: true,
-            } => (id, Err(CallError::Lookup(Traceback(traceback)))),
-            FromChild::Failed { id, traceback, .. } => {
-                (id, Err(CallError::Raised(Traceback(traceback))))
-            }
-            call => {
-                answer_call(&process, &models, call);
-                continue;
-            }
-        };
-        if let Some(reply) = lock(&process.pending).remove(&id) {
-            let _ = reply.send(result);
-        }
-    }
-    process.fail();
-}
-
-const NO_MODELS: &str = "this API has no models (no models / multi_model_reloading section)";
-
-fn no_models() -> RunAnswer {
-    RunAnswer::Failed {
-        message: NO_MODELS.to_owned(),
-        lookup: true,
-        invalid: false,
-    }
-}
-
-/// Waits for the child to exit (or its connection to end: then it is
-/// killed) and starts a new one, until shutdown.
-async fn supervise(
-    spec: Arc<PythonPredictorSpec>,
-    slot: Arc<ArcSwapOption<Process>>,
-    mut child: tokio::process::Child,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = backoff::delays(RESTART_START, RESTART_MAX);
-    loop {
-        let gone = slot.load_full().map(|p| p.gone.clone()).unwrap_or_default();
-        let status = tokio::select! {
-            () = shutdown.cancelled() => return,
-            status = child.wait() => status,
-            () = gone.cancelled() => {
-                // A broken connection with a live child: end it.
-                let _ = child.kill().await;
-                child.wait().await
-            }
-        };
-        let old = slot.swap(None);
-        if let Some(old) = &old {
-            old.fail();
-        }
-        tracing::warn!(file = %spec.file, pid = old.as_ref().map_or(0, |p| p.pid), status = ?status, "Python process exited; restarting it");
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-            match spawn(&spec).await {
-                Ok((process, new_child)) => {
-                    tracing::info!(file = %spec.file, pid = process.pid, "Python process restarted");
-                    slot.store(Some(process));
-                    child = new_child;
-                    backoff.reset();
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(file = %spec.file, error = %Report(&e), "Python process failed to restart");
-                }
-            }
-        }
     }
 }

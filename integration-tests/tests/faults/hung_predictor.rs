@@ -1,0 +1,135 @@
+//! A Python predictor that never returns costs its own call, not the calls
+//! after it: each call has a time limit, a process past it is killed and
+//! replaced, calls wait for a free Python thread in the worker (not inside
+//! a process that may hang), and the wait is bounded: a full queue answers
+//! RESOURCE_EXHAUSTED. Before, round robin kept feeding the stuck process
+//! and half of the later calls hung with it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hotswap_data_plane::Error;
+use hotswap_integration_tests::process::python;
+use hotswap_integration_tests::worker::eventually;
+use hotswap_proto::error::to_status;
+use hotswap_python::{PythonPool, PythonPredictorSpec};
+use serde_json::json;
+use tonic::Code;
+
+const PREDICTOR: &str = r#"
+import os, time
+
+class PythonPredictor:
+    def __init__(self, config, python_client):
+        pass
+
+    def predict(self, payload):
+        if payload == "hang":
+            time.sleep(3600)
+        return {"pid": os.getpid()}
+"#;
+
+fn spec(processes: usize, max_queued: usize) -> PythonPredictorSpec {
+    let mut process = python(None);
+    process.call_timeout = Duration::from_secs(2);
+    process.max_queued = max_queued;
+    PythonPredictorSpec {
+        source: PREDICTOR.to_owned(),
+        file: "predictor.py".to_owned(),
+        config: json!({}),
+        processes,
+        cache_size: 0,
+        class: hotswap_python::protocol::PredictorClass::Python,
+        threads: 1,
+        process,
+        models: None,
+    }
+}
+
+/// A bound on each call the test makes: well past the predictor's limit.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_call_costs_only_itself() {
+    let pool = std::sync::Arc::new(PythonPool::start(spec(2, 64)).await.expect("starts"));
+    let before = pool.pids();
+    let hung = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.predict(json!("hang"), BTreeMap::new()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let pool = pool.clone();
+        calls.push(tokio::spawn(async move {
+            tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new())).await
+        }));
+    }
+    let mut failed = Vec::new();
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => failed.push(e.to_string()),
+            Err(_) => failed.push("no answer".to_owned()),
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 10 calls failed: {failed:?}",
+        failed.len()
+    );
+
+    let status = to_status(&Error::from(
+        tokio::time::timeout(PATIENCE, hung)
+            .await
+            .expect("the hung call ends")
+            .unwrap()
+            .unwrap_err(),
+    ));
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    let pool = &pool;
+    let before = &before;
+    eventually("the stuck process replaced", || async move {
+        let now = pool.pids();
+        (now.len() == 2 && now != *before).then_some(())
+    })
+    .await;
+    for _ in 0..10 {
+        tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new()))
+            .await
+            .expect("answered")
+            .expect("served after the replacement");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_rather_than_waits() {
+    let pool = std::sync::Arc::new(PythonPool::start(spec(1, 2)).await.expect("starts"));
+    let hung = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.predict(json!("hang"), BTreeMap::new()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut queued = Vec::new();
+    for _ in 0..2 {
+        let pool = pool.clone();
+        queued.push(tokio::spawn(async move {
+            tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new())).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new()))
+        .await
+        .expect("refused at once")
+        .unwrap_err();
+    assert_eq!(
+        to_status(&Error::from(refused)).code(),
+        Code::ResourceExhausted
+    );
+    // The queued calls run once the stuck process is replaced.
+    for q in queued {
+        q.await.unwrap().expect("answered").expect("served");
+    }
+    assert!(hung.await.unwrap().is_err());
+}

@@ -1,0 +1,315 @@
+//! One Python child process: started with the protocol socket on fd 3,
+//! fed whole frames by one writer task, its answers and model calls read by
+//! one reader task, and replaced (with backoff) when it exits or its
+//! connection breaks.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use hotswap_common::backoff;
+use hotswap_proto::error::Report;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{ModelResolver, PythonPredictorSpec, THREAD_VARS};
+use crate::error::{CallError, StartError, Traceback};
+use crate::protocol::{FromChild, ModelAnswer, RunAnswer, ToChild, read_async, write_async};
+use crate::{fd, lock};
+
+/// How long a child may take to import the user's file and build the
+/// predictor.
+const INIT_TIMEOUT: Duration = Duration::from_secs(120);
+const RESTART_START: Duration = Duration::from_millis(100);
+const RESTART_MAX: Duration = Duration::from_secs(5);
+
+pub(super) type Reply = oneshot::Sender<Result<serde_json::Value, CallError>>;
+
+pub(super) struct Process {
+    pub(super) pid: u32,
+    /// Frames to the child, written whole by one task: a caller that gives
+    /// up mid-call never leaves half a frame on the socket.
+    pub(super) outbox: mpsc::UnboundedSender<ToChild>,
+    pub(super) pending: Mutex<HashMap<u64, Reply>>,
+    pub(super) next_id: AtomicU64,
+    /// False once its socket closed or failed: skipped until replaced.
+    pub(super) alive: AtomicBool,
+    /// Calls running in it; at most `threads` (its Python threads), so
+    /// nothing waits inside a process that may be stuck.
+    pub(super) busy: AtomicUsize,
+    /// Cancelled when the connection is over: the supervisor then makes sure
+    /// the child is gone.
+    gone: CancellationToken,
+}
+
+impl Process {
+    /// Marks the process dead and fails its calls in flight; the
+    /// supervisor then kills it (if it still runs) and starts another.
+    pub(super) fn fail(&self) {
+        self.alive.store(false, Ordering::Relaxed);
+        self.gone.cancel();
+        // Dropping the senders fails the callers with UNAVAILABLE.
+        lock(&self.pending).clear();
+    }
+}
+
+/// Starts one child and waits for it to report ready, answering the model
+/// calls its constructor makes meanwhile.
+pub(super) async fn spawn(
+    spec: &PythonPredictorSpec,
+) -> Result<(Arc<Process>, tokio::process::Child), StartError> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(StartError::SocketPair)?;
+    let exe = match &spec.process.exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().map_err(|source| StartError::Spawn {
+            exe: "this binary".into(),
+            source,
+        })?,
+    };
+    let mut command = tokio::process::Command::new(&exe);
+    command
+        .arg("python-worker")
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    // Numeric libraries start a thread per core in every process; with
+    // several processes that oversubscribes the cores. Share them out,
+    // unless the user chose.
+    let threads = (std::thread::available_parallelism().map_or(1, |n| n.get())
+        / spec.processes.max(1))
+    .max(1);
+    for var in THREAD_VARS {
+        if !spec.process.user_thread_vars.iter().any(|v| v == var) {
+            command.env(var, threads.to_string());
+        }
+    }
+    fd::hand_over(&mut command, theirs.as_raw_fd());
+    let child = command
+        .spawn()
+        .map_err(|source| StartError::Spawn { exe, source })?;
+    drop(theirs);
+    let pid = child.id().unwrap_or(0);
+    let socket = |source| StartError::Socket { pid, source };
+    ours.set_nonblocking(true).map_err(socket)?;
+    let stream = tokio::net::UnixStream::from_std(ours).map_err(socket)?;
+    let (mut reader, writer) = stream.into_split();
+    let (outbox, frames) = mpsc::unbounded_channel();
+    let process = Arc::new(Process {
+        pid,
+        outbox,
+        pending: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+        alive: AtomicBool::new(true),
+        busy: AtomicUsize::new(0),
+        gone: CancellationToken::new(),
+    });
+    tokio::spawn(write_frames(process.clone(), writer, frames));
+    let _ = process.outbox.send(ToChild::Init {
+        source: spec.source.clone(),
+        file: spec.file.clone(),
+        config: spec.config.clone(),
+        cache_size: spec.cache_size,
+        venv: spec.process.venv.as_ref().map(|v| v.display().to_string()),
+        class: spec.class,
+        threads: spec.threads,
+    });
+    let started = tokio::time::timeout(INIT_TIMEOUT, async {
+        loop {
+            match read_async::<FromChild>(&mut reader).await {
+                Ok(Some(FromChild::Ready)) => return Ok(()),
+                Ok(Some(FromChild::InitFailed { traceback })) => {
+                    return Err(StartError::Predictor(Traceback(traceback)));
+                }
+                // The constructor may ask for models (signatures, say).
+                Ok(Some(call)) => answer_call(&process, &spec.models, call),
+                Ok(None) => return Err(StartError::Exited { pid }),
+                Err(source) => return Err(StartError::Socket { pid, source }),
+            }
+        }
+    })
+    .await;
+    match started {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(StartError::Timeout {
+                pid,
+                timeout: INIT_TIMEOUT,
+            });
+        }
+    }
+    tokio::spawn(read_answers(process.clone(), reader, spec.models.clone()));
+    Ok((process, child))
+}
+
+/// Writes the queued frames in order; a write error ends the connection.
+async fn write_frames(
+    process: Arc<Process>,
+    mut writer: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<ToChild>,
+) {
+    loop {
+        let frame = tokio::select! {
+            () = process.gone.cancelled() => return,
+            frame = frames.recv() => frame,
+        };
+        let Some(frame) = frame else { return };
+        if write_async(&mut writer, &frame).await.is_err() {
+            process.fail();
+            return;
+        }
+    }
+}
+
+/// Answers a model call from the child, off the reading loop: a download
+/// must not hold up the answers of the child's other calls.
+fn answer_call(process: &Arc<Process>, models: &Option<Arc<dyn ModelResolver>>, call: FromChild) {
+    let models = models.clone();
+    let process = process.clone();
+    let job = async move {
+        let answer = match call {
+            FromChild::GetModel {
+                call,
+                model,
+                version,
+                below,
+            } => ToChild::Model {
+                call,
+                answer: match models {
+                    Some(m) => m.resolve(model, version, below).await,
+                    None => ModelAnswer::Missing {
+                        message: NO_MODELS.to_owned(),
+                        lookup: true,
+                    },
+                },
+            },
+            FromChild::RunModel {
+                call,
+                model,
+                version,
+                input,
+            } => ToChild::Run {
+                call,
+                answer: match models {
+                    Some(m) => m.run_model(model, version, input).await,
+                    None => no_models(),
+                },
+            },
+            FromChild::ModelSignature {
+                call,
+                model,
+                version,
+            } => ToChild::Run {
+                call,
+                answer: match models {
+                    Some(m) => m.model_signature(model, version).await,
+                    None => no_models(),
+                },
+            },
+            other => {
+                tracing::warn!(pid = process.pid, message = ?other, "unexpected message from a Python process");
+                return;
+            }
+        };
+        let _ = process.outbox.send(answer);
+    };
+    tokio::spawn(job);
+}
+
+/// Hands each answer to its caller until the child's socket closes or a
+/// frame cannot be read; then the process is done for.
+async fn read_answers(
+    process: Arc<Process>,
+    mut reader: OwnedReadHalf,
+    models: Option<Arc<dyn ModelResolver>>,
+) {
+    loop {
+        let message = match read_async::<FromChild>(&mut reader).await {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(_) => break,
+        };
+        let (id, result) = match message {
+            FromChild::Answer { id, output } => (id, Ok(output)),
+            FromChild::Failed {
+                id,
+                traceback,
+                lookup: true,
+            } => (id, Err(CallError::Lookup(Traceback(traceback)))),
+            FromChild::Failed { id, traceback, .. } => {
+                (id, Err(CallError::Raised(Traceback(traceback))))
+            }
+            call => {
+                answer_call(&process, &models, call);
+                continue;
+            }
+        };
+        if let Some(reply) = lock(&process.pending).remove(&id) {
+            let _ = reply.send(result);
+        }
+    }
+    process.fail();
+}
+
+const NO_MODELS: &str = "this API has no models (no models / multi_model_reloading section)";
+
+fn no_models() -> RunAnswer {
+    RunAnswer::Failed {
+        message: NO_MODELS.to_owned(),
+        lookup: true,
+        invalid: false,
+    }
+}
+
+/// Waits for the child to exit (or its connection to end: then it is
+/// killed) and starts a new one, until shutdown.
+pub(super) async fn supervise(
+    spec: Arc<PythonPredictorSpec>,
+    slot: Arc<ArcSwapOption<Process>>,
+    mut child: tokio::process::Child,
+    freed: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = backoff::delays(RESTART_START, RESTART_MAX);
+    loop {
+        let gone = slot.load_full().map(|p| p.gone.clone()).unwrap_or_default();
+        let status = tokio::select! {
+            () = shutdown.cancelled() => return,
+            status = child.wait() => status,
+            () = gone.cancelled() => {
+                // A broken connection with a live child: end it.
+                let _ = child.kill().await;
+                child.wait().await
+            }
+        };
+        let old = slot.swap(None);
+        if let Some(old) = &old {
+            old.fail();
+        }
+        tracing::warn!(file = %spec.file, pid = old.as_ref().map_or(0, |p| p.pid), status = ?status, "Python process exited; restarting it");
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+            match spawn(&spec).await {
+                Ok((process, new_child)) => {
+                    tracing::info!(file = %spec.file, pid = process.pid, "Python process restarted");
+                    slot.store(Some(process));
+                    // Calls waiting for a thread may take this process's.
+                    freed.notify_waiters();
+                    child = new_child;
+                    backoff.reset();
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(file = %spec.file, error = %Report(&e), "Python process failed to restart");
+                }
+            }
+        }
+    }
+}

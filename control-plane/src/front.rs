@@ -101,6 +101,8 @@ impl PredictorService for FrontDoor {
                 Route::Version(key)
             }
         };
+        // Shared between the attempts: a retry sends this one request.
+        let request = Arc::new(request);
         self.router
             .call(&route, |w| {
                 let request = request.clone();
@@ -167,6 +169,7 @@ impl InferenceService for FrontDoor {
         let mut forwarded = r;
         forwarded.model_name = m.protocol_name();
         forwarded.model_version = forwarded_version(&forwarded.model_version, &key);
+        let forwarded = Arc::new(forwarded);
         let mut response = self
             .router
             .call(&Route::Version(key), |w| {

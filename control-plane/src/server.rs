@@ -37,6 +37,11 @@ pub const SERVICE_NAME: &str = control_plane_server::SERVICE_NAME;
 /// their own limit and name the input.
 const MAX_MESSAGE_BYTES: usize = 2 * DEFAULT_MAX_REQUEST_BYTES;
 
+/// Calls handled at once; more wait before anything of theirs is decoded.
+/// Bounds the memory requests in flight take (each up to
+/// [`MAX_MESSAGE_BYTES`]), as a worker bounds its own.
+const MAX_CONCURRENT_CALLS: usize = 256;
+
 #[derive(Debug, Clone)]
 pub struct ControlPlaneConfig {
     /// host:port (or URI) of the model-store.
@@ -127,6 +132,7 @@ pub async fn serve_control_plane(
         shutdown: control_plane.shutdown.clone(),
     };
     let server = GrpcServer::new("control-plane")
+        .concurrency_limit(MAX_CONCURRENT_CALLS)
         .add_service(ControlPlaneServer::new(GrpcControlPlane(registrar)))
         .add_service(
             PredictorServer::new(GrpcPredictor(front.clone()))

@@ -163,12 +163,12 @@ impl Gone {
 
 #[async_trait]
 impl WorkerApi for Gone {
-    async fn predict(&self, _: PredictRequest) -> Result<PredictResponse, WorkerError> {
+    async fn predict(&self, _: Arc<PredictRequest>) -> Result<PredictResponse, WorkerError> {
         self.fail()
     }
     async fn model_infer(
         &self,
-        _: pb::ModelInferRequest,
+        _: Arc<pb::ModelInferRequest>,
     ) -> Result<pb::ModelInferResponse, WorkerError> {
         self.fail()
     }
@@ -270,10 +270,10 @@ impl Cluster {
     async fn predict(&self, route: &Route) -> Result<PredictResponse, Error> {
         self.router
             .call(route, |w| async move {
-                w.predict(PredictRequest {
+                w.predict(Arc::new(PredictRequest {
                     api: "a".into(),
                     ..Default::default()
-                })
+                }))
                 .await
             })
             .await
@@ -449,13 +449,13 @@ async fn a_timed_out_call_is_deadline_exceeded_and_not_retried() {
     struct Slow(AtomicUsize);
     #[async_trait]
     impl WorkerApi for Slow {
-        async fn predict(&self, _: PredictRequest) -> Result<PredictResponse, WorkerError> {
+        async fn predict(&self, _: Arc<PredictRequest>) -> Result<PredictResponse, WorkerError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Err(WorkerError::TimedOut)
         }
         async fn model_infer(
             &self,
-            _: pb::ModelInferRequest,
+            _: Arc<pb::ModelInferRequest>,
         ) -> Result<pb::ModelInferResponse, WorkerError> {
             Err(WorkerError::TimedOut)
         }

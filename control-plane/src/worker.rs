@@ -16,13 +16,15 @@ use hotswap_proto::v1::{PredictRequest, PredictResponse};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// The calls the front door makes on a worker.
+/// The calls the front door makes on a worker. The two that carry inputs
+/// take them shared: a call retried on another worker sends the same
+/// request, never a copy of it.
 #[async_trait]
 pub trait WorkerApi: Send + Sync + 'static {
-    async fn predict(&self, r: PredictRequest) -> Result<PredictResponse, WorkerError>;
+    async fn predict(&self, r: Arc<PredictRequest>) -> Result<PredictResponse, WorkerError>;
     async fn model_infer(
         &self,
-        r: pb::ModelInferRequest,
+        r: Arc<pb::ModelInferRequest>,
     ) -> Result<pb::ModelInferResponse, WorkerError>;
     async fn model_metadata(
         &self,

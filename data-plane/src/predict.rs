@@ -67,10 +67,14 @@ impl WorkerService {
             None => return Err(Error::invalid("payload is missing: send json or tensors")),
             Some(predict_request::Payload::Json(text)) => {
                 self.check_size("payload", text.len())?;
-                Payload::Json(
-                    serde_json::from_str(&text)
-                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?,
-                )
+                // Syntax only, building nothing: the typed read waits for
+                // the model's signature.
+                off_runtime(text.len(), move || {
+                    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?;
+                    Ok(Payload::Json(text))
+                })
+                .await?
             }
             Some(predict_request::Payload::Tensors(t)) => Payload::Tensors(
                 t.tensors
@@ -85,7 +89,13 @@ impl WorkerService {
         let targets = self.worker.resolve(&m, &request.version)?;
         let loaded = self.worker.acquire(targets).await?;
         let inputs = match payload {
-            Payload::Json(value) => json::inputs(loaded.model.signature(), value)?,
+            Payload::Json(text) => {
+                let model = loaded.model.clone();
+                off_runtime(text.len(), move || {
+                    json::inputs_from_str(model.signature(), &text)
+                })
+                .await?
+            }
             Payload::Tensors(tensors) => tensors,
         };
         let outputs = self.worker.infer(&loaded, inputs, Vec::new()).await?;
@@ -145,7 +155,28 @@ impl WorkerService {
     }
 }
 
+/// JSON payloads up to this size are read on the runtime thread; larger
+/// ones on the blocking pool, so that reading one large request does not
+/// hold up the other calls served by that thread.
+const INLINE_READ_BYTES: usize = 256 * 1024;
+
+async fn off_runtime<T: Send + 'static>(
+    len: usize,
+    read: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    if len <= INLINE_READ_BYTES {
+        return read();
+    }
+    match tokio::task::spawn_blocking(read).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: only when the runtime shuts down.
+        Err(_) => Err(Error::ShuttingDown),
+    }
+}
+
 enum Payload {
-    Json(Value),
+    /// Checked to be JSON; read into tensors once the model is known.
+    Json(String),
     Tensors(Vec<Tensor>),
 }

@@ -271,21 +271,21 @@ pub fn element_count(name: &str, shape: &[i64]) -> Result<usize, Error> {
             return Err(Error::invalid(format!(
                 "{input}: dimension {d} in shape {shape_shown} is too large",
                 input = crate::tensor::input(name),
-                shape_shown = crate::signature::shape_text(&shape)
+                shape_shown = crate::signature::shape_text(shape)
             )));
         }
         let d = usize::try_from(d).map_err(|_| {
             Error::invalid(format!(
                 "{input}: negative dimension in shape {shape_shown}",
                 input = crate::tensor::input(name),
-                shape_shown = crate::signature::shape_text(&shape)
+                shape_shown = crate::signature::shape_text(shape)
             ))
         })?;
         acc.checked_mul(d).ok_or_else(|| {
             Error::invalid(format!(
                 "{input}: shape {shape_shown} is too large",
                 input = crate::tensor::input(name),
-                shape_shown = crate::signature::shape_text(&shape)
+                shape_shown = crate::signature::shape_text(shape)
             ))
         })
     })

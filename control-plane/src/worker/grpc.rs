@@ -13,10 +13,12 @@ use hotswap_proto::error::{Code, NO_RETRY};
 use hotswap_proto::inference::{
     self as pb, grpc_inference_service_client::GrpcInferenceServiceClient,
 };
-use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{PredictRequest, PredictResponse};
 use tonic::Status;
+use tonic::client::Grpc;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
+use tonic_prost::ProstCodec;
 use tower::ServiceBuilder;
 use tower::limit::ConcurrencyLimit;
 use tower::timeout::Timeout;
@@ -32,6 +34,36 @@ const DEFAULT_LIMIT: usize = 1024;
 
 type WorkerStack = ConcurrencyLimit<Timeout<Channel>>;
 
+/// A request shared between the attempts of one call: each attempt encodes
+/// the one copy the front door decoded.
+#[derive(Debug, Default)]
+struct Shared<T>(Arc<T>);
+
+impl<T: prost::Message + Default + Clone> prost::Message for Shared<T> {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        self.0.encode_raw(buf)
+    }
+
+    // Requests only go out; decoding one would take its own copy.
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        Arc::make_mut(&mut self.0).merge_field(tag, wire_type, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.encoded_len()
+    }
+
+    fn clear(&mut self) {
+        self.0 = Arc::default();
+    }
+}
+
 /// Connects to workers over gRPC (plaintext HTTP/2).
 pub struct GrpcConnector;
 
@@ -43,7 +75,8 @@ impl Connect for GrpcConnector {
 
 #[derive(Clone)]
 pub struct GrpcWorker {
-    predictor: PredictorClient<WorkerStack>,
+    /// For the calls whose requests are shared between attempts.
+    shared: Grpc<WorkerStack>,
     inference: GrpcInferenceServiceClient<WorkerStack>,
 }
 
@@ -71,7 +104,7 @@ impl GrpcWorker {
             .timeout(CALL_TIMEOUT)
             .service(channel);
         Ok(GrpcWorker {
-            predictor: PredictorClient::new(stack.clone())
+            shared: Grpc::new(stack.clone())
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX),
             inference: GrpcInferenceServiceClient::new(stack)
@@ -112,26 +145,41 @@ fn timed_out(status: &Status) -> bool {
     false
 }
 
+impl GrpcWorker {
+    /// Calls the unary method at `path` with a shared request.
+    async fn call_shared<Req, Resp>(&self, path: &'static str, r: Arc<Req>) -> Result<Resp, Status>
+    where
+        Req: prost::Message + Default + Clone + 'static,
+        Resp: prost::Message + Default + 'static,
+    {
+        let mut grpc = self.shared.clone();
+        grpc.ready()
+            .await
+            .map_err(Status::from_error)?;
+        grpc.unary(
+            outgoing(Shared(r)),
+            PathAndQuery::from_static(path),
+            ProstCodec::<Shared<Req>, Resp>::default(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
+    }
+}
+
 #[async_trait]
 impl WorkerApi for GrpcWorker {
-    async fn predict(&self, r: PredictRequest) -> Result<PredictResponse, WorkerError> {
-        let mut client = self.predictor.clone();
-        client
-            .predict(outgoing(r))
+    async fn predict(&self, r: Arc<PredictRequest>) -> Result<PredictResponse, WorkerError> {
+        self.call_shared("/hotswap.v1.Predictor/Predict", r)
             .await
-            .map(tonic::Response::into_inner)
             .map_err(classify)
     }
 
     async fn model_infer(
         &self,
-        r: pb::ModelInferRequest,
+        r: Arc<pb::ModelInferRequest>,
     ) -> Result<pb::ModelInferResponse, WorkerError> {
-        let mut client = self.inference.clone();
-        client
-            .model_infer(outgoing(r))
+        self.call_shared("/inference.GRPCInferenceService/ModelInfer", r)
             .await
-            .map(tonic::Response::into_inner)
             .map_err(classify)
     }
 

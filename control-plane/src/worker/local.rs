@@ -31,17 +31,20 @@ where
     S: PredictorService<Error = E> + InferenceService<Error = E>,
     E: ServiceError,
 {
-    async fn predict(&self, r: PredictRequest) -> Result<PredictResponse, WorkerError> {
-        PredictorService::predict(&*self.0, r)
+    async fn predict(&self, r: Arc<PredictRequest>) -> Result<PredictResponse, WorkerError> {
+        PredictorService::predict(&*self.0, Arc::unwrap_or_clone(r))
             .await
             .map_err(answered)
     }
 
     async fn model_infer(
         &self,
-        r: pb::ModelInferRequest,
+        r: Arc<pb::ModelInferRequest>,
     ) -> Result<pb::ModelInferResponse, WorkerError> {
-        self.0.model_infer(r).await.map_err(answered)
+        self.0
+            .model_infer(Arc::unwrap_or_clone(r))
+            .await
+            .map_err(answered)
     }
 
     async fn model_metadata(

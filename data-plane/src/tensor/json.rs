@@ -1,41 +1,35 @@
 //! Tensors from and to JSON nested lists, Cortex-style: `[[5.1, 3.5, 1.4,
 //! 0.2]]` is a float tensor of shape [1, 4] once the model says the input is
-//! FP32. Leaves are converted to the model's element type; a value that does
-//! not fit (a fraction for an integer input, an out-of-range number, a
-//! string) is refused with the input's name.
+//! FP32. Leaves are converted to the model's element type as they are read;
+//! a value that does not fit (a fraction for an integer input, an
+//! out-of-range number, a string) is refused with the input's name.
 
+mod read;
+
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 
-use super::{DataType, Tensor, TensorData, dtype_supported};
+use super::{DataType, Tensor, TensorData};
 use crate::Error;
 use crate::signature::Signature;
 
 /// A request's JSON payload as the model's inputs: an object of input name
-/// -> nested list, or a bare nested list for a model with one input.
-pub fn inputs(signature: &Signature, value: Value) -> Result<Vec<Tensor>, Error> {
-    match value {
-        Value::Object(fields) => fields
-            .iter()
-            .map(|(name, v)| {
-                let spec = signature.input(name).ok_or_else(|| {
-                    Error::invalid(format!(
-                        "unknown {input}; the model's inputs: {}",
-                        input_names(signature),
-                        input = crate::tensor::input(name)
-                    ))
-                })?;
-                from_json(name, spec.dtype, v)
-            })
-            .collect(),
-        other => match signature.inputs.as_slice() {
-            [only] => Ok(vec![from_json(&only.name, only.dtype, &other)?]),
-            _ => Err(Error::invalid(format!(
-                "payload is a bare value but the model has inputs {}: send an object of \
-                 input name -> nested list",
-                input_names(signature)
-            ))),
-        },
-    }
+/// -> nested list, or a bare nested list for a model with one input, read
+/// straight into typed tensors (see `read.rs`).
+pub fn inputs_from_str(signature: &Signature, text: &str) -> Result<Vec<Tensor>, Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    read::Payload { signature }
+        .deserialize(&mut de)
+        .and_then(|tensors| de.end().map(|()| tensors))
+        .map_err(|e| Error::invalid(e.to_string()))
+}
+
+/// As [`inputs_from_str`], for a payload already parsed (what a Python
+/// predictor passes to its model client).
+pub fn inputs(signature: &Signature, value: &Value) -> Result<Vec<Tensor>, Error> {
+    read::Payload { signature }
+        .deserialize(value)
+        .map_err(|e| Error::invalid(e.to_string()))
 }
 
 fn input_names(signature: &Signature) -> String {
@@ -49,114 +43,9 @@ fn input_names(signature: &Signature) -> String {
 
 /// Reads a nested list as a tensor of `dtype`.
 pub fn from_json(name: &str, dtype: DataType, value: &Value) -> Result<Tensor, Error> {
-    if !dtype_supported(dtype) {
-        return Err(Error::invalid(format!(
-            "{input}: datatype {} is not supported by hotswap",
-            dtype.name(),
-            input = crate::tensor::input(name)
-        )));
-    }
-    let mut shape = Vec::new();
-    let mut probe = value;
-    while let Value::Array(items) = probe {
-        shape.push(items.len() as i64);
-        match items.first() {
-            Some(first) => probe = first,
-            None => break,
-        }
-    }
-    let mut leaves = Vec::new();
-    collect(name, value, &shape, 0, &mut leaves)?;
-    let data = convert(name, dtype, &leaves)?;
-    Tensor::new(name, shape, data)
-}
-
-/// Walks the nested lists depth first, checking that every list at a depth
-/// has the length the first one had.
-fn collect<'a>(
-    name: &str,
-    value: &'a Value,
-    shape: &[i64],
-    depth: usize,
-    out: &mut Vec<&'a Value>,
-) -> Result<(), Error> {
-    match value {
-        Value::Array(items) => {
-            if depth >= shape.len() || items.len() as i64 != shape[depth] {
-                return Err(Error::invalid(format!(
-                    "{input}: nested lists are not rectangular",
-                    input = crate::tensor::input(name)
-                )));
-            }
-            items
-                .iter()
-                .try_for_each(|item| collect(name, item, shape, depth + 1, out))
-        }
-        leaf => {
-            if depth != shape.len() {
-                return Err(Error::invalid(format!(
-                    "{input}: nested lists are not rectangular",
-                    input = crate::tensor::input(name)
-                )));
-            }
-            out.push(leaf);
-            Ok(())
-        }
-    }
-}
-
-fn convert(name: &str, dtype: DataType, leaves: &[&Value]) -> Result<TensorData, Error> {
-    fn each<T>(
-        name: &str,
-        dtype: DataType,
-        leaves: &[&Value],
-        f: impl Fn(&Value) -> Option<T>,
-    ) -> Result<Vec<T>, Error> {
-        leaves
-            .iter()
-            .map(|v| {
-                f(v).ok_or_else(|| {
-                    Error::invalid(format!(
-                        "{input}: {v_shown} is not a valid {} element",
-                        dtype.name(),
-                        input = crate::tensor::input(name),
-                        v_shown = hotswap_proto::error::shown(&v.to_string())
-                    ))
-                })
-            })
-            .collect()
-    }
-    fn int<T: TryFrom<i64> + TryFrom<u64>>(v: &Value) -> Option<T> {
-        if let Some(i) = v.as_i64() {
-            return T::try_from(i).ok();
-        }
-        if let Some(u) = v.as_u64() {
-            return T::try_from(u).ok();
-        }
-        // 2.0 is an integer written as a float; 2.5 is not.
-        let f = v.as_f64()?;
-        (f.fract() == 0.0 && f.abs() < 9.0e15)
-            .then(|| T::try_from(f as i64).ok())
-            .flatten()
-    }
-    Ok(match dtype {
-        DataType::Bool => TensorData::Bool(each(name, dtype, leaves, Value::as_bool)?),
-        DataType::U8 => TensorData::U8(each(name, dtype, leaves, int)?),
-        DataType::U16 => TensorData::U16(each(name, dtype, leaves, int)?),
-        DataType::U32 => TensorData::U32(each(name, dtype, leaves, int)?),
-        DataType::U64 => TensorData::U64(each(name, dtype, leaves, int)?),
-        DataType::I8 => TensorData::I8(each(name, dtype, leaves, int)?),
-        DataType::I16 => TensorData::I16(each(name, dtype, leaves, int)?),
-        DataType::I32 => TensorData::I32(each(name, dtype, leaves, int)?),
-        DataType::I64 => TensorData::I64(each(name, dtype, leaves, int)?),
-        DataType::F32 => {
-            TensorData::F32(each(name, dtype, leaves, |v| v.as_f64().map(|f| f as f32))?)
-        }
-        DataType::F64 => TensorData::F64(each(name, dtype, leaves, Value::as_f64)?),
-        DataType::F16 | DataType::BF16 | DataType::Bytes => {
-            unreachable!("refused by from_json")
-        }
-    })
+    read::Input { name, dtype }
+        .deserialize(value)
+        .map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// Writes a tensor as nested lists (a scalar for shape []).
@@ -265,6 +154,50 @@ mod tests {
             let err = from_json("x", DataType::F64, &bad).unwrap_err();
             assert!(err.to_string().contains("not rectangular"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn payload_text_reads_into_typed_tensors() {
+        use crate::signature::TensorSpec;
+        let spec = |name: &str, dtype| TensorSpec {
+            name: name.to_owned(),
+            dtype,
+            shape: vec![-1, 2],
+        };
+        let two = Signature {
+            inputs: vec![spec("x", DataType::F32), spec("ids", DataType::I64)],
+            outputs: vec![],
+        };
+        let read = inputs_from_str(&two, r#"{"x": [[1, 2.5]], "ids": [[3, 4], [5, 6]]}"#).unwrap();
+        assert_eq!(read[0].data, TensorData::F32(vec![1.0, 2.5]));
+        assert_eq!(
+            (read[1].shape.clone(), read[1].data.clone()),
+            (vec![2, 2], TensorData::I64(vec![3, 4, 5, 6]))
+        );
+        for (bad, says) in [
+            (r#"{"y": [1]}"#, "unknown input `y`"),
+            ("[[1, 2]]", "bare value"),
+            (r#"{"x": [[1, 2]]} 7"#, "trailing"),
+            (r#"{"x": [[], [1]]}"#, "not rectangular"),
+            (r#"{"x": [[1], []]}"#, "not rectangular"),
+            (
+                r#"{"ids": [[1, {"a": 1}]]}"#,
+                "an object is not a valid INT64",
+            ),
+        ] {
+            let err = inputs_from_str(&two, bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        let one = Signature {
+            inputs: vec![spec("x", DataType::F64)],
+            outputs: vec![],
+        };
+        let read = inputs_from_str(&one, "[[], []]").unwrap();
+        assert_eq!(read[0].shape, vec![2, 0]);
+        assert_eq!(
+            inputs_from_str(&one, "3").unwrap()[0].shape,
+            Vec::<i64>::new()
+        );
     }
 
     #[test]

@@ -329,7 +329,7 @@ impl ModelResolver for ApiModels {
         let Some(worker) = self.worker.upgrade() else {
             return run_failed(Error::ShuttingDown);
         };
-        let inputs = match crate::tensor::json::inputs(loaded.model.signature(), input) {
+        let inputs = match crate::tensor::json::inputs(loaded.model.signature(), &input) {
             Ok(inputs) => inputs,
             Err(e) => return run_failed(e),
         };

@@ -67,14 +67,9 @@ impl WorkerService {
             None => return Err(Error::invalid("payload is missing: send json or tensors")),
             Some(predict_request::Payload::Json(text)) => {
                 self.check_size("payload", text.len())?;
-                // Syntax only, building nothing: the typed read waits for
-                // the model's signature.
-                off_runtime(text.len(), move || {
-                    serde_json::from_str::<serde::de::IgnoredAny>(&text)
-                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?;
-                    Ok(Payload::Json(text))
-                })
-                .await?
+                // Syntax and sizes only: the typed read waits for the
+                // model's signature.
+                Payload::Json(off_runtime(text.len(), move || json::JsonPayload::new(text)).await?)
             }
             Some(predict_request::Payload::Tensors(t)) => Payload::Tensors(
                 t.tensors
@@ -91,10 +86,7 @@ impl WorkerService {
         let inputs = match payload {
             Payload::Json(text) => {
                 let model = loaded.model.clone();
-                off_runtime(text.len(), move || {
-                    json::inputs_from_str(model.signature(), &text)
-                })
-                .await?
+                off_runtime(text.text_len(), move || text.inputs(model.signature())).await?
             }
             Payload::Tensors(tensors) => tensors,
         };
@@ -176,7 +168,7 @@ async fn off_runtime<T: Send + 'static>(
 }
 
 enum Payload {
-    /// Checked to be JSON; read into tensors once the model is known.
-    Json(String),
+    /// Read into tensors once the model is known.
+    Json(json::JsonPayload),
     Tensors(Vec<Tensor>),
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -203,7 +203,13 @@ impl Hotswap {
     /// Starts `hotswap ARGS` with extra environment and waits (bounded) for
     /// the line saying where it listens.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Hotswap {
-        let mut command = Command::new(hotswap_binary());
+        Hotswap::start_binary(&hotswap_binary(), args, env)
+    }
+
+    /// As [`Hotswap::start`], with another build of the binary (a benchmark
+    /// comparing builds).
+    pub fn start_binary(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Hotswap {
+        let mut command = Command::new(binary);
         command
             .args(args)
             .envs(env.iter().copied())

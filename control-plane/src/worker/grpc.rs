@@ -153,9 +153,7 @@ impl GrpcWorker {
         Resp: prost::Message + Default + 'static,
     {
         let mut grpc = self.shared.clone();
-        grpc.ready()
-            .await
-            .map_err(Status::from_error)?;
+        grpc.ready().await.map_err(Status::from_error)?;
         grpc.unary(
             outgoing(Shared(r)),
             PathAndQuery::from_static(path),

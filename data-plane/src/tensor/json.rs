@@ -13,23 +13,52 @@ use super::{DataType, Tensor, TensorData};
 use crate::Error;
 use crate::signature::Signature;
 
-/// A request's JSON payload as the model's inputs: an object of input name
-/// -> nested list, or a bare nested list for a model with one input, read
-/// straight into typed tensors (see `read.rs`).
-pub fn inputs_from_str(signature: &Signature, text: &str) -> Result<Vec<Tensor>, Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    read::Payload { signature }
-        .deserialize(&mut de)
-        .and_then(|tensors| de.end().map(|()| tensors))
-        .map_err(|e| Error::invalid(e.to_string()))
+/// A request's JSON payload, checked to be JSON before the model is known
+/// (a bad request must not pick or load a version), with the number of
+/// values of each input so that they are allocated once.
+pub struct JsonPayload {
+    text: String,
+    sizes: Vec<usize>,
 }
 
-/// As [`inputs_from_str`], for a payload already parsed (what a Python
+impl JsonPayload {
+    pub fn new(text: String) -> Result<JsonPayload, Error> {
+        let mut de = serde_json::Deserializer::from_str(&text);
+        let sizes = read::Count
+            .deserialize(&mut de)
+            .and_then(|sizes| de.end().map(|()| sizes))
+            .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?;
+        Ok(JsonPayload { text, sizes })
+    }
+
+    /// Bytes of JSON text.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// The model's inputs: an object of input name -> nested list, or a
+    /// bare nested list for a model with one input, read straight into
+    /// typed tensors (see `read.rs`).
+    pub fn inputs(&self, signature: &Signature) -> Result<Vec<Tensor>, Error> {
+        let mut de = serde_json::Deserializer::from_str(&self.text);
+        read::Payload {
+            signature,
+            sizes: Some(&self.sizes),
+        }
+        .deserialize(&mut de)
+        .map_err(|e| Error::invalid(e.to_string()))
+    }
+}
+
+/// As [`JsonPayload::inputs`], for a payload already parsed (what a Python
 /// predictor passes to its model client).
 pub fn inputs(signature: &Signature, value: &Value) -> Result<Vec<Tensor>, Error> {
-    read::Payload { signature }
-        .deserialize(value)
-        .map_err(|e| Error::invalid(e.to_string()))
+    read::Payload {
+        signature,
+        sizes: None,
+    }
+    .deserialize(value)
+    .map_err(|e| Error::invalid(e.to_string()))
 }
 
 fn input_names(signature: &Signature) -> String {
@@ -43,9 +72,13 @@ fn input_names(signature: &Signature) -> String {
 
 /// Reads a nested list as a tensor of `dtype`.
 pub fn from_json(name: &str, dtype: DataType, value: &Value) -> Result<Tensor, Error> {
-    read::Input { name, dtype }
-        .deserialize(value)
-        .map_err(|e| Error::invalid(e.to_string()))
+    read::Input {
+        name,
+        dtype,
+        capacity: 0,
+    }
+    .deserialize(value)
+    .map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// Writes a tensor as nested lists (a scalar for shape []).
@@ -168,7 +201,10 @@ mod tests {
             inputs: vec![spec("x", DataType::F32), spec("ids", DataType::I64)],
             outputs: vec![],
         };
-        let read = inputs_from_str(&two, r#"{"x": [[1, 2.5]], "ids": [[3, 4], [5, 6]]}"#).unwrap();
+        let read_as = |signature: &Signature, text: &str| {
+            JsonPayload::new(text.to_owned()).and_then(|p| p.inputs(signature))
+        };
+        let read = read_as(&two, r#"{"x": [[1, 2.5]], "ids": [[3, 4], [5, 6]]}"#).unwrap();
         assert_eq!(read[0].data, TensorData::F32(vec![1.0, 2.5]));
         assert_eq!(
             (read[1].shape.clone(), read[1].data.clone()),
@@ -185,19 +221,16 @@ mod tests {
                 "an object is not a valid INT64",
             ),
         ] {
-            let err = inputs_from_str(&two, bad).unwrap_err().to_string();
+            let err = read_as(&two, bad).unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
         let one = Signature {
             inputs: vec![spec("x", DataType::F64)],
             outputs: vec![],
         };
-        let read = inputs_from_str(&one, "[[], []]").unwrap();
+        let read = read_as(&one, "[[], []]").unwrap();
         assert_eq!(read[0].shape, vec![2, 0]);
-        assert_eq!(
-            inputs_from_str(&one, "3").unwrap()[0].shape,
-            Vec::<i64>::new()
-        );
+        assert_eq!(read_as(&one, "3").unwrap()[0].shape, Vec::<i64>::new());
     }
 
     #[test]

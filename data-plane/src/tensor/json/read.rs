@@ -15,6 +15,10 @@ use crate::signature::Signature;
 /// list (or scalar) for a model with one input.
 pub(super) struct Payload<'a> {
     pub signature: &'a Signature,
+    /// What [`Count`] found in the same text: each tensor is then allocated
+    /// once at its final size. Growing a large vector by doubling copies it,
+    /// and the allocator may keep old and new resident at once.
+    pub sizes: Option<&'a [usize]>,
 }
 
 impl<'de> DeserializeSeed<'de> for Payload<'_> {
@@ -35,6 +39,7 @@ impl<'de> Visitor<'de> for Payload<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Tensor>, A::Error> {
         let mut tensors = Vec::new();
         while let Some(name) = map.next_key::<String>()? {
+            let capacity = self.capacity(tensors.len());
             let Some(spec) = self.signature.input(&name) else {
                 return Err(de::Error::custom(format!(
                     "unknown {}; the model's inputs: {}",
@@ -45,6 +50,7 @@ impl<'de> Visitor<'de> for Payload<'_> {
             tensors.push(map.next_value_seed(Input {
                 name: &name,
                 dtype: spec.dtype,
+                capacity,
             })?);
         }
         Ok(tensors)
@@ -52,7 +58,7 @@ impl<'de> Visitor<'de> for Payload<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<Tensor>, A::Error> {
         let (name, dtype) = self.only_input()?;
-        let mut builder = Builder::new(name, dtype)?;
+        let mut builder = Builder::new(name, dtype, self.capacity(0))?;
         Level {
             builder: &mut builder,
             depth: 0,
@@ -83,6 +89,13 @@ impl<'de> Visitor<'de> for Payload<'_> {
 }
 
 impl Payload<'_> {
+    /// Elements to allocate for the `index`th input of the payload.
+    fn capacity(&self, index: usize) -> usize {
+        self.sizes
+            .and_then(|sizes| sizes.get(index).copied())
+            .unwrap_or(0)
+    }
+
     fn only_input<E: de::Error>(&self) -> Result<(&str, DataType), E> {
         match self.signature.inputs.as_slice() {
             [only] => Ok((&only.name, only.dtype)),
@@ -96,7 +109,7 @@ impl Payload<'_> {
 
     fn scalar<E: de::Error>(self, leaf: Leaf) -> Result<Vec<Tensor>, E> {
         let (name, dtype) = self.only_input()?;
-        let mut builder = Builder::new(name, dtype)?;
+        let mut builder = Builder::new(name, dtype, 1)?;
         builder.leaf(0, leaf)?;
         Ok(vec![builder.finish()?])
     }
@@ -106,13 +119,15 @@ impl Payload<'_> {
 pub(super) struct Input<'a> {
     pub name: &'a str,
     pub dtype: DataType,
+    /// Elements to allocate up front (a hint; 0 to grow as read).
+    pub capacity: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for Input<'_> {
     type Value = Tensor;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Tensor, D::Error> {
-        let mut builder = Builder::new(self.name, self.dtype)?;
+        let mut builder = Builder::new(self.name, self.dtype, self.capacity)?;
         Level {
             builder: &mut builder,
             depth: 0,
@@ -156,7 +171,11 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new<E: de::Error>(name: &'a str, dtype: DataType) -> Result<Builder<'a>, E> {
+    fn new<E: de::Error>(
+        name: &'a str,
+        dtype: DataType,
+        capacity: usize,
+    ) -> Result<Builder<'a>, E> {
         if !dtype_supported(dtype) {
             return Err(E::custom(format!(
                 "{}: datatype {} is not supported by hotswap",
@@ -167,7 +186,7 @@ impl<'a> Builder<'a> {
         Ok(Builder {
             name,
             dtype,
-            data: TensorData::empty(dtype),
+            data: TensorData::with_capacity(dtype, capacity),
             dims: Vec::new(),
             rank: None,
         })
@@ -292,21 +311,21 @@ impl<'de> Visitor<'de> for Level<'_, '_> {
 }
 
 impl TensorData {
-    /// Empty, of `dtype` (a supported one).
-    fn empty(dtype: DataType) -> TensorData {
+    /// Empty, of `dtype` (a supported one), with room for `n` elements.
+    fn with_capacity(dtype: DataType, n: usize) -> TensorData {
         match dtype {
-            DataType::Bool => TensorData::Bool(Vec::new()),
-            DataType::U8 => TensorData::U8(Vec::new()),
-            DataType::U16 => TensorData::U16(Vec::new()),
-            DataType::U32 => TensorData::U32(Vec::new()),
-            DataType::U64 => TensorData::U64(Vec::new()),
-            DataType::I8 => TensorData::I8(Vec::new()),
-            DataType::I16 => TensorData::I16(Vec::new()),
-            DataType::I32 => TensorData::I32(Vec::new()),
-            DataType::I64 => TensorData::I64(Vec::new()),
-            DataType::F64 => TensorData::F64(Vec::new()),
+            DataType::Bool => TensorData::Bool(Vec::with_capacity(n)),
+            DataType::U8 => TensorData::U8(Vec::with_capacity(n)),
+            DataType::U16 => TensorData::U16(Vec::with_capacity(n)),
+            DataType::U32 => TensorData::U32(Vec::with_capacity(n)),
+            DataType::U64 => TensorData::U64(Vec::with_capacity(n)),
+            DataType::I8 => TensorData::I8(Vec::with_capacity(n)),
+            DataType::I16 => TensorData::I16(Vec::with_capacity(n)),
+            DataType::I32 => TensorData::I32(Vec::with_capacity(n)),
+            DataType::I64 => TensorData::I64(Vec::with_capacity(n)),
+            DataType::F64 => TensorData::F64(Vec::with_capacity(n)),
             DataType::F32 | DataType::F16 | DataType::BF16 | DataType::Bytes => {
-                TensorData::F32(Vec::new())
+                TensorData::F32(Vec::with_capacity(n))
             }
         }
     }
@@ -350,5 +369,108 @@ impl TensorData {
             TensorData::F32(v) => put(v, float(leaf).map(|f| f as f32)),
             TensorData::F64(v) => put(v, float(leaf)),
         }
+    }
+}
+
+/// The syntax pass, before the model is known: checks that the text is
+/// JSON and counts the leaves of each top-level value of an object (in
+/// order), or of a bare value, building nothing.
+pub(super) struct Count;
+
+impl<'de> DeserializeSeed<'de> for Count {
+    type Value = Vec<usize>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<usize>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Count {
+    type Value = Vec<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<usize>, A::Error> {
+        let mut sizes = Vec::new();
+        while map.next_key::<de::IgnoredAny>()?.is_some() {
+            sizes.push(map.next_value_seed(Leaves)?);
+        }
+        Ok(sizes)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<usize>, A::Error> {
+        Ok(vec![Leaves.visit_seq(seq)?])
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Vec<usize>, E> {
+        Ok(vec![1])
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Vec<usize>, E> {
+        Ok(vec![1])
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Vec<usize>, E> {
+        Ok(vec![1])
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Vec<usize>, E> {
+        Ok(vec![1])
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Vec<usize>, E> {
+        Ok(vec![1])
+    }
+    fn visit_unit<E>(self) -> Result<Vec<usize>, E> {
+        Ok(vec![1])
+    }
+}
+
+/// The leaves under one value (an object inside the lists counts as one:
+/// the typed read refuses it).
+struct Leaves;
+
+impl<'de> DeserializeSeed<'de> for Leaves {
+    type Value = usize;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Leaves {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while let Some(m) = seq.next_element_seed(Leaves)? {
+            n += m;
+        }
+        Ok(n)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<usize, A::Error> {
+        de::IgnoredAny.visit_map(map).map(|_| 1)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
+        Ok(1)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
+        Ok(1)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
+        Ok(1)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
+        Ok(1)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<usize, E> {
+        Ok(1)
+    }
+    fn visit_unit<E>(self) -> Result<usize, E> {
+        Ok(1)
     }
 }

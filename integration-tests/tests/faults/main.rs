@@ -3,6 +3,7 @@
 //! failed because of it.
 
 mod cache_eviction;
+mod chaos;
 mod hung_predictor;
 mod outage;
 mod output_sizes;

@@ -1,6 +1,8 @@
 //! A bucket a test writes models into, on one of the three backends, and
 //! the storage options that make the model-store read it.
 
+use std::net::SocketAddr;
+
 use gcloud_storage::client::Client as GcsClient;
 use gcloud_storage::http::buckets::insert::InsertBucketRequest;
 use gcloud_storage::http::objects::delete::DeleteObjectRequest;
@@ -121,6 +123,15 @@ impl TestBucket {
                 Some(&emulator.endpoint)
             }
         }
+    }
+
+    /// The emulator's socket address, for a proxy put in front of it.
+    pub fn emulator_addr(&self) -> SocketAddr {
+        self.emulator_endpoint()
+            .expect("a bucket on an emulator")
+            .trim_start_matches("http://")
+            .parse()
+            .expect("emulator address")
     }
 
     pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>) {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, Worker, WorkerConfig};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use hotswap_proto::inference::repository_index_response::ModelIndex;
 use hotswap_proto::inference::{ModelInferRequest, RepositoryIndexRequest, model_infer_request};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
@@ -146,6 +147,25 @@ pub fn iris(label: usize) -> Vec<u8> {
         label + 1
     )))
     .expect("example model")
+}
+
+/// The first entry of `name` version `version` in the RepositoryIndex of
+/// the worker (or control plane) at `addr`; None when it has none or does
+/// not answer.
+pub async fn index_entry(addr: SocketAddr, name: &str, version: &str) -> Option<ModelIndex> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    GrpcInferenceServiceClient::new(channel)
+        .repository_index(RepositoryIndexRequest::default())
+        .await
+        .ok()?
+        .into_inner()
+        .models
+        .into_iter()
+        .find(|m| m.name == name && m.version == version)
 }
 
 /// A fixture from integration-tests/fixtures/onnx (see make_fixtures.py).

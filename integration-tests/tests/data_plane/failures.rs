@@ -6,26 +6,14 @@ use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::{StoreServer, Watcher};
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, answer, eventually, iris, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, answer, eventually, index_entry, iris, iris_label,
+    predict_json,
 };
-use hotswap_proto::inference::RepositoryIndexRequest;
-use hotswap_proto::inference::repository_index_response::ModelIndex;
 use tonic::Code;
 
 use super::stack;
 
 const CONFIG: &str = "- {name: iris, predictor: {type: onnx, models: {path: '{root}iris'}}}";
-
-async fn index_entry(worker: &WorkerServer, version: &str) -> Option<ModelIndex> {
-    let index = worker
-        .inference()
-        .await
-        .repository_index(RepositoryIndexRequest::default())
-        .await
-        .ok()?
-        .into_inner();
-    index.models.into_iter().find(|m| m.version == version)
-}
 
 #[tokio::test]
 async fn a_corrupt_model_never_replaces_a_working_one() {
@@ -40,7 +28,7 @@ async fn a_corrupt_model_never_replaces_a_working_one() {
         .put("iris/2/model.onnx", "this is not an onnx model")
         .await;
     let failed = eventually("version 2 reported failed", || async {
-        index_entry(&worker, "2")
+        index_entry(worker.addr, "iris", "2")
             .await
             .filter(|m| m.reason.contains("load failed"))
     })
@@ -67,7 +55,7 @@ async fn a_corrupt_model_never_replaces_a_working_one() {
     // answering, the index says the update failed.
     bucket.put("iris/1/model.onnx", "garbage again").await;
     let update = eventually("failed update of version 1 reported", || async {
-        index_entry(&worker, "1")
+        index_entry(worker.addr, "iris", "1")
             .await
             .filter(|m| m.reason.contains("update failed"))
     })
@@ -199,7 +187,7 @@ async fn on_demand_latest_never_fails_for_a_broken_new_version() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(answered > 0);
-    let failed = index_entry(&worker, "2").await.unwrap();
+    let failed = index_entry(worker.addr, "iris", "2").await.unwrap();
     assert!(failed.reason.contains("load failed"), "{failed:?}");
     worker.stop().await;
     store.stop().await;
@@ -215,7 +203,7 @@ async fn an_update_the_model_store_finds_invalid_keeps_the_last_good_content() {
     // (an upload in progress, say).
     bucket.put("iris/1/other.onnx", iris(1)).await;
     let entry = eventually("version 1 reported invalid", || async {
-        index_entry(&worker, "1")
+        index_entry(worker.addr, "iris", "1")
             .await
             .filter(|m| m.reason.contains("update invalid"))
     })

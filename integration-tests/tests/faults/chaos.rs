@@ -16,11 +16,9 @@ use hotswap_integration_tests::process::{Hotswap, venv};
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, eventually, iris, iris_infer, iris_label, predict_json,
+    IRIS_INPUT, eventually, index_entry, iris, iris_label, predict_json,
 };
 use hotswap_model_store::ModelStoreConfig;
-use hotswap_proto::inference::RepositoryIndexRequest;
-use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::ListModelsRequest;
 use tonic::Code;
 
@@ -98,35 +96,11 @@ async fn two_workers_serving(control: &ControlServer) {
     .await;
 }
 
-/// The states a worker reports for iris version `version`.
-async fn iris_state(worker: &Hotswap, version: &str) -> Option<String> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", worker.addr))
-        .ok()?
-        .connect()
-        .await
-        .ok()?;
-    let index = GrpcInferenceServiceClient::new(channel)
-        .repository_index(RepositoryIndexRequest::default())
-        .await
-        .ok()?
-        .into_inner();
-    index
-        .models
-        .into_iter()
-        .find(|m| m.name == "iris" && m.version == version)
-        .map(|m| m.state)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn well_formed_calls_survive_every_fault_in_turn() {
     let bucket = TestBucket::new(Backend::S3).await;
     bucket.put("iris/1/model.onnx", iris(0)).await;
-    let emulator: SocketAddr = bucket
-        .emulator_endpoint()
-        .expect("an emulator")
-        .trim_start_matches("http://")
-        .parse()
-        .expect("emulator address");
+    let emulator = bucket.emulator_addr();
     // The store and the workers reach S3 through proxies: both are cut in
     // the outage; the workers' one stalls a download.
     let store_s3 = Proxy::start(emulator).await;
@@ -206,7 +180,7 @@ async fn well_formed_calls_survive_every_fault_in_turn() {
     bucket.put("iris/2/model.onnx", iris(1)).await;
     eventually("version 2 stalled or failed on a worker", || async {
         for w in &workers {
-            let state = iris_state(w, "2").await;
+            let state = index_entry(w.addr, "iris", "2").await.map(|m| m.state);
             if matches!(state.as_deref(), Some("LOADING" | "UNAVAILABLE")) {
                 return Some(());
             }
@@ -246,25 +220,7 @@ async fn well_formed_calls_survive_every_fault_in_turn() {
     );
 
     // 5. Oversized names, refused alone.
-    let long = "x".repeat(100_000);
-    let mut inference = control.inference().await;
-    let mut predictor = control.predictor().await;
-    for _ in 0..5 {
-        let mut infer = iris_infer("iris", "");
-        infer.inputs[0].name = long.clone();
-        let refused = inference.model_infer(infer).await.unwrap_err();
-        assert_eq!(refused.code(), Code::InvalidArgument);
-        let refused = predictor
-            .predict(predict_json(
-                "iris",
-                "",
-                "",
-                &format!("{{\"{long}\": [[1, 2, 3, 4]]}}"),
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(refused.code(), Code::InvalidArgument);
-    }
+    super::oversized::oversized_calls(&control).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     onnx.stop()

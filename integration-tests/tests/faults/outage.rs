@@ -5,7 +5,6 @@
 //! removed on such a source's account, and the store says the source is
 //! unhealthy and why. A listing that succeeds and is empty still removes.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
@@ -89,12 +88,7 @@ async fn until_source(store: &StoreServer, what: &str, healthy: bool) -> SourceS
 async fn an_s3_outage_across_a_model_store_restart_loses_nothing() {
     let bucket = TestBucket::new(Backend::S3).await;
     bucket.put("iris/1/model.onnx", iris(0)).await;
-    let s3: SocketAddr = bucket
-        .emulator_endpoint()
-        .expect("an emulator")
-        .trim_start_matches("http://")
-        .parse()
-        .expect("emulator address");
+    let s3 = bucket.emulator_addr();
     let proxy = Proxy::start(s3).await;
     let through_proxy = |c: &mut ModelStoreConfig| {
         c.storage.s3.endpoint = Some(format!("http://{}", proxy.addr));

@@ -44,22 +44,12 @@ async fn oversized_names_fail_alone() {
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
     });
 
-    let long = "x".repeat(100_000);
-    let mut inference = control.inference().await;
-    let mut predictor = control.predictor().await;
-    for _ in 0..5 {
-        let mut infer = iris_infer("iris", "");
-        infer.inputs[0].name = long.clone();
-        let refused = inference.model_infer(infer).await.unwrap_err();
-        check_refused(&refused);
-
-        let request: PredictRequest =
-            predict_json("iris", "", "", &format!("{{\"{long}\": [[1, 2, 3, 4]]}}"));
-        let refused = predictor.predict(request).await.unwrap_err();
-        check_refused(&refused);
-    }
+    oversized_calls(&control).await;
     // Names the front door itself resolves are cut too.
-    let refused = predictor
+    let long = "x".repeat(100_000);
+    let refused = control
+        .predictor()
+        .await
         .predict(predict_json(&long, "", "", IRIS_INPUT))
         .await
         .unwrap_err();
@@ -78,6 +68,26 @@ async fn oversized_names_fail_alone() {
     load.stop()
         .await
         .assert_clean("calls beside the oversized ones");
+}
+
+/// Five ModelInfer and five Predict calls to `iris` through the control
+/// plane, each with a 100 KB input name: each refused INVALID_ARGUMENT with
+/// the name cut.
+pub async fn oversized_calls(control: &ControlServer) {
+    let long = "x".repeat(100_000);
+    let mut inference = control.inference().await;
+    let mut predictor = control.predictor().await;
+    for _ in 0..5 {
+        let mut infer = iris_infer("iris", "");
+        infer.inputs[0].name = long.clone();
+        let refused = inference.model_infer(infer).await.unwrap_err();
+        check_refused(&refused);
+
+        let request: PredictRequest =
+            predict_json("iris", "", "", &format!("{{\"{long}\": [[1, 2, 3, 4]]}}"));
+        let refused = predictor.predict(request).await.unwrap_err();
+        check_refused(&refused);
+    }
 }
 
 fn check_refused(status: &tonic::Status) {

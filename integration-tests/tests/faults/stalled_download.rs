@@ -5,7 +5,6 @@
 //! download held its API's lock with no timeout, and a good newer version
 //! stayed LOADING for minutes with nothing logged.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use hotswap_data_plane::DownloadLimits;
@@ -13,9 +12,9 @@ use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, index_entry, iris, iris_label,
+    predict_json,
 };
-use hotswap_proto::inference::RepositoryIndexRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_download_holds_only_its_own_version() {
@@ -26,12 +25,7 @@ async fn a_stalled_download_holds_only_its_own_version() {
         bucket.uri("zoo")
     );
     let store = StoreServer::start(&bucket, &config, |_| {}).await;
-    let s3: SocketAddr = bucket
-        .emulator_endpoint()
-        .expect("an emulator")
-        .trim_start_matches("http://")
-        .parse()
-        .expect("emulator address");
+    let s3 = bucket.emulator_addr();
     let proxy = Proxy::start(s3).await;
     let mut storage = bucket.storage_options();
     storage.s3.endpoint = Some(format!("http://{}", proxy.addr));
@@ -67,18 +61,9 @@ async fn a_stalled_download_holds_only_its_own_version() {
     proxy.stall("zoo/a/2/");
     bucket.put("zoo/a/2/model.onnx", iris(1)).await;
     eventually("zoo/a version 2 downloading", || async {
-        let index = worker
-            .inference()
+        index_entry(worker.addr, "zoo/a", "2")
             .await
-            .repository_index(RepositoryIndexRequest::default())
-            .await
-            .ok()?
-            .into_inner();
-        index
-            .models
-            .iter()
-            .any(|m| m.name == "zoo/a" && m.version == "2" && m.state == "LOADING")
-            .then_some(())
+            .filter(|m| m.state == "LOADING")
     })
     .await;
     let a = ask("a").await.expect("zoo/a still served");
@@ -95,17 +80,9 @@ async fn a_stalled_download_holds_only_its_own_version() {
 
     // The stalled version fails, with the reason, after its bounded tries.
     let reason = eventually("zoo/a version 2 failed", || async {
-        let index = worker
-            .inference()
+        index_entry(worker.addr, "zoo/a", "2")
             .await
-            .repository_index(RepositoryIndexRequest::default())
-            .await
-            .ok()?
-            .into_inner();
-        index
-            .models
-            .into_iter()
-            .find(|m| m.name == "zoo/a" && m.version == "2" && m.state == "UNAVAILABLE")
+            .filter(|m| m.state == "UNAVAILABLE")
             .map(|m| m.reason)
             .filter(|r| r.contains("no data for"))
     })

@@ -22,6 +22,8 @@ use tower::Service;
 
 use crate::context::CallContextLayer;
 
+mod limit;
+
 /// How long a stopping server waits for clients to finish and hang up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -97,7 +99,8 @@ impl GrpcServer {
     }
 
     /// Calls handled at once; more wait in the queue before anything of
-    /// theirs is decoded (bounds the memory decoded requests take).
+    /// theirs is decoded (bounds the memory decoded requests take). Health
+    /// checks and reflection are never held back (`server/limit.rs`).
     pub fn concurrency_limit(mut self, limit: usize) -> Self {
         self.concurrency_limit = Some(limit);
         self
@@ -136,8 +139,7 @@ impl GrpcServer {
                 // Outermost: calls beyond the limit wait here, before anything
                 // of theirs is decoded.
                 .layer(tower::util::option_layer(
-                    self.concurrency_limit
-                        .map(tower::limit::ConcurrencyLimitLayer::new),
+                    self.concurrency_limit.map(limit::LimitLayer::new),
                 ))
                 // Each call runs in a span that continues the caller's trace,
                 // and its deadline is known to the calls it makes in turn;

@@ -234,7 +234,7 @@ fn main() {
     let binary = args
         .iter()
         .position(|a| a == "--binary")
-        .map(|i| PathBuf::from(&args[i + 1]))
+        .map(|i| PathBuf::from(args.get(i + 1).expect("--binary PATH")))
         .unwrap_or_else(hotswap_binary);
     let bucket = tempfile::tempdir().expect("temp dir");
     let model = bucket.path().join("models/total/1/model.onnx");

@@ -319,16 +319,18 @@ impl PythonClient {
     }
 
     fn record_failure(&self, py: Python<'_>, key: (String, u64), content_hash: String, e: &PyErr) {
+        // Before the lock: `repr` runs Python code, which may let the GIL
+        // go to a thread that then waits for this lock.
+        let message = e
+            .value(py)
+            .repr()
+            .map_or_else(|_| e.to_string(), |r| r.to_string());
         let mut failed = lock(&self.failed);
         let attempts = failed
             .get(&key)
             .filter(|f| f.content_hash == content_hash)
             .map_or(1, |f| f.attempts + 1);
         let delay = hotswap_common::backoff::nth(RETRY_START, RETRY_MAX, attempts);
-        let message = e
-            .value(py)
-            .repr()
-            .map_or_else(|_| e.to_string(), |r| r.to_string());
         eprintln!(
             "python-worker: load_model failed for {} version {} (attempt {attempts}, next in {delay:?}): {message}",
             key.0, key.1

@@ -89,8 +89,10 @@ impl Default for ProcessConfig {
 
 /// Default [`ProcessConfig::call_timeout`].
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default [`ProcessConfig::max_queued`].
-pub const DEFAULT_MAX_QUEUED: usize = 256;
+/// Default [`ProcessConfig::max_queued`]: a quarter of the calls a worker
+/// handles at once (256), so the queue of a predictor that hangs leaves
+/// room for the worker's other APIs.
+pub const DEFAULT_MAX_QUEUED: usize = 64;
 
 /// The numeric libraries' thread-count variables.
 pub const THREAD_VARS: [&str; 3] = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"];
@@ -170,39 +172,80 @@ impl PythonPool {
         payload: serde_json::Value,
         query: BTreeMap<String, String>,
     ) -> Result<serde_json::Value, CallError> {
-        let (process, busy) = self.claim().await?;
-        let id = process.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        lock(&process.pending).insert(id, tx);
-        let message = ToChild::Predict { id, payload, query };
-        if process.outbox.send(message).is_err() {
-            // It died between the claim and now: it never ran there.
-            lock(&process.pending).remove(&id);
-            process.alive.store(false, Ordering::Relaxed);
-            return Err(CallError::ProcessDied {
-                file: self.spec.file.clone(),
-                pid: process.pid,
-            });
-        }
-        let limit = self.spec.process.call_timeout;
-        // The thread is given back (`busy` dropped) only once the outcome is
-        // settled: a stuck process is marked dead before anyone may claim it.
-        let _busy = busy;
-        match tokio::time::timeout(limit, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(CallError::ProcessDied {
-                file: self.spec.file.clone(),
-                pid: process.pid,
-            }),
-            Err(_) => {
-                tracing::warn!(file = %self.spec.file, pid = process.pid, limit = ?limit,
-                    "a predict call ran past its time limit; replacing its process");
-                process.fail();
-                Err(CallError::TimedOut {
-                    file: self.spec.file.clone(),
-                    limit,
-                })
+        let mut message = ToChild::Predict {
+            id: 0,
+            payload,
+            query,
+        };
+        // A process that died after the claim never got the call: it goes
+        // to another (each try skips the dead one; the bound is a guard).
+        for _ in 0..=self.slots.len() {
+            let (process, busy) = self.claim().await?;
+            let id = process.next_id.fetch_add(1, Ordering::Relaxed);
+            if let ToChild::Predict { id: slot, .. } = &mut message {
+                *slot = id;
             }
+            let (tx, rx) = oneshot::channel();
+            lock(&process.pending).insert(id, tx);
+            // Failed since the claim (its calls in flight already dropped):
+            // this one would wait out the whole limit there.
+            if !process.alive.load(Ordering::Relaxed) {
+                lock(&process.pending).remove(&id);
+                continue;
+            }
+            match process.outbox.send(message) {
+                Ok(()) => return self.watch(process, busy, rx).await,
+                Err(returned) => {
+                    lock(&process.pending).remove(&id);
+                    process.alive.store(false, Ordering::Relaxed);
+                    message = returned.0;
+                }
+            }
+        }
+        Err(CallError::NoProcess {
+            file: self.spec.file.clone(),
+        })
+    }
+
+    /// Waits for a sent call's answer, at most the call time limit. The
+    /// wait runs in its own task, which holds the claimed thread: a caller
+    /// that gives up (its deadline, a cancelled request) leaves the call
+    /// watched, so a stuck process is still replaced when the limit
+    /// passes, and its thread is never handed to another call meanwhile.
+    async fn watch(
+        &self,
+        process: Arc<Process>,
+        busy: Busy,
+        answer: oneshot::Receiver<Result<serde_json::Value, CallError>>,
+    ) -> Result<serde_json::Value, CallError> {
+        let limit = self.spec.process.call_timeout;
+        let (file, pid) = (self.spec.file.clone(), process.pid);
+        let watcher = tokio::spawn(async move {
+            // Given back only once the outcome is settled: a stuck process
+            // is marked dead before anyone may claim its thread.
+            let _busy = busy;
+            match tokio::time::timeout(limit, answer).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(CallError::ProcessDied {
+                    file,
+                    pid: process.pid,
+                }),
+                Err(_) => {
+                    tracing::warn!(file = %file, pid = process.pid, limit = ?limit,
+                        "a predict call ran past its time limit; replacing its process");
+                    process.fail();
+                    Err(CallError::TimedOut { file, limit })
+                }
+            }
+        });
+        match watcher.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down, and the process with it.
+            Err(_) => Err(CallError::ProcessDied {
+                file: self.spec.file.clone(),
+                pid,
+            }),
         }
     }
 

@@ -46,8 +46,8 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub size: u64,
-    /// [`ObjectMeta::etag`] from the listing; empty: only the size is
-    /// checked.
+    /// [`ObjectMeta::etag`] from the listing; empty: nothing is pinned here
+    /// (the caller still compares the bytes it got with `size`).
     pub etag: String,
 }
 

@@ -16,7 +16,8 @@ use tokio::io::AsyncWriteExt;
 /// Bounds on one download.
 #[derive(Debug, Clone)]
 pub struct DownloadLimits {
-    /// From asking for an object to its first byte (connecting included).
+    /// From asking for an object to the first bytes of its body (connecting
+    /// and the response's headers included).
     pub first_byte: Duration,
     /// The longest wait for an object's next bytes.
     pub stall: Duration,
@@ -131,14 +132,26 @@ pub(super) async fn version(
             waited,
             phase,
         };
-        let mut stream =
-            tokio::time::timeout(limits.first_byte, folder.get(&file.path, Some(&listed)))
-                .await
-                .map_err(|_| stalled(limits.first_byte, "waiting for the first byte"))??;
+        // One deadline for the answer and its first bytes; then a bound on
+        // each wait for the next.
+        let first_byte = tokio::time::Instant::now() + limits.first_byte;
+        let mut stream = tokio::time::timeout_at(first_byte, folder.get(&file.path, Some(&listed)))
+            .await
+            .map_err(|_| stalled(limits.first_byte, "waiting for the first byte"))??;
         let mut written = 0u64;
+        let mut first = true;
         loop {
-            let chunk = match tokio::time::timeout(limits.stall, stream.next()).await {
-                Err(_) => return Err(stalled(limits.stall, "between bytes")),
+            let (deadline, waited, phase) = match first {
+                true => (first_byte, limits.first_byte, "waiting for the first byte"),
+                false => (
+                    tokio::time::Instant::now() + limits.stall,
+                    limits.stall,
+                    "between bytes",
+                ),
+            };
+            first = false;
+            let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => return Err(stalled(waited, phase)),
                 Ok(None) => break,
                 Ok(Some(chunk)) => chunk?,
             };

@@ -1,9 +1,12 @@
 //! Bringing a version up on this worker: download into the disk cache,
 //! load beside what serves, publish with one pointer swap, then make room.
-//! A version that fails never costs what serves: nothing is evicted, from
-//! memory or from disk, until the new version has loaded. A download holds
-//! only its own version: the API's lock, which serialises loads and
-//! evictions, is taken once the files are on disk.
+//! A version that fails never costs another version: nothing is evicted,
+//! from memory or from disk, until the new version has loaded. (A version
+//! updated in place gives up its previous content's folder once the new
+//! content is on disk; the previous content keeps serving from memory, and
+//! no listing names it any more.) A download holds only its own version:
+//! the API's lock, which serialises loads and evictions, is taken once the
+//! files are on disk.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,9 +88,18 @@ impl Worker {
         target: &ModelVersion,
     ) -> Result<Arc<Loaded>, Error> {
         let key = VersionKey::of(target);
-        let dir = self.cache.fetch(target).await?;
+        let mut dir = self.cache.fetch(target).await?;
         let api_lock = self.api_lock(&target.api);
-        let _api = api_lock.lock().await;
+        let mut api_guard = api_lock.lock().await;
+        // Disk evictions run under this lock: one that took this folder
+        // before the slot was marked in use has finished deleting it by
+        // now. Marked in use, the slot's folder is not taken again.
+        if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
+            drop(api_guard);
+            dir = self.cache.fetch(target).await?;
+            api_guard = api_lock.lock().await;
+        }
+        let _api = api_guard;
         let stale = {
             let mut state = lock(&slot.state);
             let old = state.disk.take();
@@ -208,7 +220,15 @@ impl Worker {
             if total <= limit {
                 break;
             }
-            let dir = lock(&slot.state).disk.take();
+            // Checked again as it is taken: a load may have begun since.
+            let dir = {
+                let mut state = lock(&slot.state);
+                if state.in_use {
+                    None
+                } else {
+                    state.disk.take()
+                }
+            };
             if let Some((dir, _)) = dir {
                 self.cache.remove(&dir).await;
                 total -= 1;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, index_entry, iris, iris_label,
+    predict_json,
 };
 
 /// Long enough for the broken version's retries (after 1 s, 2 s, 4 s).
@@ -85,4 +86,10 @@ async fn a_broken_version_never_evicts_the_serving_one() {
         inode,
         "version 2 was downloaded again"
     );
+    // And the broken version was tried meanwhile, not skipped.
+    let three = index_entry(worker.addr, "iris", "3")
+        .await
+        .expect("version 3 in the index");
+    assert_eq!(three.state, "UNAVAILABLE", "{three:?}");
+    assert!(three.reason.contains("load failed"), "{three:?}");
 }

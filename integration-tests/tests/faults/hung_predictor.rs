@@ -104,6 +104,36 @@ async fn a_hung_call_costs_only_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_call_whose_caller_gave_up_still_ends_its_process() {
+    let pool = std::sync::Arc::new(PythonPool::start(spec(1, 64)).await.expect("starts"));
+    let before = pool.pids();
+    // The caller's deadline is far shorter than the predictor's limit: it
+    // gives up, and the call goes on hanging in the process.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        pool.predict(json!("hang"), BTreeMap::new()),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the hung call answered: {gave_up:?}");
+    let pool = &pool;
+    let before = &before;
+    eventually(
+        "the stuck process replaced without another call",
+        || async move {
+            let now = pool.pids();
+            (now.len() == 1 && now != *before).then_some(())
+        },
+    )
+    .await;
+    for _ in 0..5 {
+        tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new()))
+            .await
+            .expect("answered")
+            .expect("served by the new process");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_rather_than_waits() {
     let pool = std::sync::Arc::new(PythonPool::start(spec(1, 2)).await.expect("starts"));
     let hung = tokio::spawn({

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use hotswap_control_plane::ControlPlaneConfig;
+use hotswap_control_plane::registry::RegistryLimits;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,6 +13,13 @@ pub struct Args {
     /// says which).
     #[arg(long, default_value = "127.0.0.1:7000")]
     listen: String,
+    /// Workers registered at once; one more is refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = hotswap_control_plane::registry::DEFAULT_MAX_WORKERS)]
+    max_workers: usize,
+    /// Model versions and predictor APIs one worker may report.
+    #[arg(long, default_value_t = hotswap_control_plane::registry::DEFAULT_MAX_ROUTES)]
+    max_routes_per_worker: usize,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -20,6 +28,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let config = ControlPlaneConfig {
         model_store: args.model_store,
+        limits: RegistryLimits {
+            max_workers: args.max_workers,
+            max_routes: args.max_routes_per_worker,
+        },
     };
     hotswap_control_plane::serve(config, listener, crate::shutdown::signal()).await?;
     Ok(())

@@ -50,6 +50,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     let control_plane = hotswap_control_plane::serve(
         ControlPlaneConfig {
             model_store: store_addr.to_string(),
+            ..ControlPlaneConfig::default()
         },
         listener,
         stop.clone().cancelled_owned(),

@@ -48,6 +48,27 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// Another registration stream holds this worker id.
+    #[error(
+        "worker id `{0}` is registered by another connection (an id belongs to the stream that \
+         registered it, until that stream ends)"
+    )]
+    WorkerIdTaken(String),
+
+    #[error("{max} workers are registered already (--max-workers)")]
+    TooManyWorkers { max: usize },
+
+    #[error(
+        "a report names {routes} model versions and predictor APIs; at most {max} are taken \
+         (--max-routes-per-worker)"
+    )]
+    TooManyRoutes { routes: usize, max: usize },
+
+    /// A worker advertised an address this control plane itself listens
+    /// on: calls routed there would come back here.
+    #[error("worker address {0} is this control plane's own listener")]
+    OwnAddress(String),
+
     /// A worker's registration stream failed.
     #[error("registration stream")]
     ReportStream(#[source] PeerStatus),
@@ -72,7 +93,11 @@ impl ServiceError for Error {
             | Error::ReportStream(_) => Code::Unavailable,
             Error::DeadlineExceeded => Code::DeadlineExceeded,
             Error::Worker { code, .. } => *code,
-            Error::InvalidArgument(_) | Error::WorkerAddress { .. } => Code::InvalidArgument,
+            Error::InvalidArgument(_) | Error::WorkerAddress { .. } | Error::OwnAddress(_) => {
+                Code::InvalidArgument
+            }
+            Error::WorkerIdTaken(_) => Code::AlreadyExists,
+            Error::TooManyWorkers { .. } | Error::TooManyRoutes { .. } => Code::ResourceExhausted,
             Error::Server(_) => Code::Internal,
         }
     }

@@ -226,8 +226,10 @@ impl InferenceService for FrontDoor {
                         ..Default::default()
                     });
                 entry.last_inference = entry.last_inference.max(s.last_inference);
-                entry.inference_count += s.inference_count;
-                entry.execution_count += s.execution_count;
+                // Saturating: a worker's counters are its own word, and
+                // an absurd one must not overflow the sum.
+                entry.inference_count = entry.inference_count.saturating_add(s.inference_count);
+                entry.execution_count = entry.execution_count.saturating_add(s.execution_count);
                 if let (Some(total), Some(add)) =
                     (entry.inference_stats.as_mut(), s.inference_stats)
                 {
@@ -293,7 +295,7 @@ fn forwarded_version(asked: &str, key: &VersionKey) -> String {
 fn add_duration(total: &mut Option<StatisticDuration>, add: Option<StatisticDuration>) {
     if let Some(add) = add {
         let t = total.get_or_insert_with(StatisticDuration::default);
-        t.count += add.count;
-        t.ns += add.ns;
+        t.count = t.count.saturating_add(add.count);
+        t.ns = t.ns.saturating_add(add.ns);
     }
 }

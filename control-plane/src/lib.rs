@@ -10,6 +10,7 @@
 mod error;
 mod front;
 mod grpc;
+mod own;
 mod register;
 pub mod registry;
 mod router;

@@ -14,6 +14,7 @@ use hotswap_proto::HEARTBEAT;
 use hotswap_proto::error::Report;
 
 use crate::Error;
+use crate::own::OwnListeners;
 use crate::registry::{Registry, SILENCE_LIMIT};
 
 #[async_trait]
@@ -32,6 +33,8 @@ pub trait ControlPlaneService: Send + Sync + 'static {
 pub struct Registrar {
     pub(crate) registry: Arc<Registry>,
     pub(crate) shutdown: CancellationToken,
+    /// Addresses workers may not advertise.
+    pub(crate) own: OwnListeners,
 }
 
 #[async_trait]
@@ -42,11 +45,13 @@ impl ControlPlaneService for Registrar {
     ) -> Result<BoxStream<'static, Result<RegisterReply, Error>>, Error> {
         let registry = self.registry.clone();
         let shutdown = self.shutdown.clone();
+        let own = self.own.clone();
         let session = registry.session();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let heartbeat_ms = HEARTBEAT.as_millis() as u32;
         tokio::spawn(async move {
             let mut worker_id = None;
+            let mut address_checked = None;
             let mut heartbeat = tokio::time::interval(HEARTBEAT);
             let silence = tokio::time::sleep(SILENCE_LIMIT);
             tokio::pin!(silence);
@@ -74,7 +79,18 @@ impl ControlPlaneService for Registrar {
                         silence
                             .as_mut()
                             .reset(tokio::time::Instant::now() + SILENCE_LIMIT);
+                        if address_checked.as_ref() != Some(&report.address) {
+                            if own.reached_by(&report.address).await {
+                                let shown =
+                                    hotswap_proto::error::shown(&report.address).into_owned();
+                                tracing::warn!(address = %shown, "a worker advertised this control plane's own address; refused");
+                                let _ = tx.send(Err(Error::OwnAddress(shown))).await;
+                                break;
+                            }
+                            address_checked = Some(report.address.clone());
+                        }
                         if let Err(e) = registry.report(session, &report) {
+                            tracing::warn!(worker_id = %hotswap_proto::error::shown(&report.worker_id), error = %Report(&e), "registration refused");
                             let _ = tx.send(Err(e)).await;
                             break;
                         }

@@ -1,6 +1,9 @@
 //! The workers the control plane knows: who they are, where they listen,
 //! what they serve, how busy they are. A worker enters with its first report
-//! and leaves when its registration stream ends or goes silent.
+//! and leaves when its registration stream ends or goes silent. A worker id
+//! belongs to the registration stream that registered it while that stream
+//! lasts: another stream naming it is refused, never a takeover. The number
+//! of workers and of routes a report names are bounded.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -24,6 +27,30 @@ pub const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 /// served there for this long, so the requests that follow go to the same
 /// worker instead of loading it elsewhere.
 pub const PLACEMENT_GRACE: Duration = Duration::from_secs(10);
+
+/// Bounds on what registrations may make the registry hold.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryLimits {
+    /// Workers registered at once; one more is refused.
+    pub max_workers: usize,
+    /// Model versions and predictor APIs one report may name.
+    pub max_routes: usize,
+}
+
+impl Default for RegistryLimits {
+    fn default() -> Self {
+        RegistryLimits {
+            max_workers: DEFAULT_MAX_WORKERS,
+            max_routes: DEFAULT_MAX_ROUTES,
+        }
+    }
+}
+
+/// Default [`RegistryLimits::max_workers`]: each worker costs a connection
+/// and its buffers.
+pub const DEFAULT_MAX_WORKERS: usize = 256;
+/// Default [`RegistryLimits::max_routes`].
+pub const DEFAULT_MAX_ROUTES: usize = 10_000;
 
 /// What a call is routed by: what a worker must serve to take it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -167,15 +194,22 @@ pub struct Registry {
     workers: RwLock<HashMap<String, Arc<WorkerEntry>>>,
     sessions: AtomicU64,
     connector: Arc<dyn Connect>,
+    limits: RegistryLimits,
 }
 
 impl Registry {
-    /// A registry that reaches workers through `connector`.
+    /// A registry that reaches workers through `connector`, with the
+    /// default limits.
     pub fn new(connector: Arc<dyn Connect>) -> Registry {
+        Registry::with_limits(connector, RegistryLimits::default())
+    }
+
+    pub fn with_limits(connector: Arc<dyn Connect>, limits: RegistryLimits) -> Registry {
         Registry {
             workers: RwLock::default(),
             sessions: AtomicU64::new(0),
             connector,
+            limits,
         }
     }
 
@@ -184,24 +218,41 @@ impl Registry {
         self.sessions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Applies a report; the first of a session (re)creates the entry.
+    /// Applies a report; the first of a session creates the entry.
     pub fn report(&self, session: u64, report: &WorkerReport) -> Result<(), Error> {
         if report.worker_id.is_empty() || report.address.is_empty() {
             return Err(Error::InvalidArgument(
                 "a worker report needs worker_id and address".to_owned(),
             ));
         }
-        // Check and replace under one lock: a late report from an older
-        // session of the same worker must not take the entry over.
+        let routes = report.held.len().saturating_add(report.predictors.len());
+        if routes > self.limits.max_routes {
+            return Err(Error::TooManyRoutes {
+                routes,
+                max: self.limits.max_routes,
+            });
+        }
+        // Check and insert under one lock: two streams naming one id never
+        // both get it.
         let mut workers = self.write();
-        if let Some(entry) = workers.get(&report.worker_id) {
-            if entry.session > session {
-                return Ok(());
+        match workers.get(&report.worker_id) {
+            Some(entry) if entry.session != session => {
+                return Err(Error::WorkerIdTaken(
+                    hotswap_proto::error::shown(&report.worker_id).into_owned(),
+                ));
             }
-            if entry.session == session && entry.address == report.address {
+            Some(entry) if entry.address == report.address => {
                 entry.update(report);
                 return Ok(());
             }
+            // Its own stream, moved to another address: connected anew.
+            Some(_) => {}
+            None if workers.len() >= self.limits.max_workers => {
+                return Err(Error::TooManyWorkers {
+                    max: self.limits.max_workers,
+                });
+            }
+            None => {}
         }
         let api = self
             .connector

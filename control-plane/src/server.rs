@@ -24,8 +24,9 @@ use tonic_health::ServingStatus;
 use crate::Error;
 use crate::front::FrontDoor;
 use crate::grpc::GrpcControlPlane;
+use crate::own::OwnListeners;
 use crate::register::Registrar;
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryLimits};
 use crate::router::Router;
 use crate::worker::Connect;
 use crate::worker::grpc::GrpcConnector;
@@ -42,10 +43,12 @@ const MAX_MESSAGE_BYTES: usize = 2 * DEFAULT_MAX_REQUEST_BYTES;
 /// [`MAX_MESSAGE_BYTES`]), as a worker bounds its own.
 const MAX_CONCURRENT_CALLS: usize = 256;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ControlPlaneConfig {
     /// host:port (or URI) of the model-store.
     pub model_store: String,
+    /// Bounds on the workers registered and what they report.
+    pub limits: RegistryLimits,
 }
 
 /// A running control plane's shared state, for callers that also inspect it.
@@ -73,7 +76,7 @@ impl ControlPlane {
             Arc::default(),
             shutdown.clone(),
         ));
-        let registry = Arc::new(Registry::new(connector));
+        let registry = Arc::new(Registry::with_limits(connector, config.limits));
         tokio::spawn({
             let registry = registry.clone();
             let shutdown = shutdown.clone();
@@ -127,9 +130,13 @@ pub async fn serve_control_plane(
         registry: control_plane.registry.clone(),
         router: Arc::new(Router::new(control_plane.registry.clone())),
     };
+    let own = listener
+        .local_addr()
+        .map_err(|e| Error::Server(hotswap_common::ServerError::Listener(e)))?;
     let registrar = Registrar {
         registry: control_plane.registry.clone(),
         shutdown: control_plane.shutdown.clone(),
+        own: OwnListeners(vec![own]),
     };
     let server = GrpcServer::new("control-plane")
         .concurrency_limit(MAX_CONCURRENT_CALLS)

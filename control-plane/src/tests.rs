@@ -21,7 +21,7 @@ use hotswap_proto::v1::{
 
 use crate::Error;
 use crate::front::{FrontDoor, resolve};
-use crate::registry::{PLACEMENT_GRACE, Registry, Route, SILENCE_LIMIT};
+use crate::registry::{PLACEMENT_GRACE, Registry, RegistryLimits, Route, SILENCE_LIMIT};
 use crate::router::Router;
 use crate::worker::local::{LocalConnector, LocalWorker};
 use crate::worker::{BoxError, WorkerApi, WorkerError};
@@ -134,11 +134,28 @@ impl InferenceService for Scripted {
     ) -> Result<pb::ModelConfigResponse, ScriptedError> {
         self.reply(pb::ModelConfigResponse::default())
     }
+    /// Counters near their limit, as a worker that lies might send.
     async fn model_statistics(
         &self,
         _: pb::ModelStatisticsRequest,
     ) -> Result<pb::ModelStatisticsResponse, ScriptedError> {
-        self.reply(pb::ModelStatisticsResponse::default())
+        let huge = pb::StatisticDuration {
+            count: u64::MAX - 1,
+            ns: u64::MAX - 1,
+        };
+        self.reply(pb::ModelStatisticsResponse {
+            model_stats: vec![pb::ModelStatistics {
+                name: "a".into(),
+                version: "1".into(),
+                inference_count: u64::MAX - 1,
+                execution_count: u64::MAX - 1,
+                inference_stats: Some(pb::InferStatistics {
+                    success: Some(huge),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        })
     }
     async fn repository_index(
         &self,
@@ -498,25 +515,99 @@ async fn without_workers_a_call_is_unavailable() {
 }
 
 #[tokio::test]
-async fn a_newer_session_takes_a_worker_over_and_an_older_one_cannot() {
+async fn a_worker_id_belongs_to_its_stream_until_that_stream_ends() {
     let c = Cluster::new();
     c.worker("a1", &[]);
-    c.worker("a2", &[]);
-    let old = c.registry.session();
-    let new = c.registry.session();
-    c.report(old, "w", "a1", &[]);
-    c.report(new, "w", "a2", &[version_route(1)]);
-    assert_eq!(c.registry.get("w").unwrap().address, "a2");
-    // A late report of the old stream changes nothing, and its end does not
-    // remove the worker the new stream owns.
-    c.report(old, "w", "a1", &[]);
+    c.worker("rogue", &[]);
+    let owner = c.registry.session();
+    let thief = c.registry.session();
+    c.report(owner, "w", "a1", &[version_route(1)]);
+    // Another stream naming the id, later or earlier, is refused: no
+    // takeover, and the owner's entry is untouched.
+    let refused = c
+        .registry
+        .report(thief, &report("w", "rogue", &[version_route(1)]))
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::AlreadyExists, "{refused}");
     let entry = c.registry.get("w").unwrap();
-    assert_eq!(entry.address, "a2");
-    assert!(entry.serves(&version_route(1)));
-    c.registry.end(old, "w");
-    assert!(c.registry.get("w").is_some());
-    c.registry.end(new, "w");
+    assert_eq!(entry.address, "a1");
+    c.registry.end(thief, "w");
+    assert!(
+        c.registry.get("w").is_some(),
+        "the thief's end removed the owner"
+    );
+    for _ in 0..5 {
+        assert_eq!(c.chosen(&version_route(1)), "w");
+    }
+    // Once the owner's stream ends, the id is free again.
+    c.registry.end(owner, "w");
     assert!(c.registry.get("w").is_none());
+    c.report(thief, "w", "a1", &[]);
+    assert!(c.registry.get("w").is_some());
+}
+
+#[tokio::test]
+async fn registrations_past_the_caps_are_refused() {
+    let connector = Arc::new(LocalConnector::default());
+    let registry = Registry::with_limits(
+        connector.clone(),
+        RegistryLimits {
+            max_workers: 2,
+            max_routes: 3,
+        },
+    );
+    for id in ["a", "b", "c"] {
+        connector.add(
+            id,
+            Arc::new(Gone {
+                calls: AtomicUsize::new(0),
+            }),
+        );
+    }
+    let (a, b) = (registry.session(), registry.session());
+    registry.report(a, &report("a", "a", &[])).unwrap();
+    registry.report(b, &report("b", "b", &[])).unwrap();
+    let full = registry
+        .report(registry.session(), &report("c", "c", &[]))
+        .unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted, "{full}");
+    let routes: Vec<Route> = (1..=4).map(version_route).collect();
+    let too_many = registry.report(a, &report("a", "a", &routes)).unwrap_err();
+    assert_eq!(too_many.code(), Code::ResourceExhausted, "{too_many}");
+    // The registered workers report on; one leaving makes room.
+    registry.report(a, &report("a", "a", &routes[..3])).unwrap();
+    registry.end(b, "b");
+    registry
+        .report(registry.session(), &report("c", "c", &[]))
+        .unwrap();
+    assert_eq!(registry.all().len(), 2);
+}
+
+#[tokio::test]
+async fn statistics_summed_from_workers_saturate() {
+    let c = Cluster::new();
+    c.worker("w1", &[version_route(1)]);
+    c.worker("w2", &[version_route(1)]);
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(catalog(&[(1, true)], &[onnx_api("a")])));
+    let front = FrontDoor {
+        catalog: rx,
+        registry: c.registry.clone(),
+        router: Arc::new(Router::new(c.registry.clone())),
+    };
+    let stats = InferenceService::model_statistics(&front, pb::ModelStatisticsRequest::default())
+        .await
+        .expect("statistics");
+    let s = &stats.model_stats[0];
+    assert_eq!(s.inference_count, u64::MAX);
+    assert_eq!(s.execution_count, u64::MAX);
+    let success = s
+        .inference_stats
+        .as_ref()
+        .unwrap()
+        .success
+        .as_ref()
+        .unwrap();
+    assert_eq!((success.count, success.ns), (u64::MAX, u64::MAX));
 }
 
 #[tokio::test(start_paused = true)]

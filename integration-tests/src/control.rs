@@ -23,6 +23,7 @@ impl ControlServer {
     pub async fn start(model_store: SocketAddr) -> ControlServer {
         let control_plane = ControlPlane::start(ControlPlaneConfig {
             model_store: model_store.to_string(),
+            ..ControlPlaneConfig::default()
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -47,6 +47,11 @@ pub struct Args {
     /// refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = hotswap_python::DEFAULT_MAX_QUEUED)]
     python_max_queued: usize,
+    /// Return a predictor's whole Python traceback to callers, not just
+    /// the exception's line and a request id (for debugging: tracebacks
+    /// show code and paths to whoever calls).
+    #[arg(long)]
+    python_tracebacks: bool,
     /// How long a download may wait for an object's first byte, or for its
     /// next bytes, before it is abandoned and tried again.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -74,6 +79,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
                 stall: args.download_timeout,
                 ..DownloadLimits::default()
             },
+            python_tracebacks: args.python_tracebacks,
         },
         max_request_bytes: args.max_request_bytes,
     };
@@ -85,11 +91,11 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
 }
 
 /// How the worker starts Python predictor processes: this binary, the
-/// user's virtualenv, the thread variables the user set.
+/// user's virtualenv, the variables they inherit (no credentials).
 pub fn python(venv: Option<PathBuf>, env: &Environment) -> ProcessConfig {
     ProcessConfig {
         venv,
-        user_thread_vars: env.python_thread_vars.clone(),
+        inherited_env: env.python_env.clone(),
         ..ProcessConfig::default()
     }
 }

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use hotswap_data_plane::RuntimeConfig;
 use hotswap_data_plane::backend::tensorflow_library_dir;
-use hotswap_python::THREAD_VARS;
 
 /// The virtualenv the binary was built against (see build.rs).
 const BUILD_VENV: &str = env!("HOTSWAP_BUILD_VENV");
@@ -30,9 +29,10 @@ const TF_INTER_OP_THREADS: &str = "HOTSWAP_TF_INTER_OP_THREADS";
 pub struct Environment {
     /// Where the worker finds ONNX Runtime and TensorFlow.
     pub runtimes: RuntimeConfig,
-    /// Numeric-library thread variables the user set (Python predictor
-    /// processes inherit those as they are).
-    pub python_thread_vars: Vec<String>,
+    /// What Python predictor processes inherit: the basics and the
+    /// numeric-library thread counts the user set, no credentials
+    /// (`hotswap_python::inherited`).
+    pub python_env: Vec<(String, String)>,
     /// `STORAGE_EMULATOR_HOST`, Google's variable for a GCS emulator.
     pub gcs_emulator_host: Option<String>,
     /// Whether an OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT
@@ -83,11 +83,10 @@ impl Environment {
         let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
         Ok(Environment {
             runtimes,
-            python_thread_vars: THREAD_VARS
-                .into_iter()
-                .filter(|v| std::env::var_os(v).is_some())
-                .map(str::to_owned)
-                .collect(),
+            python_env: hotswap_python::inherited(
+                std::env::vars_os()
+                    .filter_map(|(n, v)| Some((n.into_string().ok()?, v.into_string().ok()?))),
+            ),
             gcs_emulator_host: std::env::var("STORAGE_EMULATOR_HOST").ok(),
             otlp: set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
             otel_service_name: set("OTEL_SERVICE_NAME"),

@@ -25,6 +25,11 @@ pub struct Args {
     /// into it).
     #[arg(long, env = "HOTSWAP_PYTHON_VENV")]
     python_venv: Option<PathBuf>,
+    /// Return a predictor's whole Python traceback to callers, not just
+    /// the exception's line and a request id (for debugging: tracebacks
+    /// show code and paths to whoever calls).
+    #[arg(long)]
+    python_tracebacks: bool,
     #[command(flatten)]
     storage: crate::storage_args::StorageArgs,
 }
@@ -66,6 +71,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
                 python: crate::data_plane_cmd::python(args.python_venv, env),
                 runtimes: env.runtimes.clone(),
                 downloads: Default::default(),
+                python_tracebacks: args.python_tracebacks,
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         },

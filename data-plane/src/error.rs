@@ -55,9 +55,15 @@ pub enum Error {
     #[error("inference failed: {0}")]
     Inference(String),
 
-    /// A predictor class's call failed (it raised, or its process died).
+    /// A predictor class's call failed (its process died, timed out, ...).
     #[error(transparent)]
     Predictor(#[from] CallError),
+
+    /// A predictor raised: the exception's line and a request id (the
+    /// traceback went to the log under that id). NOT_FOUND for a
+    /// `hotswap.ModelLookupError`.
+    #[error("{message}")]
+    PredictorRaised { lookup: bool, message: String },
 
     /// Something the request needs is down for now (a Python predictor
     /// starting); a retry may succeed.
@@ -99,6 +105,8 @@ impl ServiceError for Error {
             | Error::LoadFailed { .. }
             | Error::Unavailable(_)
             | Error::ShuttingDown => Code::Unavailable,
+            Error::PredictorRaised { lookup: true, .. } => Code::NotFound,
+            Error::PredictorRaised { lookup: false, .. } => Code::Internal,
             Error::Predictor(e) => match e {
                 CallError::Lookup(_) => Code::NotFound,
                 CallError::Raised(_) => Code::Internal,

@@ -52,6 +52,10 @@ pub struct WorkerConfig {
     pub runtimes: RuntimeConfig,
     /// Bounds on downloads (waits, tries, progress logs).
     pub downloads: DownloadLimits,
+    /// Whether callers get a predictor's whole Python traceback; otherwise
+    /// the exception's line and a request id, the traceback going to the
+    /// log (for debugging, not for untrusted clients).
+    pub python_tracebacks: bool,
 }
 
 pub struct Worker {
@@ -69,6 +73,8 @@ pub struct Worker {
     /// Requests running now.
     in_flight: AtomicUsize,
     python: ProcessConfig,
+    /// See [`WorkerConfig::python_tracebacks`].
+    python_tracebacks: bool,
     runtimes: RuntimeConfig,
     python_apis: Mutex<HashMap<String, python_apis::PythonApi>>,
     shutdown: CancellationToken,
@@ -116,6 +122,7 @@ impl Worker {
             api_locks: Mutex::default(),
             in_flight: AtomicUsize::new(0),
             python: config.python,
+            python_tracebacks: config.python_tracebacks,
             runtimes: config.runtimes,
             python_apis: Mutex::default(),
             shutdown: shutdown.clone(),

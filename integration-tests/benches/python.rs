@@ -58,6 +58,7 @@ async fn pool(source: &str, processes: usize) -> Arc<PythonPool> {
             threads: 1,
             process: python(Some(venv())),
             models: None,
+            env: Default::default(),
         })
         .await
         .expect("predictor starts"),

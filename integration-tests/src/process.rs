@@ -166,10 +166,15 @@ pub fn runtimes() -> hotswap_data_plane::RuntimeConfig {
 
 /// How in-process workers start Python predictors: this build's `hotswap`
 /// binary, with `venv` for the predictors' packages.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "predictor processes inherit from the test's environment, as from a worker's"
+)]
 pub fn python(venv: Option<PathBuf>) -> hotswap_data_plane::ProcessConfig {
     hotswap_data_plane::ProcessConfig {
         exe: Some(hotswap_binary()),
         venv,
+        inherited_env: hotswap_python::inherited(std::env::vars()),
         ..hotswap_data_plane::ProcessConfig::default()
     }
 }

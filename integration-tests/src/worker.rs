@@ -39,6 +39,8 @@ pub struct WorkerOptions {
     pub downloads: Option<hotswap_data_plane::DownloadLimits>,
     /// Where the worker downloads from [default: the bucket's emulator].
     pub storage: Option<hotswap_storage::StorageOptions>,
+    /// Return predictors' whole tracebacks to callers.
+    pub python_tracebacks: bool,
 }
 
 impl WorkerServer {
@@ -60,6 +62,7 @@ impl WorkerServer {
             python: crate::process::python(options.python_venv),
             runtimes: crate::process::runtimes(),
             downloads: options.downloads.unwrap_or_default(),
+            python_tracebacks: options.python_tracebacks,
         })
         .expect("start the worker");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

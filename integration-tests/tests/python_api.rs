@@ -83,7 +83,11 @@ async fn python_apis_are_served_through_the_control_plane() {
         .find(|m| m.name == "broken")
         .expect("broken listed");
     assert_eq!(broken.state, "UNAVAILABLE");
-    assert!(broken.reason.contains("SyntaxError"), "{}", broken.reason);
+    assert!(
+        broken.reason.contains("SyntaxError") && !broken.reason.contains("Traceback"),
+        "{}",
+        broken.reason
+    );
     let e = worker
         .predictor()
         .await
@@ -204,11 +208,11 @@ async fn get_model_loads_caches_and_follows_versions() {
         "version 1 still cached (cache_size 2)"
     );
 
-    // Unknown versions are NOT_FOUND with the Python traceback.
+    // Unknown versions are NOT_FOUND with the exception's line.
     let e = p.clone().predict(ask("7")).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(
-        e.message().contains("LookupError") && e.message().contains("Traceback"),
+        e.message().contains("LookupError") && e.message().contains("(request "),
         "{}",
         e.message()
     );

@@ -42,6 +42,7 @@ fn spec(source: &str, processes: usize) -> PythonPredictorSpec {
         threads: 1,
         process: python(None),
         models: None,
+        env: Default::default(),
     }
 }
 

@@ -97,8 +97,11 @@ async fn the_sklearn_example_serves_both_versions() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Internal);
+    // The exception's line and a request id; the traceback is logged.
     assert!(
-        e.message().contains("Traceback") && e.message().contains("features"),
+        e.message().contains("features")
+            && e.message().contains("(request ")
+            && !e.message().contains("Traceback"),
         "{}",
         e.message()
     );
@@ -395,7 +398,7 @@ async fn threads_per_process_runs_calls_at_once_in_one_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_load_model_is_internal_with_its_traceback() {
+async fn a_failing_load_model_is_internal_with_its_line_or_its_traceback() {
     let source = r#"
 class PythonPredictor:
     def __init__(self, config, python_client):
@@ -407,18 +410,41 @@ class PythonPredictor:
     def predict(self, payload):
         return self.client.get_model()
 "#;
-    let (_bucket, store, worker) = one_model_api(source).await;
-    let p = worker.predictor().await;
-    let e = eventually("the load fails", || {
-        let mut p = p.clone();
-        async move {
+    let (bucket, store, worker) = one_model_api(source).await;
+    let failed = |worker: &WorkerServer| {
+        let worker_addr = worker.addr;
+        eventually("the load fails", move || async move {
+            let mut p = hotswap_proto::v1::predictor_client::PredictorClient::new(
+                hotswap_integration_tests::serving::channel(worker_addr).await,
+            );
             p.predict(request("m", "{}", ""))
                 .await
                 .err()
                 .filter(|e| e.code() == Code::Internal)
-        }
-    })
+        })
+    };
+    // By default: the exception's line and a request id naming the log
+    // line that holds the traceback.
+    let e = failed(&worker).await;
+    assert!(
+        e.message().contains("OSError: weights are corrupt")
+            && e.message().contains("(request ")
+            && !e.message().contains("Traceback"),
+        "{}",
+        e.message()
+    );
+    // A worker told to return tracebacks (debugging) returns it whole.
+    let debugging = WorkerServer::start_with(
+        store.addr,
+        &bucket,
+        WorkerOptions {
+            python_venv: Some(venv()),
+            python_tracebacks: true,
+            ..Default::default()
+        },
+    )
     .await;
+    let e = failed(&debugging).await;
     assert!(
         e.message().contains("Traceback") && e.message().contains("in load_model"),
         "{}",
@@ -429,6 +455,7 @@ class PythonPredictor:
         "{}",
         e.message()
     );
+    debugging.stop().await;
     worker.stop().await;
     store.stop().await;
 }

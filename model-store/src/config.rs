@@ -4,6 +4,7 @@
 
 mod raw;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hotswap_proto::v1 as proto;
@@ -33,6 +34,8 @@ pub struct ApiConfig {
     pub config: serde_json::Value,
     /// `compute.inf`: Inferentia chips; > 0 changes the TensorFlow layout.
     pub inferentia: u32,
+    /// `predictor.env`: variables for a Python predictor's processes.
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +139,7 @@ impl ApiConfig {
                 .unwrap_or_default(),
             predictor_source: self.predictor_source.clone().unwrap_or_default(),
             reloading_off: self.reloading_off().unwrap_or_default(),
+            env: self.env.clone().into_iter().collect(),
         }
     }
 

@@ -8,6 +8,21 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct Traceback(pub String);
 
+impl Traceback {
+    /// The exception's own line ("ValueError: ..."), cut to a few hundred
+    /// bytes: what a caller is told, the traceback going to the log.
+    pub fn summary(&self) -> String {
+        let last = self
+            .0
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        hotswap_proto::error::shown(last).into_owned()
+    }
+}
+
 /// Why a predictor's processes did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -11,6 +11,7 @@
 mod child;
 mod client;
 mod convert;
+mod environment;
 mod error;
 mod fd;
 mod link;
@@ -18,6 +19,7 @@ mod pool;
 pub mod protocol;
 
 pub use child::child_main;
+pub use environment::inherited;
 pub use error::{CallError, StartError, Traceback};
 use hotswap_common::lock;
 pub use pool::{

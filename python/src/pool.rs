@@ -63,10 +63,13 @@ pub struct ProcessConfig {
     /// A virtualenv, made from the Python this binary embeds, whose
     /// packages predictors import.
     pub venv: Option<PathBuf>,
-    /// Which of [`THREAD_VARS`] the user set for the worker: the processes
-    /// inherit those as they are; the others are set so that the processes
+    /// The worker's variables the processes inherit ([`inherited`]: no
+    /// credentials); the processes start from an empty environment. Those
+    /// of [`THREAD_VARS`] not among them are set so that the processes
     /// share the cores.
-    pub user_thread_vars: Vec<String>,
+    ///
+    /// [`inherited`]: crate::inherited
+    pub inherited_env: Vec<(String, String)>,
     /// A `predict` call running longer fails (DEADLINE_EXCEEDED), and its
     /// process, which may be stuck, is killed and replaced.
     pub call_timeout: Duration,
@@ -80,7 +83,7 @@ impl Default for ProcessConfig {
         ProcessConfig {
             exe: None,
             venv: None,
-            user_thread_vars: Vec::new(),
+            inherited_env: Vec::new(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             max_queued: DEFAULT_MAX_QUEUED,
         }
@@ -117,6 +120,8 @@ pub struct PythonPredictorSpec {
     pub process: ProcessConfig,
     /// Where `get_model` finds models; None: the API has none.
     pub models: Option<Arc<dyn ModelResolver>>,
+    /// `predictor.env`: set for the processes, over what they inherit.
+    pub env: BTreeMap<String, String>,
 }
 
 pub struct PythonPool {

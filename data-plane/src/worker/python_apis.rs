@@ -1,7 +1,10 @@
 //! Python-predictor APIs on this worker: one pool of Python processes per
 //! API, started when the API appears (or its file, config or process count
 //! changes) and stopped when it goes. A predictor that fails to start is
-//! reported with its traceback and its calls fail with it.
+//! reported with its exception's line and its calls fail with it. A
+//! predictor's traceback goes to the log; callers get the exception's line
+//! (and a request id naming the log line), unless the worker is told to
+//! return tracebacks.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +14,7 @@ use hotswap_common::lock;
 use hotswap_proto::error::{Code, Report, ServiceError, report};
 use hotswap_proto::v1::{Api, PredictorType};
 use hotswap_python::protocol::{ModelAnswer, PredictorClass, RunAnswer, TensorInfo};
-use hotswap_python::{ModelResolver, PythonPool, PythonPredictorSpec, StartError};
+use hotswap_python::{CallError, ModelResolver, PythonPool, PythonPredictorSpec, StartError};
 use sha2::{Digest, Sha256};
 
 use super::Worker;
@@ -21,7 +24,7 @@ use crate::Error;
 pub enum PythonState {
     Starting,
     Ready(Arc<PythonPool>),
-    /// Why the predictor did not start (the Python traceback).
+    /// Why the predictor did not start, as callers are told.
     Failed(String),
 }
 
@@ -129,7 +132,17 @@ impl Worker {
                     }
                     Err(e) => {
                         tracing::error!(api = %api.name, error = %Report(&e), "Python predictor failed to start");
-                        PythonState::Failed(report(&e))
+                        PythonState::Failed(match &e {
+                            NotStarted::Start(StartError::Predictor(traceback))
+                                if !worker.python_tracebacks =>
+                            {
+                                format!(
+                                    "{} (the traceback is in the worker's log)",
+                                    traceback.summary()
+                                )
+                            }
+                            _ => report(&e),
+                        })
                     }
                 };
                 if let Some(entry) = lock(&worker.python_apis).get_mut(&api.name)
@@ -176,6 +189,7 @@ impl Worker {
             threads: api.threads_per_process.max(1),
             process: self.python.clone(),
             models,
+            env: api.env.clone().into_iter().collect(),
         })
         .await
         .map_err(NotStarted::from)
@@ -203,7 +217,10 @@ impl Worker {
         query: BTreeMap<String, String>,
     ) -> Result<serde_json::Value, Error> {
         match self.python_state(api) {
-            Some(PythonState::Ready(pool)) => Ok(pool.predict(payload, query).await?),
+            Some(PythonState::Ready(pool)) => pool
+                .predict(payload, query)
+                .await
+                .map_err(|e| self.call_failed(api, e)),
             Some(PythonState::Starting) => Err(Error::Unavailable(format!(
                 "api `{api}`: the Python predictor is starting"
             ))),
@@ -214,6 +231,30 @@ impl Worker {
                 "api `{api}`: the Python predictor has not started yet"
             ))),
         }
+    }
+}
+
+impl Worker {
+    /// A predictor's exception as its caller sees it: the exception's line
+    /// and a request id; the traceback goes to the log under that id (to
+    /// the caller too with `python_tracebacks`).
+    fn call_failed(&self, api: &str, e: CallError) -> Error {
+        let (lookup, traceback) = match e {
+            CallError::Raised(traceback) => (false, traceback),
+            CallError::Lookup(traceback) => (true, traceback),
+            other => return other.into(),
+        };
+        let request: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        tracing::warn!(api, request_id = %request, traceback = %traceback, "the predictor raised");
+        let message = if self.python_tracebacks {
+            format!("api `{api}` (request {request}): {traceback}")
+        } else {
+            format!(
+                "api `{api}`: {} (request {request}; the traceback is in the worker's log)",
+                traceback.summary()
+            )
+        };
+        Error::PredictorRaised { lookup, message }
     }
 }
 

@@ -43,6 +43,7 @@ fn spec(processes: usize, max_queued: usize) -> PythonPredictorSpec {
         threads: 1,
         process,
         models: None,
+        env: Default::default(),
     }
 }
 

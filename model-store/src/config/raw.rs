@@ -53,10 +53,9 @@ struct RawPredictor {
     processes_per_replica: Option<u32>,
     threads_per_process: Option<u32>,
     config: Option<serde_json::Value>,
-    // Cortex fields the worker's Python runtime reads; accepted here so a
-    // Cortex config loads unchanged.
-    #[allow(dead_code)]
+    /// Variables for the predictor's processes.
     env: Option<BTreeMap<String, String>>,
+    // Cortex fields accepted so that a Cortex config loads unchanged.
     #[allow(dead_code)]
     python_path: Option<String>,
     #[allow(dead_code)]
@@ -259,6 +258,7 @@ impl RawApi {
             threads_per_process: p.threads_per_process.unwrap_or(1),
             config,
             inferentia,
+            env: p.env.unwrap_or_default(),
         })
     }
 }

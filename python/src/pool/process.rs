@@ -77,7 +77,10 @@ pub(super) async fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        // Nothing of the worker's environment but what it chose to pass.
+        .env_clear()
+        .envs(spec.process.inherited_env.iter().cloned());
     // Numeric libraries start a thread per core in every process; with
     // several processes that oversubscribes the cores. Share them out,
     // unless the user chose.
@@ -85,10 +88,13 @@ pub(super) async fn spawn(
         / spec.processes.max(1))
     .max(1);
     for var in THREAD_VARS {
-        if !spec.process.user_thread_vars.iter().any(|v| v == var) {
+        let chosen =
+            spec.process.inherited_env.iter().any(|(v, _)| v == var) || spec.env.contains_key(var);
+        if !chosen {
             command.env(var, threads.to_string());
         }
     }
+    command.envs(&spec.env);
     fd::hand_over(&mut command, theirs.as_raw_fd());
     let child = command
         .spawn()

@@ -38,6 +38,10 @@ pub enum Error {
         source: DownloadError,
     },
 
+    /// A version whose location is outside its API's declared sources.
+    #[error("{what}: location {location} is outside the sources its API declares; not fetched")]
+    Undeclared { what: String, location: String },
+
     /// The backend could not load a version.
     #[error("load of {what}")]
     Load {
@@ -96,7 +100,7 @@ impl ServiceError for Error {
         match self {
             Error::Catalog(CatalogError::NotFound(_)) | Error::NotFound(_) => Code::NotFound,
             Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::FailedPrecondition(_) | Error::Undeclared { .. } => Code::FailedPrecondition,
             // The version could not be brought up on this worker; another
             // worker (or a retry after the backoff) may succeed.
             Error::Catalog(CatalogError::NotReady)

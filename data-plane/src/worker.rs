@@ -4,6 +4,7 @@
 //! happens when a load fails (the previous instance keeps serving; the load
 //! is retried with backoff).
 
+mod fetch;
 mod load;
 mod python_apis;
 mod reconcile;

@@ -68,6 +68,30 @@ impl Location {
         Ok(Location::Local(normalize(&base.join(text))))
     }
 
+    /// Whether `other` is this location or a folder inside it: the same
+    /// backend and bucket, and a path or prefix that extends this one by
+    /// whole segments (both are normalized: no `..` is left in either).
+    pub fn contains(&self, other: &Location) -> bool {
+        match (self, other) {
+            (Location::Local(root), Location::Local(path)) => path.starts_with(root),
+            (
+                Location::S3 { bucket, prefix },
+                Location::S3 {
+                    bucket: b,
+                    prefix: p,
+                },
+            )
+            | (
+                Location::Gcs { bucket, prefix },
+                Location::Gcs {
+                    bucket: b,
+                    prefix: p,
+                },
+            ) => bucket == b && p.starts_with(prefix.as_str()),
+            _ => false,
+        }
+    }
+
     /// The location of a sub-folder, `rel` being '/'-separated and already
     /// checked to stay inside (see `storage::check_key`).
     pub fn child(&self, rel: &str) -> Location {
@@ -146,6 +170,24 @@ fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_whole_segments_of_the_same_bucket_only() {
+        let at = |text: &str| Location::parse(text, Path::new("/")).unwrap();
+        let root = at("s3://models/zoo");
+        assert!(root.contains(&at("s3://models/zoo/a/1/")));
+        assert!(root.contains(&at("s3://models/zoo")));
+        assert!(!root.contains(&at("s3://models/zookeeper/1/")));
+        assert!(!root.contains(&at("s3://other/zoo/a/")));
+        assert!(!root.contains(&at("gs://models/zoo/a/")));
+        assert!(at("s3://models").contains(&at("s3://models/anything/")));
+        let local = at("file:///srv/models/iris");
+        assert!(local.contains(&at("file:///srv/models/iris/2/")));
+        assert!(!local.contains(&at("file:///srv/models/iris2/")));
+        assert!(!local.contains(&at("file:///srv/models/iris/../../../etc/")));
+        assert!(!local.contains(&at("file:///etc/")));
+        assert!(!local.contains(&at("s3://srv/models/iris/")));
+    }
 
     #[test]
     fn parses_each_scheme_and_prints_a_uri() {

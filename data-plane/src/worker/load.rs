@@ -88,7 +88,7 @@ impl Worker {
         target: &ModelVersion,
     ) -> Result<Arc<Loaded>, Error> {
         let key = VersionKey::of(target);
-        let mut dir = self.cache.fetch(target).await?;
+        let mut dir = self.fetch(target).await?;
         let api_lock = self.api_lock(&target.api);
         let mut api_guard = api_lock.lock().await;
         // Disk evictions run under this lock: one that took this folder
@@ -96,7 +96,7 @@ impl Worker {
         // now. Marked in use, the slot's folder is not taken again.
         if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
             drop(api_guard);
-            dir = self.cache.fetch(target).await?;
+            dir = self.fetch(target).await?;
             api_guard = api_lock.lock().await;
         }
         let _api = api_guard;

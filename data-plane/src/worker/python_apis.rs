@@ -338,7 +338,7 @@ impl ModelResolver for ApiModels {
                 Err(e) => return lookup(e.to_string()),
             }
         };
-        match worker.cache.fetch(&target).await {
+        match worker.fetch(&target).await {
             Ok(dir) => {
                 for old in self.touch(VersionKey::of(&target), dir.clone()) {
                     worker.cache.remove(&old).await;

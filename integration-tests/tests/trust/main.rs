@@ -2,3 +2,4 @@
 //! predictor can reach, against real servers and processes on loopback.
 
 mod python_env;
+mod rogue_store;

@@ -58,9 +58,14 @@ pub struct Args {
     download_timeout: std::time::Duration,
     #[command(flatten)]
     storage: crate::storage_args::StorageArgs,
+    #[command(flatten)]
+    cluster: crate::trust_args::ClusterArgs,
+    #[command(flatten)]
+    clients: crate::trust_args::ClientArgs,
 }
 
 pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
+    let cluster = args.cluster.credentials().await?;
     let config = ServeConfig {
         worker: WorkerConfig {
             model_store: args.model_store,
@@ -80,8 +85,10 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
                 ..DownloadLimits::default()
             },
             python_tracebacks: args.python_tracebacks,
+            cluster: cluster.clone(),
         },
         max_request_bytes: args.max_request_bytes,
+        clients: args.clients.trust(&cluster).await?,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -2,9 +2,12 @@
 //! exits 0 when it answers SERVING, 1 otherwise. Container health checks use
 //! it, so images need no grpcurl.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hotswap_common::trust::{ClusterCredentials, Tls};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -19,16 +22,32 @@ pub struct Args {
     /// Give up after this long.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// The server's TLS folder (`--tls` of the service): the check calls
+    /// over TLS and shows the certificate, as internal listeners require.
+    #[arg(long, value_name = "DIR")]
+    tls: Option<PathBuf>,
+    /// With --tls, the name the server's certificate must carry [default:
+    /// the host of ADDR].
+    #[arg(long, value_name = "NAME")]
+    tls_name: Option<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let uri = format!("http://{}", args.addr);
+    let tls = match &args.tls {
+        Some(dir) => Some(Arc::new(
+            Tls::load(dir)
+                .await
+                .with_context(|| format!("--tls {}", dir.display()))?,
+        )),
+        None => None,
+    };
+    let cluster = ClusterCredentials { tls, token: None };
     let ask = async {
-        let channel = tonic::transport::Endpoint::from_shared(uri.clone())
-            .with_context(|| format!("address {}", args.addr))?
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {}", args.addr))?;
+        let channel =
+            hotswap_common::client::endpoint_named(&args.addr, &cluster, args.tls_name.as_deref())?
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to {}", args.addr))?;
         let status = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: args.service.clone(),

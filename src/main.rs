@@ -11,6 +11,7 @@ mod model_store_cmd;
 mod shutdown;
 mod storage_args;
 mod telemetry;
+mod trust_args;
 mod up_cmd;
 
 use clap::{Parser, Subcommand};

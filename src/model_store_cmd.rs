@@ -28,6 +28,8 @@ pub struct Args {
     history: usize,
     #[command(flatten)]
     storage: crate::storage_args::StorageArgs,
+    #[command(flatten)]
+    cluster: crate::trust_args::ClusterArgs,
 }
 
 pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
@@ -40,6 +42,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     };
     config.history_limit = args.history;
     config.storage = args.storage.options(env);
+    config.cluster = args.cluster.credentials().await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -1,11 +1,15 @@
 //! `hotswap up`: the whole stack in one process on a config: a model-store
 //! on its buckets (a local folder by default), a control plane as the front
-//! door, and one worker registered with it.
+//! door, and one worker registered with it. Only the front door listens
+//! where clients reach it; the planes talk over loopback, with a token made
+//! for this run.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
-use hotswap_control_plane::ControlPlaneConfig;
+use hotswap_common::trust::{ClientTrust, ClusterCredentials, Secret, Tls};
+use hotswap_control_plane::{ControlPlaneConfig, Listeners};
 use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, ServeConfig, WorkerConfig};
 use hotswap_model_store::ModelStoreConfig;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +34,12 @@ pub struct Args {
     /// show code and paths to whoever calls).
     #[arg(long)]
     python_tracebacks: bool,
+    /// A folder with the front door's certificate and key (`tls.crt`,
+    /// `tls.key`) and its CA (`ca.crt`): clients then call over TLS.
+    #[arg(long, value_name = "DIR")]
+    tls: Option<PathBuf>,
+    #[command(flatten)]
+    clients: crate::trust_args::ClientArgs,
     #[command(flatten)]
     storage: crate::storage_args::StorageArgs,
 }
@@ -37,17 +47,40 @@ pub struct Args {
 pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     let apis = hotswap_model_store::config::load(&args.config)?;
     let storage = args.storage.options(env);
+    // Other users of this machine reach loopback too: the planes trust
+    // each other by a token no one else knows.
+    let cluster = ClusterCredentials {
+        tls: None,
+        token: Some(Secret::random()),
+    };
+    let front_tls = match &args.tls {
+        Some(dir) => Some(Arc::new(
+            Tls::load(dir)
+                .await
+                .with_context(|| format!("--tls {}", dir.display()))?,
+        )),
+        None => None,
+    };
+    let clients = args.clients.trust(&ClusterCredentials::default()).await?;
+    let clients = ClientTrust {
+        tls: front_tls,
+        ..clients
+    };
     let mut store_config = ModelStoreConfig::new(apis);
     store_config.storage = storage.clone();
-    // The model-store and the worker are internal: loopback, any free port.
+    store_config.cluster = cluster.clone();
+    // The model-store, the worker and registration are internal: loopback,
+    // any free port.
     let loopback = || tokio::net::TcpListener::bind("127.0.0.1:0");
     let store_listener = loopback().await.context("cannot bind a loopback port")?;
     let store_addr = store_listener.local_addr()?;
     let worker_listener = loopback().await.context("cannot bind a loopback port")?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let internal = loopback().await.context("cannot bind a loopback port")?;
+    let internal_addr = internal.local_addr()?;
+    let front = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let front_addr = listener.local_addr()?;
+    let front_addr = front.local_addr()?;
 
     let stop = CancellationToken::new();
     let store =
@@ -55,9 +88,11 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     let control_plane = hotswap_control_plane::serve(
         ControlPlaneConfig {
             model_store: store_addr.to_string(),
+            cluster: cluster.clone(),
+            clients,
             ..ControlPlaneConfig::default()
         },
-        listener,
+        Listeners { front, internal },
         stop.clone().cancelled_owned(),
     );
     let worker = hotswap_data_plane::serve(
@@ -66,14 +101,17 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
                 model_store: store_addr.to_string(),
                 cache_dir: None,
                 storage,
-                control_plane: Some(local_address(front_addr)),
+                control_plane: Some(internal_addr.to_string()),
                 advertise: None,
                 python: crate::data_plane_cmd::python(args.python_venv, env),
                 runtimes: env.runtimes.clone(),
                 downloads: Default::default(),
                 python_tracebacks: args.python_tracebacks,
+                cluster,
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            // Registered: the worker takes the cluster's token only.
+            clients: ClientTrust::default(),
         },
         worker_listener,
         stop.clone().cancelled_owned(),
@@ -104,14 +142,4 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     control_plane?;
     worker?;
     Ok(())
-}
-
-/// How a process reaches its own listener: through loopback when it is
-/// bound to all interfaces.
-fn local_address(addr: std::net::SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        format!("127.0.0.1:{}", addr.port())
-    } else {
-        addr.to_string()
-    }
 }

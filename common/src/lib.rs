@@ -12,6 +12,7 @@ pub mod client;
 pub mod context;
 pub mod server;
 pub mod subscription;
+pub mod trust;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

@@ -21,7 +21,9 @@ use tonic_health::server::HealthReporter;
 use tower::Service;
 
 use crate::context::CallContextLayer;
+use crate::trust::Guard;
 
+mod gate;
 mod limit;
 
 /// How long a stopping server waits for clients to finish and hang up.
@@ -39,12 +41,30 @@ pub enum ServerError {
     Listener(#[source] std::io::Error),
     #[error("reflection")]
     Reflection(#[source] tonic_reflection::server::Error),
+    #[error("TLS for the listener on {addr}")]
+    Tls {
+        addr: SocketAddr,
+        #[source]
+        source: tonic::transport::Error,
+    },
     #[error("grpc server on {addr}")]
     Transport {
         addr: SocketAddr,
         #[source]
         source: tonic::transport::Error,
     },
+}
+
+/// Health checks and reflection: never held back by the concurrency limit
+/// and never asked for credentials (probes carry none).
+const PROBES: [&str; 3] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+fn is_probe(path: &str) -> bool {
+    PROBES.iter().any(|p| path.starts_with(p))
 }
 
 /// A gRPC server being assembled.
@@ -56,6 +76,7 @@ pub struct GrpcServer {
     names: Vec<&'static str>,
     health: HealthReporter,
     concurrency_limit: Option<usize>,
+    guard: Guard,
 }
 
 impl GrpcServer {
@@ -67,6 +88,7 @@ impl GrpcServer {
             names: Vec::new(),
             health,
             concurrency_limit: None,
+            guard: Guard::open(),
         };
         server.routes.add_service(health_service);
         server.names.push("grpc.health.v1.Health");
@@ -106,6 +128,13 @@ impl GrpcServer {
         self
     }
 
+    /// Who may call: TLS on the listener, and the credentials each call
+    /// must carry (`trust.rs`). Open by default.
+    pub fn guard(mut self, guard: Guard) -> Self {
+        self.guard = guard;
+        self
+    }
+
     /// Serves until `shutdown` resolves, then stops taking calls and waits
     /// at most [`SHUTDOWN_GRACE`] for those running. A service that must do
     /// something first at shutdown (end its streams, leave a registry) does
@@ -127,13 +156,23 @@ impl GrpcServer {
                 .build_v1alpha()
                 .map_err(ServerError::Reflection)?,
         );
-        tracing::info!(%addr, "{} listening", self.name);
+        let tls = self.guard.tls.is_some();
+        tracing::info!(%addr, tls, "{} listening", self.name);
+        if self.guard.internal && self.guard.is_open() {
+            tracing::warn!(%addr, "{}: anyone who reaches this listener may call it (no TLS, no cluster token); see docs/security.md", self.name);
+        }
         // Small answers go out at once: without it, Nagle's algorithm and
         // delayed ACKs hold some of them for tens of milliseconds.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let mut builder = Server::builder();
+        if let Some(config) = self.guard.tls.clone() {
+            builder = builder
+                .tls_config(config)
+                .map_err(|source| ServerError::Tls { addr, source })?;
+        }
         let server =
-            Server::builder()
+            builder
                 .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
                 .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
                 // Outermost: calls beyond the limit wait here, before anything
@@ -150,6 +189,8 @@ impl GrpcServer {
                 .layer(tower_http::trace::TraceLayer::new_for_grpc().on_failure(
                     tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN),
                 ))
+                // Innermost, inside the request log: refused calls are logged.
+                .layer(gate::GateLayer(self.guard.gate.clone()))
                 .add_routes(self.routes.routes())
                 .serve_with_incoming_shutdown(incoming, async move {
                     shutdown.await;

@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff;
 use crate::catalog::{Applied, Catalog, CatalogBuilder, Pins};
-use crate::client::{AddressError, PeerStatus, endpoint};
+use crate::client::{AddressError, PeerStatus, WithToken, endpoint};
+use crate::trust::ClusterCredentials;
 use hotswap_proto::error::Report;
 
 /// Why a connection to the model-store ended; the subscription reconnects.
@@ -61,6 +62,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Runs until `shutdown`; publishes every complete state of the catalog.
 pub async fn run(
     model_store: String,
+    cluster: ClusterCredentials,
     catalog: watch::Sender<Arc<Catalog>>,
     stats: Arc<SubscriptionStats>,
     shutdown: CancellationToken,
@@ -71,7 +73,7 @@ pub async fn run(
     loop {
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
-            r = follow(&model_store, &catalog, &stats, &mut backoff, &mut resume, &mut pins) => r,
+            r = follow(&model_store, &cluster, &catalog, &stats, &mut backoff, &mut resume, &mut pins) => r,
         };
         let delay = backoff.next_delay();
         if let Err(e) = result {
@@ -92,13 +94,14 @@ pub async fn run(
 /// on every publish.
 async fn follow(
     model_store: &str,
+    cluster: &ClusterCredentials,
     catalog: &watch::Sender<Arc<Catalog>>,
     stats: &SubscriptionStats,
     backoff: &mut backoff::Delays,
     resume: &mut bool,
     pins: &mut Pins,
 ) -> Result<(), Interrupted> {
-    let channel = endpoint(model_store)?
+    let channel = endpoint(model_store, cluster)?
         .connect_timeout(Duration::from_secs(2))
         // Finds a model-store whose host vanished without closing the
         // connection.
@@ -107,7 +110,8 @@ async fn follow(
         .connect()
         .await
         .map_err(Interrupted::Connect)?;
-    let mut client = ModelStoreClient::new(channel).max_decoding_message_size(64 << 20);
+    let mut client =
+        ModelStoreClient::new(WithToken::new(channel, cluster)).max_decoding_message_size(64 << 20);
     let (incarnation, after_revision) = {
         let c = catalog.borrow();
         if c.complete && *resume {

@@ -22,4 +22,6 @@ mod tests;
 
 pub use error::Error;
 pub use front::FrontDoor;
-pub use server::{ControlPlane, ControlPlaneConfig, SERVICE_NAME, serve, serve_control_plane};
+pub use server::{
+    ControlPlane, ControlPlaneConfig, Listeners, SERVICE_NAME, serve, serve_control_plane,
+};

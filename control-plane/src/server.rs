@@ -1,6 +1,9 @@
-//! Serving the control plane on an already-bound listener: the front door
-//! (Predict, the Open Inference Protocol), worker registration and the
-//! operators' API, over the shared server builder.
+//! Serving the control plane on two already-bound listeners: the front
+//! door (Predict, the Open Inference Protocol) for clients, and the
+//! internal one (worker registration, the operators' `ListWorkers`) for the
+//! other planes, each over the shared server builder. Registration is
+//! never served where clients call: a client that could register would
+//! receive other clients' calls.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,6 +12,7 @@ use std::time::Duration;
 use hotswap_common::GrpcServer;
 use hotswap_common::catalog::Catalog;
 use hotswap_common::subscription;
+use hotswap_common::trust::{ClientTrust, ClusterCredentials};
 use hotswap_proto::DEFAULT_MAX_REQUEST_BYTES;
 use hotswap_proto::grpc::{GrpcInference, GrpcPredictor};
 use hotswap_proto::inference::grpc_inference_service_server::{
@@ -19,7 +23,9 @@ use hotswap_proto::v1::predictor_server::{self, PredictorServer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::Error;
 use crate::front::FrontDoor;
@@ -49,6 +55,22 @@ pub struct ControlPlaneConfig {
     pub model_store: String,
     /// Bounds on the workers registered and what they report.
     pub limits: RegistryLimits,
+    /// What the model-store and workers trust this control plane by, and
+    /// what it trusts them (and registering workers) by.
+    pub cluster: ClusterCredentials,
+    /// TLS and bearer tokens at the front door.
+    pub clients: ClientTrust,
+    /// With TLS, the name workers' certificates must carry [default: the
+    /// host of the address each worker advertises].
+    pub worker_tls_name: Option<String>,
+}
+
+/// The control plane's two listeners.
+pub struct Listeners {
+    /// Clients: Predict and the Open Inference Protocol.
+    pub front: TcpListener,
+    /// The other planes: worker registration and `ListWorkers`.
+    pub internal: TcpListener,
 }
 
 /// A running control plane's shared state, for callers that also inspect it.
@@ -57,13 +79,19 @@ pub struct ControlPlane {
     pub registry: Arc<Registry>,
     catalog: watch::Receiver<Arc<Catalog>>,
     shutdown: CancellationToken,
+    cluster: ClusterCredentials,
+    clients: ClientTrust,
 }
 
 impl ControlPlane {
     /// Starts the catalog subscription and the registry sweeper; workers
     /// are called over gRPC.
     pub fn start(config: ControlPlaneConfig) -> ControlPlane {
-        ControlPlane::start_with(config, Arc::new(GrpcConnector))
+        let connector = GrpcConnector {
+            cluster: config.cluster.clone(),
+            worker_tls_name: config.worker_tls_name.clone(),
+        };
+        ControlPlane::start_with(config, Arc::new(connector))
     }
 
     /// As [`ControlPlane::start`], reaching workers through `connector`.
@@ -72,6 +100,7 @@ impl ControlPlane {
         let shutdown = CancellationToken::new();
         tokio::spawn(subscription::run(
             config.model_store,
+            config.cluster.clone(),
             tx,
             Arc::default(),
             shutdown.clone(),
@@ -94,6 +123,8 @@ impl ControlPlane {
             registry,
             catalog,
             shutdown,
+            cluster: config.cluster,
+            clients: config.clients,
         }
     }
 
@@ -109,11 +140,11 @@ impl ControlPlane {
 /// Starts a control plane and serves it until `shutdown` resolves.
 pub async fn serve(
     config: ControlPlaneConfig,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let control_plane = ControlPlane::start(config);
-    let result = serve_control_plane(control_plane.clone(), listener, shutdown).await;
+    let result = serve_control_plane(control_plane.clone(), listeners, shutdown).await;
     control_plane.shut_down();
     result
 }
@@ -122,25 +153,27 @@ pub async fn serve(
 /// NOT_SERVING until the model index has arrived.
 pub async fn serve_control_plane(
     control_plane: ControlPlane,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
+    let bound = |l: &TcpListener| {
+        l.local_addr()
+            .map_err(|e| Error::Server(hotswap_common::ServerError::Listener(e)))
+    };
+    let own = OwnListeners(vec![bound(&listeners.front)?, bound(&listeners.internal)?]);
     let front = FrontDoor {
         catalog: control_plane.catalog.clone(),
         registry: control_plane.registry.clone(),
         router: Arc::new(Router::new(control_plane.registry.clone())),
     };
-    let own = listener
-        .local_addr()
-        .map_err(|e| Error::Server(hotswap_common::ServerError::Listener(e)))?;
     let registrar = Registrar {
         registry: control_plane.registry.clone(),
         shutdown: control_plane.shutdown.clone(),
-        own: OwnListeners(vec![own]),
+        own,
     };
-    let server = GrpcServer::new("control-plane")
+    let front_server = GrpcServer::new("control-plane")
+        .guard(control_plane.clients.guard())
         .concurrency_limit(MAX_CONCURRENT_CALLS)
-        .add_service(ControlPlaneServer::new(GrpcControlPlane(registrar)))
         .add_service(
             PredictorServer::new(GrpcPredictor(front.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -151,47 +184,66 @@ pub async fn serve_control_plane(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(usize::MAX),
         );
-    let health_task = tokio::spawn({
-        let reporter = server.health();
-        let mut updates = control_plane.catalog.clone();
-        let registry = control_plane.registry.clone();
-        async move {
-            // "" and the registration service: serving once the catalog is
-            // here (workers must be able to register). The front-door
-            // services: also need a worker.
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                let complete = updates.borrow_and_update().complete;
-                let front = complete && !registry.is_empty();
-                for (name, up) in [
-                    ("", complete),
-                    (SERVICE_NAME, complete),
-                    (predictor_server::SERVICE_NAME, front),
-                    (inference_server::SERVICE_NAME, front),
-                ] {
-                    let status = if up {
-                        ServingStatus::Serving
-                    } else {
-                        ServingStatus::NotServing
-                    };
-                    reporter.set_service_status(name, status).await;
-                }
-                tokio::select! {
-                    changed = updates.changed() => if changed.is_err() { return },
-                    _ = tick.tick() => {}
-                }
-            }
-        }
-    });
+    let internal_server = GrpcServer::new("control-plane-internal")
+        .guard(control_plane.cluster.internal())
+        .add_service(ControlPlaneServer::new(GrpcControlPlane(registrar)));
+    let health_task = tokio::spawn(report_health(
+        control_plane.clone(),
+        front_server.health(),
+        internal_server.health(),
+    ));
+    // Either listener's shutdown stops both: `stopping` is cancelled when
+    // `shutdown` resolves, which also ends the registration streams
+    // (graceful shutdown waits for them).
     let stopping = control_plane.shutdown.clone();
-    let result = server
-        .serve(listener, async move {
-            shutdown.await;
-            // End the registration streams first: graceful shutdown waits
-            // for them.
-            stopping.cancel();
-        })
-        .await;
+    let stopped = || -> WaitForCancellationFutureOwned { stopping.clone().cancelled_owned() };
+    let (front_result, internal_result, ()) = tokio::join!(
+        front_server.serve(listeners.front, stopped()),
+        internal_server.serve(listeners.internal, stopped()),
+        async {
+            tokio::select! {
+                () = shutdown => stopping.cancel(),
+                () = stopping.cancelled() => {}
+            }
+        },
+    );
     health_task.abort();
-    Ok(result?)
+    front_result?;
+    internal_result?;
+    Ok(())
+}
+
+/// Front door: "" once the catalog is here, Predict and the Open Inference
+/// Protocol once a worker is registered too. Internal: once the catalog is
+/// here (workers must be able to register before any is).
+async fn report_health(
+    control_plane: ControlPlane,
+    front: HealthReporter,
+    internal: HealthReporter,
+) {
+    let mut updates = control_plane.catalog.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let complete = updates.borrow_and_update().complete;
+        let routable = complete && !control_plane.registry.is_empty();
+        let statuses = [
+            (&front, "", complete),
+            (&front, predictor_server::SERVICE_NAME, routable),
+            (&front, inference_server::SERVICE_NAME, routable),
+            (&internal, "", complete),
+            (&internal, SERVICE_NAME, complete),
+        ];
+        for (reporter, name, up) in statuses {
+            let status = if up {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            reporter.set_service_status(name, status).await;
+        }
+        tokio::select! {
+            changed = updates.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {}
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotswap_common::backoff;
-use hotswap_common::client::{AddressError, PeerStatus, endpoint};
+use hotswap_common::client::{AddressError, PeerStatus, WithToken, endpoint};
 use hotswap_proto::HEARTBEAT;
 use hotswap_proto::error::Report;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
@@ -87,7 +87,7 @@ async fn session(
     id: &str,
     backoff: &mut backoff::Delays,
 ) -> Result<(), Interrupted> {
-    let channel = endpoint(&registration.control_plane)?
+    let channel = endpoint(&registration.control_plane, &worker.cluster)?
         .connect_timeout(Duration::from_secs(2))
         // Finds a control plane whose host vanished without closing the
         // connection (with the reply check below).
@@ -117,7 +117,7 @@ async fn session(
     tx.send(report(&held))
         .await
         .map_err(|_| Interrupted::Closed)?;
-    let mut replies = ControlPlaneClient::new(channel)
+    let mut replies = ControlPlaneClient::new(WithToken::new(channel, &worker.cluster))
         .register(ReceiverStream::new(rx))
         .await
         .map_err(|s| Interrupted::Register(PeerStatus(s)))?

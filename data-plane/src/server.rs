@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hotswap_common::GrpcServer;
+use hotswap_common::trust::ClientTrust;
 use hotswap_proto::grpc::{GrpcInference, GrpcPredictor};
 use hotswap_proto::inference::grpc_inference_service_server::{
     self as inference_server, GrpcInferenceServiceServer,
@@ -33,6 +34,10 @@ const DEREGISTER_PAUSE: Duration = Duration::from_millis(300);
 pub struct ServeConfig {
     pub worker: WorkerConfig,
     pub max_request_bytes: usize,
+    /// TLS and bearer tokens for clients, for a worker that does not
+    /// register with a control plane (one that does takes the cluster's
+    /// credentials instead).
+    pub clients: ClientTrust,
 }
 
 /// Starts a worker and serves it until `shutdown` resolves.
@@ -42,7 +47,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let worker = Worker::start(config.worker)?;
-    let result = serve_worker(worker.clone(), config.max_request_bytes, listener, shutdown).await;
+    let result = serve_worker(
+        worker.clone(),
+        config.max_request_bytes,
+        config.clients,
+        listener,
+        shutdown,
+    )
+    .await;
     worker.shut_down();
     result
 }
@@ -52,6 +64,7 @@ pub async fn serve(
 pub async fn serve_worker(
     worker: Arc<Worker>,
     max_request_bytes: usize,
+    clients: ClientTrust,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
@@ -59,7 +72,14 @@ pub async fn serve_worker(
     // own limit only guards against absurd messages.
     let decode_limit = max_request_bytes.saturating_mul(2).max(4 << 20);
     let service = WorkerService::new(worker.clone(), max_request_bytes);
+    // Behind a control plane only the control plane calls (and it holds
+    // the routing decisions); on its own the worker is client-facing.
+    let guard = match &worker.control_plane {
+        Some(_) => worker.cluster.internal(),
+        None => clients.guard(),
+    };
     let server = GrpcServer::new("data-plane")
+        .guard(guard)
         .concurrency_limit(MAX_CONCURRENT_REQUESTS)
         .add_service(
             PredictorServer::new(GrpcPredictor(service.clone()))

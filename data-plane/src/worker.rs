@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use hotswap_common::catalog::Catalog;
 use hotswap_common::subscription::{self, SubscriptionStats};
+use hotswap_common::trust::ClusterCredentials;
 use hotswap_proto::v1::ModelVersion;
 use hotswap_python::ProcessConfig;
 use hotswap_storage::{Storage, StorageOptions};
@@ -43,6 +44,8 @@ pub struct WorkerConfig {
     pub cache_dir: Option<PathBuf>,
     pub storage: StorageOptions,
     /// host:port (or URI) of the control plane to register with, if any.
+    /// A worker that registers is called by the control plane only: its
+    /// listener then takes the cluster's credentials, not clients'.
     pub control_plane: Option<String>,
     /// host:port the control plane should call this worker on [default: the
     /// bound address; the host name when bound to all interfaces].
@@ -57,12 +60,16 @@ pub struct WorkerConfig {
     /// the exception's line and a request id, the traceback going to the
     /// log (for debugging, not for untrusted clients).
     pub python_tracebacks: bool,
+    /// What the model-store and control plane trust this worker by, and
+    /// what it trusts them by.
+    pub cluster: ClusterCredentials,
 }
 
 pub struct Worker {
     catalog: watch::Receiver<Arc<Catalog>>,
     pub(crate) control_plane: Option<String>,
     pub(crate) advertise: Option<String>,
+    pub(crate) cluster: ClusterCredentials,
     table: Table,
     cache: DiskCache,
     stats: Stats,
@@ -116,6 +123,7 @@ impl Worker {
             catalog: rx,
             control_plane,
             advertise,
+            cluster: config.cluster.clone(),
             table: Table::default(),
             cache,
             stats: Stats::default(),
@@ -131,6 +139,7 @@ impl Worker {
         });
         tokio::spawn(subscription::run(
             config.model_store,
+            config.cluster.clone(),
             tx,
             worker.subscription.clone(),
             shutdown,

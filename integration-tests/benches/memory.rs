@@ -162,11 +162,15 @@ async fn measure(
                 &store_addr,
                 "--listen",
                 "127.0.0.1:0",
+                "--internal-listen",
+                "127.0.0.1:0",
             ],
             &[],
         )
     });
-    let control_addr = control.as_ref().map(|c| c.addr.to_string());
+    let control_addr = control
+        .as_ref()
+        .map(|c| c.addr_of("control-plane-internal").to_string());
     let mut args = vec![
         "data-plane",
         "--model-store",

@@ -18,7 +18,32 @@ pub struct Compose {
     /// `docker compose` or `docker-compose`, whichever this machine has.
     program: Vec<String>,
     models: tempfile::TempDir,
+    /// Holds the test's override file (outside the bucket folder).
+    overrides: tempfile::TempDir,
+    /// More compose files, from the workspace root (an overlay such as
+    /// docker-compose.tls.yml), and the variables they read.
+    options: ComposeOptions,
+    /// The front door, as published.
     pub addr: SocketAddr,
+    /// The control plane's internal listener (registration, ListWorkers),
+    /// which the stack does not publish: the test's own override file does.
+    pub internal: SocketAddr,
+}
+
+const OVERRIDE_FILE: &str = "compose.test.yaml";
+
+/// Publishes the control plane's internal listener on a free loopback port,
+/// for the test alone.
+const TEST_OVERRIDE: &str =
+    "services:\n  control-plane:\n    ports:\n      - \"127.0.0.1::7003\"\n";
+
+/// How a stack is started beyond docker-compose.yml.
+#[derive(Default, Clone)]
+pub struct ComposeOptions {
+    /// Compose files layered on top, relative to the workspace root.
+    pub files: Vec<String>,
+    /// Variables for compose (HOTSWAP_TLS, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl Compose {
@@ -26,6 +51,11 @@ impl Compose {
     /// fresh bucket folder, lets `prepare` change it, and starts the stack
     /// on it with one worker.
     pub fn up(models: &Path, prepare: impl FnOnce(&Path)) -> Compose {
+        Compose::up_with(models, prepare, ComposeOptions::default())
+    }
+
+    /// As [`Compose::up`], with more compose files and variables.
+    pub fn up_with(models: &Path, prepare: impl FnOnce(&Path), options: ComposeOptions) -> Compose {
         let image = Command::new("docker")
             .args(["image", "inspect", IMAGE])
             .output()
@@ -37,6 +67,8 @@ impl Compose {
         let dir = tempfile::tempdir().expect("bucket folder");
         copy_readable(models, dir.path());
         prepare(dir.path());
+        let overrides = tempfile::tempdir().expect("override folder");
+        std::fs::write(overrides.path().join(OVERRIDE_FILE), TEST_OVERRIDE).expect("override file");
         let program = if Command::new("docker")
             .args(["compose", "version"])
             .output()
@@ -50,20 +82,27 @@ impl Compose {
             project: format!("hotswap-test-{}", std::process::id()),
             program,
             models: dir,
+            overrides,
+            options,
             addr: "127.0.0.1:1".parse().unwrap(),
+            internal: "127.0.0.1:1".parse().unwrap(),
         };
         // Dependencies come up healthy first (depends_on conditions); the
         // caller waits for workers to register.
         compose
             .run(&["up", "-d"])
             .unwrap_or_else(|e| panic!("docker compose up: {e}"));
-        let port = compose
-            .run(&["port", "control-plane", "7000"])
-            .unwrap_or_else(|e| panic!("docker compose port: {e}"));
-        compose.addr = port
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("published address {port:?}: {e}"));
+        let published = |port: &str| -> SocketAddr {
+            let addr = compose
+                .run(&["port", "control-plane", port])
+                .unwrap_or_else(|e| panic!("docker compose port: {e}"));
+            addr.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("published address {addr:?}: {e}"))
+        };
+        let (addr, internal) = (published("7000"), published("7003"));
+        compose.addr = addr;
+        compose.internal = internal;
         compose
     }
 
@@ -86,7 +125,16 @@ impl Compose {
             .arg(&self.project)
             .arg("--file")
             .arg(workspace_root().join("docker-compose.yml"))
+            .args(
+                self.options
+                    .files
+                    .iter()
+                    .flat_map(|f| ["--file".into(), workspace_root().join(f).into_os_string()]),
+            )
+            .arg("--file")
+            .arg(self.overrides.path().join(OVERRIDE_FILE))
             .args(args)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .env("HOTSWAP_MODELS", self.models.path())
             .env("HOTSWAP_PUBLISH", "127.0.0.1:")
             .env("HOTSWAP_IMAGE", IMAGE);
@@ -151,6 +199,21 @@ impl Drop for Compose {
 
 /// Copies the folder `from` into `to`, readable by everyone: the image runs
 /// as an unprivileged user that reads the bucket.
+/// Makes a folder tree readable by the image's unprivileged user.
+pub fn make_readable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.expect("read the folder");
+        let mode = if entry.file_type().is_dir() {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))
+            .expect("make it readable");
+    }
+}
+
 fn copy_readable(from: &Path, to: &Path) {
     use std::os::unix::fs::PermissionsExt;
     for entry in walkdir::WalkDir::new(from) {

@@ -1,41 +1,59 @@
-//! A control plane served on 127.0.0.1:0 in this process, watching a
-//! [`StoreServer`], with clients for its front door and its operators' API.
+//! A control plane served on 127.0.0.1:0 (front door and internal
+//! listener) in this process, watching a [`StoreServer`], with clients for
+//! its front door and its operators' API.
 
 use std::net::SocketAddr;
 
-use hotswap_control_plane::{ControlPlane, ControlPlaneConfig};
+use hotswap_common::trust::ClusterCredentials;
+use hotswap_control_plane::{ControlPlane, ControlPlaneConfig, Listeners};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{ListWorkersRequest, WorkerStatus};
 use tonic::transport::Channel;
 
-use crate::serving::{Running, channel};
+use crate::serving::{Running, channel, cluster_channel};
 use crate::worker::eventually;
 
 pub struct ControlServer {
+    /// The front door: clients call here.
     pub addr: SocketAddr,
+    /// Registration and `ListWorkers`: workers register here.
+    pub internal: SocketAddr,
     pub control_plane: ControlPlane,
+    /// What its internal listener takes.
+    cluster: ClusterCredentials,
     running: Running<hotswap_control_plane::Error>,
 }
 
 impl ControlServer {
     pub async fn start(model_store: SocketAddr) -> ControlServer {
-        let control_plane = ControlPlane::start(ControlPlaneConfig {
+        ControlServer::start_with(ControlPlaneConfig {
             model_store: model_store.to_string(),
             ..ControlPlaneConfig::default()
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
+        })
+        .await
+    }
+
+    pub async fn start_with(config: ControlPlaneConfig) -> ControlServer {
+        let cluster = config.cluster.clone();
+        let control_plane = ControlPlane::start(config);
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let listeners = Listeners {
+            front: bind().await.expect("bind loopback"),
+            internal: bind().await.expect("bind loopback"),
+        };
+        let addr = listeners.front.local_addr().expect("local addr");
+        let internal = listeners.internal.local_addr().expect("local addr");
         let serving = control_plane.clone();
         let running = Running::spawn(move |stop| {
-            hotswap_control_plane::serve_control_plane(serving, listener, stop)
+            hotswap_control_plane::serve_control_plane(serving, listeners, stop)
         });
         ControlServer {
             addr,
+            internal,
             control_plane,
+            cluster,
             running,
         }
     }
@@ -53,7 +71,7 @@ impl ControlServer {
     }
 
     pub async fn workers(&self) -> Vec<WorkerStatus> {
-        ControlPlaneClient::new(self.channel().await)
+        ControlPlaneClient::new(cluster_channel(self.internal, &self.cluster).await)
             .list_workers(ListWorkersRequest {})
             .await
             .expect("list workers")

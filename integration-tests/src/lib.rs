@@ -2,6 +2,7 @@
 //! each backend, servers on loopback and a Watch subscriber.
 
 pub mod bucket;
+pub mod certs;
 pub mod compose;
 pub mod control;
 pub mod emulator;

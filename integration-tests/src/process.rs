@@ -199,9 +199,17 @@ pub fn hotswap_binary() -> PathBuf {
 /// A running `hotswap` process whose log lines are collected.
 pub struct Hotswap {
     pub process: ChildGuard,
-    /// The address it logged as bound.
+    /// The address it logged as bound first (a control plane's front door).
     pub addr: std::net::SocketAddr,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The server name and address of a `<name> listening addr=<addr>` line.
+fn listening(line: &str) -> Option<(&str, std::net::SocketAddr)> {
+    let (before, after) = line.split_once(" listening addr=")?;
+    let name = before.split_whitespace().last()?;
+    let addr = after.split_whitespace().next()?.parse().ok()?;
+    Some((name, addr))
 }
 
 impl Hotswap {
@@ -234,6 +242,8 @@ impl Hotswap {
                 .lines()
                 .map_while(Result::ok)
             {
+                // The first address logged: what clients call (`hotswap up`
+                // logs it before its services start listening).
                 if let Some(addr) = line.split("addr=").nth(1) {
                     let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 }
@@ -252,6 +262,27 @@ impl Hotswap {
 
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The address the server called `name` logged as bound (a control
+    /// plane's "control-plane-internal", say); waits for it (bounded).
+    pub fn addr_of(&self, name: &str) -> std::net::SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self
+                .log()
+                .iter()
+                .find_map(|l| listening(l).filter(|(n, _)| *n == name).map(|(_, a)| a));
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{name} listening` line: {:#?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -293,6 +324,18 @@ pub fn triton_check(
     version: &str,
     model_file: &std::path::Path,
 ) -> Result<(), String> {
+    triton_check_with(addr, name, version, model_file, &[])
+}
+
+/// As [`triton_check`], with the script's options (`--ca FILE`, `--token
+/// TOKEN`).
+pub fn triton_check_with(
+    addr: &str,
+    name: &str,
+    version: &str,
+    model_file: &std::path::Path,
+    options: &[&str],
+) -> Result<(), String> {
     let root = workspace_root();
     let mut last = String::new();
     for _ in 0..100 {
@@ -300,6 +343,7 @@ pub fn triton_check(
             .arg(root.join("integration-tests/scripts/triton_client_check.py"))
             .args([addr, name, version])
             .arg(model_file)
+            .args(options)
             .output()
             .expect("run the venv's python");
         last = format!(

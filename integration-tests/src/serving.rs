@@ -5,6 +5,8 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
 
+use hotswap_common::client::{WithToken, endpoint};
+use hotswap_common::trust::ClusterCredentials;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -57,6 +59,17 @@ impl<E> Drop for Running<E> {
 }
 
 /// A connected channel to a server on loopback.
+/// A channel to another plane's listener with the cluster's credentials
+/// (TLS when it has TLS, its token on every call).
+pub async fn cluster_channel(addr: SocketAddr, cluster: &ClusterCredentials) -> WithToken<Channel> {
+    let channel = endpoint(&addr.to_string(), cluster)
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    WithToken::new(channel, cluster)
+}
+
 pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .expect("uri")

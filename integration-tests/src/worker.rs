@@ -41,6 +41,10 @@ pub struct WorkerOptions {
     pub storage: Option<hotswap_storage::StorageOptions>,
     /// Return predictors' whole tracebacks to callers.
     pub python_tracebacks: bool,
+    /// How the worker and the other planes trust each other.
+    pub cluster: hotswap_common::trust::ClusterCredentials,
+    /// TLS and tokens for clients (a worker with no control plane).
+    pub clients: hotswap_common::trust::ClientTrust,
 }
 
 impl WorkerServer {
@@ -63,6 +67,7 @@ impl WorkerServer {
             runtimes: crate::process::runtimes(),
             downloads: options.downloads.unwrap_or_default(),
             python_tracebacks: options.python_tracebacks,
+            cluster: options.cluster,
         })
         .expect("start the worker");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -73,8 +78,9 @@ impl WorkerServer {
             .max_request_bytes
             .unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         let serving = worker.clone();
+        let clients = options.clients;
         let running = Running::spawn(move |stop| {
-            hotswap_data_plane::serve_worker(serving, max_request_bytes, listener, stop)
+            hotswap_data_plane::serve_worker(serving, max_request_bytes, clients, listener, stop)
         });
         WorkerServer {
             addr,

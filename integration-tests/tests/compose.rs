@@ -2,22 +2,25 @@
 //! docker-compose.yml and the hotswap image), called through the published
 //! control-plane port on loopback while it is scaled, a worker is killed, a
 //! new version arrives and the model-store restarts. Continuous load runs
-//! throughout each step and no request may fail.
+//! throughout each step and no request may fail. Then the same stack with
+//! docker-compose.tls.yml layered on: TLS everywhere.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hotswap_integration_tests::compose::{Compose, docker};
-use hotswap_integration_tests::process::workspace_root;
+use hotswap_common::trust::ClusterCredentials;
+use hotswap_integration_tests::certs::TestCa;
+use hotswap_integration_tests::compose::{Compose, ComposeOptions, docker, make_readable};
+use hotswap_integration_tests::process::{triton_check_with, workspace_root};
 use hotswap_integration_tests::worker::{IRIS_INPUT, iris, iris_infer, iris_label, predict_json};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{ListWorkersRequest, WorkerStatus};
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// Bound on every wait here: containers start and stop in seconds, but the
 /// machine may be busy. A hang guard, not a speed claim.
@@ -153,8 +156,11 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
     let channel = Channel::from_shared(format!("http://{}", compose.addr))
         .unwrap()
         .connect_lazy();
+    let internal = Channel::from_shared(format!("http://{}", compose.internal))
+        .unwrap()
+        .connect_lazy();
     until(&compose, "one worker registered", || async {
-        (workers(&channel).await.len() == 1).then_some(())
+        (workers(&internal).await.len() == 1).then_some(())
     })
     .await;
 
@@ -173,6 +179,12 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
         .expect("version 1")
         .into_inner();
     assert_eq!(iris_label(&one), 0);
+    // Registration and ListWorkers are not served where clients call.
+    let front_list = ControlPlaneClient::new(channel.clone())
+        .list_workers(ListWorkersRequest {})
+        .await
+        .expect_err("ListWorkers on the published front door");
+    assert_eq!(front_list.code(), tonic::Code::Unimplemented);
 
     // 2. Scale 1 -> 3 under load: the new workers register and get calls.
     let load = Load::start(&channel);
@@ -181,7 +193,7 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
         .await
         .expect("scale to 3");
     until(&compose, "three workers taking calls", || async {
-        let w = workers(&channel).await;
+        let w = workers(&internal).await;
         (w.len() == 3 && w.iter().all(|w| w.routed > 0)).then_some(())
     })
     .await;
@@ -192,7 +204,7 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
     let c = compose.clone();
     let victim = blocking(move || c.containers("data-plane")).await[0].clone();
     let short = victim[..12].to_owned();
-    let before = workers(&channel).await;
+    let before = workers(&internal).await;
     let killed_id = before
         .iter()
         .find(|w| w.address.starts_with(&short))
@@ -203,7 +215,7 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
         .await
         .expect("docker kill");
     until(&compose, "the killed worker dropped", || async {
-        let w = workers(&channel).await;
+        let w = workers(&internal).await;
         (!w.iter().any(|w| w.worker_id == killed_id)).then_some(())
     })
     .await;
@@ -212,10 +224,10 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
     let c = compose.clone();
     until(&compose, "every running worker registered", || {
         let c = c.clone();
-        let channel = channel.clone();
+        let internal = internal.clone();
         async move {
             let running = blocking(move || c.containers("data-plane")).await;
-            let registered = workers(&channel).await;
+            let registered = workers(&internal).await;
             let all = running
                 .iter()
                 .all(|id| registered.iter().any(|w| w.address.starts_with(&id[..12])));
@@ -233,7 +245,7 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
         .await
         .expect("scale to 1");
     until(&compose, "one worker left", || async {
-        (workers(&channel).await.len() == 1).then_some(())
+        (workers(&internal).await.len() == 1).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -261,6 +273,7 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
     load.finish("a model-store restart", &compose).await;
     drop(p);
     drop(channel);
+    drop(internal);
     let compose = Arc::try_unwrap(compose).unwrap_or_else(|_| panic!("compose still shared"));
     blocking(move || drop(compose)).await;
 }
@@ -276,4 +289,85 @@ fn write_version(compose: &Compose, version: u64, label: usize) {
     std::fs::write(&tmp, iris(label)).expect("write the model");
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::rename(&tmp, dir.join("model.onnx")).expect("rename into place");
+}
+
+/// docker-compose.tls.yml over docker-compose.yml, with certificates made
+/// at run time: every listener serves TLS, the planes show certificates to
+/// each other, the workers (whose host names are container ids) carry the
+/// shared name `data-plane`, and the unmodified tritonclient calls the
+/// published front door over TLS. Plaintext is refused on the front door,
+/// and the internal listener refuses a TLS client without a certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_stack_runs_over_tls() {
+    let ca = TestCa::new("hotswap compose test CA");
+    let tls = tempfile::tempdir().expect("TLS folder");
+    for service in ["model-store", "control-plane", "data-plane"] {
+        let dir = tls.path().join(service);
+        std::fs::create_dir(&dir).unwrap();
+        ca.issue(service).write(&dir);
+    }
+    make_readable(tls.path());
+    let options = ComposeOptions {
+        files: vec!["docker-compose.tls.yml".to_owned()],
+        env: vec![("HOTSWAP_TLS".to_owned(), tls.path().display().to_string())],
+    };
+    let models = workspace_root().join("examples/iris-onnx");
+    let compose = Arc::new(blocking(move || Compose::up_with(&models, |_| {}, options)).await);
+
+    // The test as a member of the cluster (its certificate from the CA)
+    // lists the workers on the internal listener.
+    let member = ClusterCredentials {
+        tls: Some(ca.tls("control-plane")),
+        token: None,
+    };
+    let internal = hotswap_common::client::endpoint(&compose.internal.to_string(), &member)
+        .unwrap()
+        .connect_lazy();
+    until(
+        &compose,
+        "one worker registered over mutual TLS",
+        || async { (workers(&internal).await.len() == 1).then_some(()) },
+    )
+    .await;
+
+    let ca_file = tls.path().join("control-plane/ca.crt");
+    let model = workspace_root().join("examples/iris-onnx/models/iris/3/model.onnx");
+    let front = compose.addr.to_string();
+    let check = blocking(move || {
+        triton_check_with(
+            &front,
+            "iris",
+            "3",
+            &model,
+            &["--ca", ca_file.to_str().unwrap()],
+        )
+    })
+    .await;
+    if let Err(output) = check {
+        panic!(
+            "tritonclient over TLS through compose:\n{output}\n{}",
+            compose.logs()
+        );
+    }
+
+    let plaintext = Channel::from_shared(format!("http://{}", compose.addr))
+        .unwrap()
+        .connect_lazy();
+    PredictorClient::new(plaintext)
+        .predict(predict_json("iris", "", "", IRIS_INPUT))
+        .await
+        .expect_err("plaintext Predict on the TLS front door");
+    let no_certificate = Endpoint::from_shared(format!("https://{}", compose.internal))
+        .unwrap()
+        .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca.pem())))
+        .unwrap()
+        .connect_lazy();
+    ControlPlaneClient::new(no_certificate)
+        .list_workers(ListWorkersRequest {})
+        .await
+        .expect_err("ListWorkers without a client certificate");
+
+    drop(internal);
+    let compose = Arc::try_unwrap(compose).unwrap_or_else(|_| panic!("compose still shared"));
+    blocking(move || drop(compose)).await;
 }

@@ -52,7 +52,7 @@ async fn python_apis_are_served_through_the_control_plane() {
     .await;
     let control = ControlServer::start(store.addr).await;
     let options = WorkerOptions {
-        control_plane: Some(control.addr.to_string()),
+        control_plane: Some(control.internal.to_string()),
         ..Default::default()
     };
     let worker = WorkerServer::start_with(store.addr, &bucket, options).await;

@@ -41,7 +41,7 @@ async fn one_predict_is_one_trace_across_control_plane_and_worker() {
     let store = StoreServer::start(&bucket, &config, |_| {}).await;
     let control = ControlServer::start(store.addr).await;
     let options = WorkerOptions {
-        control_plane: Some(control.addr.to_string()),
+        control_plane: Some(control.internal.to_string()),
         ..Default::default()
     };
     let worker = WorkerServer::start_with(store.addr, &bucket, options).await;

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use hotswap_common::GrpcServer;
+use hotswap_common::trust::Guard;
 use hotswap_proto::v1::model_store_server::{self, ModelStoreServer};
 use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
@@ -26,17 +27,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
+    let guard = config.cluster.internal();
     let store = ModelStore::start(config);
-    serve_store(store, listener, shutdown).await
+    serve_store(store, guard, listener, shutdown).await
 }
 
 /// As [`serve`], for a store the caller started (and may also query).
 pub async fn serve_store(
     store: ModelStore,
+    guard: Guard,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let server = GrpcServer::new("model-store")
+        .guard(guard)
         .add_service(ModelStoreServer::new(GrpcModelStore(store.clone())));
     let health_task = tokio::spawn(report_health(store.health(), server.health()));
     let result = server

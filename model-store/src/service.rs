@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use hotswap_common::trust::ClusterCredentials;
 use hotswap_proto::v1::{
     GetModelRequest, GetModelResponse, ListModelsRequest, ListModelsResponse, WatchRequest,
     WatchResponse,
@@ -44,6 +45,9 @@ pub struct ModelStoreConfig {
     pub history_limit: usize,
     /// Events one subscriber may lag behind before it gets a snapshot.
     pub subscriber_buffer: usize,
+    /// Who may call: only the other planes (the API definitions, predictor
+    /// source included, are theirs alone).
+    pub cluster: ClusterCredentials,
 }
 
 impl ModelStoreConfig {
@@ -54,6 +58,7 @@ impl ModelStoreConfig {
             poll: PollSettings::default(),
             history_limit: 10_000,
             subscriber_buffer: 1024,
+            cluster: ClusterCredentials::default(),
         }
     }
 }

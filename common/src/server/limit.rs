@@ -12,13 +12,6 @@ use tokio::sync::Semaphore;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
-/// Paths that are never held back.
-const EXEMPT: [&str; 3] = [
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
-
 #[derive(Clone)]
 pub(super) struct LimitLayer {
     permits: Arc<Semaphore>,
@@ -64,8 +57,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        let exempt = EXEMPT.iter().any(|p| path.starts_with(p));
+        let exempt = super::is_probe(request.uri().path());
         // The instance poll_ready made ready serves this call; a clone
         // takes its place for the next.
         let clone = self.inner.clone();

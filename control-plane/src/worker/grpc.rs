@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hotswap_common::client::{PeerStatus, endpoint};
+use hotswap_common::client::{PeerStatus, WithToken, endpoint_named};
 use hotswap_common::context::outgoing;
+use hotswap_common::trust::ClusterCredentials;
 use hotswap_proto::error::{Code, NO_RETRY};
 use hotswap_proto::inference::{
     self as pb, grpc_inference_service_client::GrpcInferenceServiceClient,
@@ -32,7 +33,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Calls in flight to one worker when it sets no limit of its own.
 const DEFAULT_LIMIT: usize = 1024;
 
-type WorkerStack = ConcurrencyLimit<Timeout<Channel>>;
+type WorkerStack = ConcurrencyLimit<Timeout<WithToken<Channel>>>;
 
 /// A request shared between the attempts of one call: each attempt encodes
 /// the one copy the front door decoded.
@@ -64,12 +65,23 @@ impl<T: prost::Message + Default + Clone> prost::Message for Shared<T> {
     }
 }
 
-/// Connects to workers over gRPC (plaintext HTTP/2).
-pub struct GrpcConnector;
+/// Connects to workers over gRPC, with the cluster's TLS and token.
+pub struct GrpcConnector {
+    pub cluster: ClusterCredentials,
+    /// The name workers' certificates must carry [default: the host of the
+    /// address each advertises].
+    pub worker_tls_name: Option<String>,
+}
 
 impl Connect for GrpcConnector {
     fn connect(&self, address: &str, capacity: u32) -> Result<Arc<dyn WorkerApi>, BoxError> {
-        Ok(Arc::new(GrpcWorker::new(address, capacity)?))
+        let worker = GrpcWorker::new(
+            address,
+            capacity,
+            &self.cluster,
+            self.worker_tls_name.as_deref(),
+        )?;
+        Ok(Arc::new(worker))
     }
 }
 
@@ -81,8 +93,13 @@ pub struct GrpcWorker {
 }
 
 impl GrpcWorker {
-    pub fn new(address: &str, capacity: u32) -> Result<GrpcWorker, BoxError> {
-        let channel = endpoint(address)?
+    pub fn new(
+        address: &str,
+        capacity: u32,
+        cluster: &ClusterCredentials,
+        tls_name: Option<&str>,
+    ) -> Result<GrpcWorker, BoxError> {
+        let channel = endpoint_named(address, cluster, tls_name)?
             .connect_timeout(Duration::from_secs(2))
             // A worker that vanished without closing its connection is found
             // by keepalives, and calls fail over instead of hanging.
@@ -102,7 +119,7 @@ impl GrpcWorker {
             // Inside the limit, so waiting for a slot does not count against
             // the call's own time budget.
             .timeout(CALL_TIMEOUT)
-            .service(channel);
+            .service(WithToken::new(channel, cluster));
         Ok(GrpcWorker {
             shared: Grpc::new(stack.clone())
                 .max_decoding_message_size(usize::MAX)

@@ -21,7 +21,7 @@ async fn workers(
     let mut workers = Vec::new();
     for _ in 0..n {
         let options = WorkerOptions {
-            control_plane: Some(control.addr.to_string()),
+            control_plane: Some(control.internal.to_string()),
             ..Default::default()
         };
         workers.push(WorkerServer::start_with(store.addr, bucket, options).await);

@@ -21,7 +21,7 @@ fn worker_process(store: &StoreServer, control: &ControlServer) -> Hotswap {
             "--model-store",
             &store.addr.to_string(),
             "--control-plane",
-            &control.addr.to_string(),
+            &control.internal.to_string(),
             "--listen",
             "127.0.0.1:0",
         ],

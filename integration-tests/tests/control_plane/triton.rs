@@ -28,17 +28,20 @@ fn tritonclient_through_the_control_plane() {
             &store_addr,
             "--listen",
             "127.0.0.1:0",
+            "--internal-listen",
+            "127.0.0.1:0",
         ],
         &[],
     );
     let control_addr = control.addr.to_string();
+    let internal_addr = control.addr_of("control-plane-internal").to_string();
     let _worker = Hotswap::start(
         &[
             "data-plane",
             "--model-store",
             &store_addr,
             "--control-plane",
-            &control_addr,
+            &internal_addr,
             "--listen",
             "127.0.0.1:0",
         ],

@@ -49,7 +49,7 @@ fn worker(store: SocketAddr, control: &ControlServer, s3: &Proxy) -> Hotswap {
             "--model-store",
             &store.to_string(),
             "--control-plane",
-            &control.addr.to_string(),
+            &control.internal.to_string(),
             "--listen",
             "127.0.0.1:0",
             "--s3-endpoint",

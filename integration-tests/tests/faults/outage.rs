@@ -30,7 +30,7 @@ fn config(bucket: &TestBucket) -> String {
 async fn front(store: &StoreServer, bucket: &TestBucket) -> (ControlServer, WorkerServer) {
     let control = ControlServer::start(store.addr).await;
     let options = WorkerOptions {
-        control_plane: Some(control.addr.to_string()),
+        control_plane: Some(control.internal.to_string()),
         ..Default::default()
     };
     let worker = WorkerServer::start_with(store.addr, bucket, options).await;

@@ -27,7 +27,7 @@ async fn oversized_names_fail_alone() {
     let store = StoreServer::start(&bucket, &config, |_| {}).await;
     let control = ControlServer::start(store.addr).await;
     let options = WorkerOptions {
-        control_plane: Some(control.addr.to_string()),
+        control_plane: Some(control.internal.to_string()),
         ..Default::default()
     };
     let _worker = WorkerServer::start_with(store.addr, &bucket, options).await;

@@ -46,7 +46,7 @@ impl Stack {
         .await;
         let control = ControlServer::start(store.addr).await;
         let options = WorkerOptions {
-            control_plane: Some(control.addr.to_string()),
+            control_plane: Some(control.internal.to_string()),
             python_venv: Some(hotswap_integration_tests::process::venv()),
             ..Default::default()
         };

@@ -6,13 +6,12 @@
 
 use hotswap_common::trust::BearerTokens;
 use hotswap_control_plane::ControlPlaneConfig;
-use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::process::{Hotswap, triton_check_with, workspace_root};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, predict_json,
 };
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::Code;
@@ -31,12 +30,7 @@ fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_front_door_takes_only_listed_bearer_tokens() {
-    let bucket = TestBucket::new(Backend::Local).await;
-    bucket.put("iris/1/model.onnx", iris(1)).await;
-    let config = format!(
-        "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}'}}}}}}",
-        bucket.uri("iris")
-    );
+    let (bucket, config) = crate::iris_bucket(1).await;
     let store = StoreServer::start(&bucket, &config, |_| {}).await;
     let tokens = BearerTokens::parse("# two clients\nteam-a-token\nteam-b-token\n")
         .unwrap()

@@ -2,20 +2,21 @@
 //! worker whose certificate another CA signed can neither subscribe to the
 //! model-store nor register with the control plane, a client without a
 //! certificate is refused by the internal listeners, and a worker from the
-//! cluster CA serves end to end (the front door over TLS).
+//! cluster CA serves end to end (Predict, ModelInfer and a swap, the front
+//! door over TLS).
 
 use std::time::Duration;
 
 use hotswap_common::trust::ClusterCredentials;
 use hotswap_control_plane::ControlPlaneConfig;
-use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::serving::cluster_channel;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_infer, iris_label, predict_json,
 };
+use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::model_store_client::ModelStoreClient;
 use hotswap_proto::v1::predictor_client::PredictorClient;
@@ -43,12 +44,7 @@ fn tls_only(tls: std::sync::Arc<hotswap_common::trust::Tls>) -> ClusterCredentia
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_planes_with_a_cluster_certificate_get_in() {
-    let bucket = TestBucket::new(Backend::Local).await;
-    bucket.put("iris/1/model.onnx", iris(2)).await;
-    let config = format!(
-        "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}'}}}}}}",
-        bucket.uri("iris")
-    );
+    let (bucket, config) = crate::iris_bucket(2).await;
     let cluster_ca = TestCa::new("hotswap test cluster");
     let other_ca = TestCa::new("someone else");
     let store_tls = tls_only(cluster_ca.tls("model-store"));
@@ -140,6 +136,26 @@ async fn only_planes_with_a_cluster_certificate_get_in() {
     })
     .await;
     assert_eq!(iris_label(&answer.into_inner()), 2);
+    let infer = GrpcInferenceServiceClient::new(no_certificate(control.addr))
+        .model_infer(iris_infer("iris", "1"))
+        .await
+        .expect("ModelInfer over TLS")
+        .into_inner();
+    assert_eq!(infer.model_version, "1");
+    // A new version swaps in over the same connections.
+    bucket.put("iris/2/model.onnx", iris(0)).await;
+    eventually("version 2 served as latest over TLS", || {
+        let mut front = front.clone();
+        async move {
+            let r = front
+                .predict(predict_json("iris", "", "", IRIS_INPUT))
+                .await
+                .ok()?
+                .into_inner();
+            (r.version == 2 && iris_label(&r) == 0).then_some(())
+        }
+    })
+    .await;
 
     // And the front door does not answer plaintext.
     let plaintext = Endpoint::from_shared(format!("http://{}", control.addr))

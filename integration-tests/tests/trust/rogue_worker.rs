@@ -12,17 +12,17 @@ use std::time::Duration;
 use futures::StreamExt;
 use hotswap_common::trust::{CLUSTER_TOKEN_HEADER, ClusterCredentials, Secret};
 use hotswap_control_plane::ControlPlaneConfig;
-use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_control_plane::registry::RegistryLimits;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::serving::{channel, cluster_channel};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, predict_json,
 };
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::model_store_client::ModelStoreClient;
 use hotswap_proto::v1::predictor_client::PredictorClient;
-use hotswap_proto::v1::{ListWorkersRequest, WatchRequest, WorkerReport};
+use hotswap_proto::v1::{HeldVersion, ListWorkersRequest, WatchRequest, WorkerReport};
 use tonic::Code;
 
 /// How long a registration that is not refused is watched.
@@ -71,12 +71,7 @@ async fn counting_listener() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_worker_gets_no_calls() {
-    let bucket = TestBucket::new(Backend::Local).await;
-    bucket.put("iris/1/model.onnx", iris(0)).await;
-    let config = format!(
-        "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}'}}}}}}",
-        bucket.uri("iris")
-    );
+    let (bucket, config) = crate::iris_bucket(0).await;
     let cluster = ClusterCredentials {
         tls: None,
         token: Some(Secret::random()),
@@ -186,4 +181,93 @@ async fn a_forged_worker_gets_no_calls() {
     assert_eq!(workers.len(), 1, "{workers:?}");
     assert_eq!(workers[0].address, worker.addr.to_string());
     assert!(workers[0].routed >= 50, "{workers:?}");
+}
+
+/// The registry's caps, over the internal listener: a worker past
+/// `max_workers`, or a report naming more than `max_routes` versions, is
+/// refused RESOURCE_EXHAUSTED (before, 100 forged registrations grew the
+/// control plane by 150 MB with nothing to stop them), and the worker
+/// already registered keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_past_the_caps_are_refused() {
+    let (bucket, config) = crate::iris_bucket(0).await;
+    let store = StoreServer::start(&bucket, &config, |_| {}).await;
+    let control = ControlServer::start_with(ControlPlaneConfig {
+        model_store: store.addr.to_string(),
+        limits: RegistryLimits {
+            max_workers: 1,
+            max_routes: 2,
+        },
+        ..ControlPlaneConfig::default()
+    })
+    .await;
+    let _worker = WorkerServer::start_with(
+        store.addr,
+        &bucket,
+        WorkerOptions {
+            control_plane: Some(control.internal.to_string()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let real = control.wait_for_workers(1).await.remove(0);
+    let (rogue_addr, rogue_calls) = counting_listener().await;
+    let mut client = ControlPlaneClient::new(channel(control.internal).await);
+    let report = |id: &str, versions: u64| WorkerReport {
+        worker_id: id.to_owned(),
+        address: rogue_addr.to_string(),
+        capacity: 64,
+        held: (1..=versions)
+            .map(|version| HeldVersion {
+                api: "iris".to_owned(),
+                model: "iris".to_owned(),
+                version,
+            })
+            .collect(),
+        in_flight: 0,
+        predictors: Vec::new(),
+    };
+    let refused = register(&mut client, report("second", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+    assert!(refused.message().contains("--max-workers"), "{refused}");
+
+    // Room for one more worker, but its report is too large.
+    let control = {
+        let routes = ControlServer::start_with(ControlPlaneConfig {
+            model_store: store.addr.to_string(),
+            limits: RegistryLimits {
+                max_workers: 8,
+                max_routes: 2,
+            },
+            ..ControlPlaneConfig::default()
+        })
+        .await;
+        let mut client = ControlPlaneClient::new(channel(routes.internal).await);
+        let refused = register(&mut client, report("large", 3)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+        assert!(
+            refused.message().contains("--max-routes-per-worker"),
+            "{refused}"
+        );
+        assert!(routes.workers().await.is_empty());
+        control
+    };
+
+    let front = PredictorClient::new(control.channel().await);
+    eventually("the registered worker serves", || {
+        let mut front = front.clone();
+        async move {
+            front
+                .predict(predict_json("iris", "", "1", IRIS_INPUT))
+                .await
+                .ok()
+        }
+    })
+    .await;
+    let workers = control.workers().await;
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert_eq!(workers[0].worker_id, real.worker_id);
+    assert_eq!(rogue_calls.load(Ordering::SeqCst), 0);
 }

@@ -3,11 +3,10 @@
 //! it, so images need no grpcurl.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hotswap_common::trust::{ClusterCredentials, Tls};
+use hotswap_common::trust::ClusterCredentials;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -33,15 +32,10 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let tls = match &args.tls {
-        Some(dir) => Some(Arc::new(
-            Tls::load(dir)
-                .await
-                .with_context(|| format!("--tls {}", dir.display()))?,
-        )),
-        None => None,
+    let cluster = ClusterCredentials {
+        tls: crate::trust_args::load_tls(args.tls.as_deref()).await?,
+        token: None,
     };
-    let cluster = ClusterCredentials { tls, token: None };
     let ask = async {
         let channel =
             hotswap_common::client::endpoint_named(&args.addr, &cluster, args.tls_name.as_deref())?

@@ -1,7 +1,7 @@
 //! The flags that say how a service proves itself to the other planes and
 //! whom it lets call (docs/security.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,24 +19,17 @@ pub struct ClusterArgs {
     /// A file holding the cluster token: internal listeners refuse calls
     /// without it (UNAUTHENTICATED), and calls to the other planes carry
     /// it.
-    #[arg(long, value_name = "FILE", conflicts_with = "cluster_token")]
+    #[arg(long, value_name = "FILE")]
     cluster_token_file: Option<PathBuf>,
     /// The cluster token itself (prefer the file: environments are easier
-    /// to leak).
+    /// to leak); the file wins when both are given.
     #[arg(long, env = "HOTSWAP_CLUSTER_TOKEN", hide_env_values = true)]
     cluster_token: Option<String>,
 }
 
 impl ClusterArgs {
     pub async fn credentials(&self) -> anyhow::Result<ClusterCredentials> {
-        let tls = match &self.tls {
-            Some(dir) => Some(Arc::new(
-                Tls::load(dir)
-                    .await
-                    .with_context(|| format!("--tls {}", dir.display()))?,
-            )),
-            None => None,
-        };
+        let tls = load_tls(self.tls.as_deref()).await?;
         let token = match (&self.cluster_token_file, &self.cluster_token) {
             (Some(path), _) => Some(Secret::load(path).await.context("--cluster-token-file")?),
             (None, Some(token)) => {
@@ -46,6 +39,17 @@ impl ClusterArgs {
         };
         Ok(ClusterCredentials { tls, token })
     }
+}
+
+/// The TLS folder of a `--tls DIR` flag, when given.
+pub async fn load_tls(dir: Option<&Path>) -> anyhow::Result<Option<Arc<Tls>>> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let tls = Tls::load(dir)
+        .await
+        .with_context(|| format!("--tls {}", dir.display()))?;
+    Ok(Some(Arc::new(tls)))
 }
 
 #[derive(clap::Args)]

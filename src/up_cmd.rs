@@ -5,10 +5,9 @@
 //! for this run.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use hotswap_common::trust::{ClientTrust, ClusterCredentials, Secret, Tls};
+use hotswap_common::trust::{ClientTrust, ClusterCredentials, Secret};
 use hotswap_control_plane::{ControlPlaneConfig, Listeners};
 use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, ServeConfig, WorkerConfig};
 use hotswap_model_store::ModelStoreConfig;
@@ -53,18 +52,9 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
         tls: None,
         token: Some(Secret::random()),
     };
-    let front_tls = match &args.tls {
-        Some(dir) => Some(Arc::new(
-            Tls::load(dir)
-                .await
-                .with_context(|| format!("--tls {}", dir.display()))?,
-        )),
-        None => None,
-    };
-    let clients = args.clients.trust(&ClusterCredentials::default()).await?;
     let clients = ClientTrust {
-        tls: front_tls,
-        ..clients
+        tls: crate::trust_args::load_tls(args.tls.as_deref()).await?,
+        ..args.clients.trust(&ClusterCredentials::default()).await?
     };
     let mut store_config = ModelStoreConfig::new(apis);
     store_config.storage = storage.clone();

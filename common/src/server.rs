@@ -156,6 +156,13 @@ impl GrpcServer {
                 .build_v1alpha()
                 .map_err(ServerError::Reflection)?,
         );
+        // Certificates and keys are parsed here: a bad one stops the start.
+        let mut builder = Server::builder();
+        if let Some(config) = self.guard.tls.clone() {
+            builder = builder
+                .tls_config(config)
+                .map_err(|source| ServerError::Tls { addr, source })?;
+        }
         let tls = self.guard.tls.is_some();
         tracing::info!(%addr, tls, "{} listening", self.name);
         if self.guard.internal && self.guard.is_open() {
@@ -165,12 +172,6 @@ impl GrpcServer {
         // delayed ACKs hold some of them for tens of milliseconds.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let mut builder = Server::builder();
-        if let Some(config) = self.guard.tls.clone() {
-            builder = builder
-                .tls_config(config)
-                .map_err(|source| ServerError::Tls { addr, source })?;
-        }
         let server =
             builder
                 .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))

@@ -127,7 +127,8 @@ impl Secret {
         Ok(Secret(token.as_bytes().into()))
     }
 
-    /// 256 random bits, for the planes of one process (`hotswap up`).
+    /// 244 random bits (two UUIDv4s), for the planes of one process
+    /// (`hotswap up`).
     pub fn random() -> Secret {
         let token = format!(
             "{}{}",

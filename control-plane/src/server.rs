@@ -192,14 +192,22 @@ pub async fn serve_control_plane(
         front_server.health(),
         internal_server.health(),
     ));
-    // Either listener's shutdown stops both: `stopping` is cancelled when
-    // `shutdown` resolves, which also ends the registration streams
-    // (graceful shutdown waits for them).
+    // `stopping` is cancelled when `shutdown` resolves or either server
+    // ends (a listener that failed stops the other too); it also ends the
+    // registration streams, which graceful shutdown waits for.
     let stopping = control_plane.shutdown.clone();
     let stopped = || -> WaitForCancellationFutureOwned { stopping.clone().cancelled_owned() };
     let (front_result, internal_result, ()) = tokio::join!(
-        front_server.serve(listeners.front, stopped()),
-        internal_server.serve(listeners.internal, stopped()),
+        async {
+            let result = front_server.serve(listeners.front, stopped()).await;
+            stopping.cancel();
+            result
+        },
+        async {
+            let result = internal_server.serve(listeners.internal, stopped()).await;
+            stopping.cancel();
+            result
+        },
         async {
             tokio::select! {
                 () = shutdown => stopping.cancel(),

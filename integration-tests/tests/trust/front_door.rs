@@ -10,9 +10,7 @@ use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::process::{Hotswap, triton_check_with, workspace_root};
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, predict_json,
-};
+use hotswap_integration_tests::worker::{IRIS_INPUT, eventually, predict_json};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -41,15 +39,8 @@ async fn the_front_door_takes_only_listed_bearer_tokens() {
     };
     control_config.clients.tokens = Some(tokens);
     let control = ControlServer::start_with(control_config).await;
-    let _worker = WorkerServer::start_with(
-        store.addr,
-        &bucket,
-        WorkerOptions {
-            control_plane: Some(control.internal.to_string()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let _worker =
+        crate::registered_worker(store.addr, &bucket, control.internal, Default::default()).await;
     control.wait_for_workers(1).await;
     let front = PredictorClient::new(control.channel().await);
     eventually("iris served with a listed token", || {

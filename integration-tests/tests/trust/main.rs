@@ -7,8 +7,14 @@ mod python_env;
 mod rogue_store;
 mod rogue_worker;
 
+use hotswap_common::trust::ClusterCredentials;
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
-use hotswap_integration_tests::worker::iris;
+use hotswap_integration_tests::worker::{
+    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
+};
+use hotswap_proto::v1::PredictResponse;
+use hotswap_proto::v1::predictor_client::PredictorClient;
+use tonic::transport::Channel;
 
 /// A local bucket holding iris version 1 (answering `label`), and an API
 /// config serving it as `iris`.
@@ -20,4 +26,35 @@ async fn iris_bucket(label: usize) -> (TestBucket, String) {
         bucket.uri("iris")
     );
     (bucket, config)
+}
+
+/// A worker on `bucket` registering with the control plane's internal
+/// listener `internal`, holding `cluster`'s credentials.
+async fn registered_worker(
+    store: std::net::SocketAddr,
+    bucket: &TestBucket,
+    internal: std::net::SocketAddr,
+    cluster: ClusterCredentials,
+) -> WorkerServer {
+    let options = WorkerOptions {
+        control_plane: Some(internal.to_string()),
+        cluster,
+        ..Default::default()
+    };
+    WorkerServer::start_with(store, bucket, options).await
+}
+
+/// The first answer of iris version 1 through `front`, once it serves.
+async fn first_answer(front: &PredictorClient<Channel>) -> PredictResponse {
+    eventually("iris version 1 served", || {
+        let mut front = front.clone();
+        async move {
+            front
+                .predict(predict_json("iris", "", "1", IRIS_INPUT))
+                .await
+                .ok()
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
 }

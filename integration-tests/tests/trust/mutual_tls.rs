@@ -14,7 +14,7 @@ use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::serving::cluster_channel;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_infer, iris_label, predict_json,
+    IRIS_INPUT, eventually, iris, iris_infer, iris_label, predict_json,
 };
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
@@ -60,14 +60,11 @@ async fn only_planes_with_a_cluster_certificate_get_in() {
 
     // A worker from another CA: the model-store and the control plane do
     // not accept its certificate (nor it theirs).
-    let outsider = WorkerServer::start_with(
+    let outsider = crate::registered_worker(
         store.addr,
         &bucket,
-        WorkerOptions {
-            control_plane: Some(control.internal.to_string()),
-            cluster: tls_only(other_ca.tls("outsider")),
-            ..Default::default()
-        },
+        control.internal,
+        tls_only(other_ca.tls("outsider")),
     )
     .await;
     tokio::time::sleep(REFUSED_FOR).await;
@@ -113,29 +110,16 @@ async fn only_planes_with_a_cluster_certificate_get_in() {
 
     // A worker with the cluster CA's certificate gets in and serves; the
     // client calls the front door over TLS without a certificate of its own.
-    let _member = WorkerServer::start_with(
+    let _member = crate::registered_worker(
         store.addr,
         &bucket,
-        WorkerOptions {
-            control_plane: Some(control.internal.to_string()),
-            cluster: tls_only(cluster_ca.tls("worker")),
-            ..Default::default()
-        },
+        control.internal,
+        tls_only(cluster_ca.tls("worker")),
     )
     .await;
     control.wait_for_workers(1).await;
     let front = PredictorClient::new(no_certificate(control.addr));
-    let answer = eventually("iris served over TLS", || {
-        let mut front = front.clone();
-        async move {
-            front
-                .predict(predict_json("iris", "", "1", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
-    assert_eq!(iris_label(&answer.into_inner()), 2);
+    assert_eq!(iris_label(&crate::first_answer(&front).await), 2);
     let infer = GrpcInferenceServiceClient::new(no_certificate(control.addr))
         .model_infer(iris_infer("iris", "1"))
         .await

@@ -16,9 +16,7 @@ use hotswap_control_plane::registry::RegistryLimits;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::serving::{channel, cluster_channel};
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, predict_json,
-};
+use hotswap_integration_tests::worker::{IRIS_INPUT, predict_json};
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::model_store_client::ModelStoreClient;
 use hotswap_proto::v1::predictor_client::PredictorClient;
@@ -83,28 +81,11 @@ async fn a_forged_worker_gets_no_calls() {
         ..ControlPlaneConfig::default()
     })
     .await;
-    let worker = WorkerServer::start_with(
-        store.addr,
-        &bucket,
-        WorkerOptions {
-            control_plane: Some(control.internal.to_string()),
-            cluster: cluster.clone(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let worker =
+        crate::registered_worker(store.addr, &bucket, control.internal, cluster.clone()).await;
     let real = control.wait_for_workers(1).await.remove(0);
     let mut front = PredictorClient::new(control.channel().await);
-    eventually("iris served through the front door", || {
-        let mut front = front.clone();
-        async move {
-            front
-                .predict(predict_json("iris", "", "1", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
+    crate::first_answer(&front).await;
     let (rogue_addr, rogue_calls) = counting_listener().await;
     let forged = |worker_id: &str| WorkerReport {
         worker_id: worker_id.to_owned(),
@@ -201,15 +182,8 @@ async fn registrations_past_the_caps_are_refused() {
         ..ControlPlaneConfig::default()
     })
     .await;
-    let _worker = WorkerServer::start_with(
-        store.addr,
-        &bucket,
-        WorkerOptions {
-            control_plane: Some(control.internal.to_string()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let _worker =
+        crate::registered_worker(store.addr, &bucket, control.internal, Default::default()).await;
     let real = control.wait_for_workers(1).await.remove(0);
     let (rogue_addr, rogue_calls) = counting_listener().await;
     let mut client = ControlPlaneClient::new(channel(control.internal).await);
@@ -255,17 +229,7 @@ async fn registrations_past_the_caps_are_refused() {
         control
     };
 
-    let front = PredictorClient::new(control.channel().await);
-    eventually("the registered worker serves", || {
-        let mut front = front.clone();
-        async move {
-            front
-                .predict(predict_json("iris", "", "1", IRIS_INPUT))
-                .await
-                .ok()
-        }
-    })
-    .await;
+    crate::first_answer(&PredictorClient::new(control.channel().await)).await;
     let workers = control.workers().await;
     assert_eq!(workers.len(), 1, "{workers:?}");
     assert_eq!(workers[0].worker_id, real.worker_id);

@@ -235,7 +235,10 @@ impl InferenceService for FrontDoor {
                 {
                     add_duration(&mut total.success, add.success);
                     add_duration(&mut total.fail, add.fail);
+                    add_duration(&mut total.queue, add.queue);
+                    add_duration(&mut total.compute_input, add.compute_input);
                     add_duration(&mut total.compute_infer, add.compute_infer);
+                    add_duration(&mut total.compute_output, add.compute_output);
                 }
             }
         }

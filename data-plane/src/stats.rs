@@ -1,5 +1,6 @@
 //! Per model version counters behind Triton's ModelStatistics: inference
-//! counts and cumulative durations, success and failure apart.
+//! counts and cumulative durations, success and failure apart, a success's
+//! time split into Triton's phases (queue, compute input, infer, output).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,9 +16,28 @@ use hotswap_common::lock;
 pub struct VersionStats {
     success: Counter,
     fail: Counter,
+    /// Triton's phases of a successful request, each counted once per
+    /// success (perf_analyzer checks the compute counts are equal, and
+    /// finds the version it measures by `queue.count` growing).
+    queue: Counter,
+    compute_input: Counter,
     compute_infer: Counter,
+    compute_output: Counter,
     /// Milliseconds since the epoch.
     last_inference: AtomicU64,
+}
+
+/// Where a successful request's time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// Checking and converting the inputs.
+    pub input: Duration,
+    /// Waiting for a thread to run the model on.
+    pub queue: Duration,
+    /// The model's run.
+    pub infer: Duration,
+    /// Handing the outputs back.
+    pub output: Duration,
 }
 
 #[derive(Default)]
@@ -44,15 +64,24 @@ impl Counter {
 }
 
 impl VersionStats {
-    pub fn record(&self, total: Duration, compute: Option<Duration>, ok: bool) {
-        if ok {
-            self.success.add(total);
-        } else {
-            self.fail.add(total);
-        }
-        if let Some(c) = compute {
-            self.compute_infer.add(c);
-        }
+    /// A request answered: its total time and each phase, as Triton counts
+    /// them.
+    pub fn success(&self, total: Duration, phases: Phases) {
+        self.success.add(total);
+        self.queue.add(phases.queue);
+        self.compute_input.add(phases.input);
+        self.compute_infer.add(phases.infer);
+        self.compute_output.add(phases.output);
+        self.touch();
+    }
+
+    /// A request that failed: counted as failed only (as Triton does).
+    pub fn failure(&self, total: Duration) {
+        self.fail.add(total);
+        self.touch();
+    }
+
+    fn touch(&self) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -70,7 +99,10 @@ impl VersionStats {
             inference_stats: Some(InferStatistics {
                 success: Some(success),
                 fail: Some(self.fail.get()),
+                queue: Some(self.queue.get()),
+                compute_input: Some(self.compute_input.get()),
                 compute_infer: Some(self.compute_infer.get()),
+                compute_output: Some(self.compute_output.get()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -91,5 +123,53 @@ impl Stats {
     /// The counters of a version that has served requests.
     pub fn get(&self, key: &VersionKey) -> Option<Arc<VersionStats>> {
         lock(&self.versions).get(key).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What perf_analyzer requires of ModelStatistics: every phase counted
+    /// once per success (`queue.count` grows with each request, compute
+    /// counts equal), failures apart, and a success's time covering its
+    /// phases.
+    #[test]
+    fn phases_count_once_per_success_and_failures_apart() {
+        let stats = VersionStats::default();
+        let phases = Phases {
+            input: Duration::from_micros(20),
+            queue: Duration::from_micros(100),
+            infer: Duration::from_micros(120),
+            output: Duration::from_micros(5),
+        };
+        for _ in 0..3 {
+            stats.success(Duration::from_micros(300), phases);
+        }
+        stats.failure(Duration::from_micros(50));
+        let key = VersionKey {
+            api: "iris".to_owned(),
+            model: "iris".to_owned(),
+            version: 2,
+        };
+        let proto = stats.to_proto(&key, "iris");
+        assert_eq!(proto.version, "2");
+        assert_eq!(proto.inference_count, 3);
+        let s = proto.inference_stats.unwrap();
+        let [success, fail, queue, input, infer, output] = [
+            s.success,
+            s.fail,
+            s.queue,
+            s.compute_input,
+            s.compute_infer,
+            s.compute_output,
+        ]
+        .map(Option::unwrap);
+        assert_eq!((success.count, fail.count), (3, 1));
+        for phase in [queue, input, infer, output] {
+            assert_eq!(phase.count, success.count);
+        }
+        assert_eq!(queue.ns, 300_000);
+        assert!(success.ns >= queue.ns + input.ns + infer.ns + output.ns);
     }
 }

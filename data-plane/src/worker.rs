@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::backend::RuntimeConfig;
 use crate::cache::{DiskCache, DownloadLimits};
-use crate::stats::Stats;
+use crate::stats::{Phases, Stats};
 use crate::table::{Loaded, Table, TableStats};
 use crate::tensor::Tensor;
 
@@ -236,31 +236,38 @@ impl Worker {
             .signature()
             .check_outputs(&outputs)
             .and_then(|()| loaded.model.signature().check_inputs(inputs));
+        let checked_at = Instant::now();
         let result = match checked {
-            Err(e) => Err((e, None)),
+            Err(e) => Err(e),
             Ok(inputs) => {
                 let model = loaded.model.clone();
                 let run = tokio::task::spawn_blocking(move || {
-                    let t = Instant::now();
+                    let began = Instant::now();
                     let r = model.infer(inputs, &outputs);
-                    (r, t.elapsed())
+                    (r, began, began.elapsed())
                 })
                 .await;
                 match run {
-                    Ok((Ok(out), compute)) => Ok((out, compute)),
-                    Ok((Err(e), compute)) => Err((e, Some(compute))),
+                    Ok((Ok(out), began, infer)) => Ok((out, began, infer)),
+                    Ok((Err(e), _, _)) => Err(e),
                     // A backend panic fails this request only.
-                    Err(e) => Err((Error::Inference(format!("backend panicked: {e}")), None)),
+                    Err(e) => Err(Error::Inference(format!("backend panicked: {e}"))),
                 }
             }
         };
         match result {
-            Ok((out, compute)) => {
-                stats.record(start.elapsed(), Some(compute), true);
+            Ok((out, began, infer)) => {
+                let phases = Phases {
+                    input: checked_at.saturating_duration_since(start),
+                    queue: began.saturating_duration_since(checked_at),
+                    infer,
+                    output: (began + infer).elapsed(),
+                };
+                stats.success(start.elapsed(), phases);
                 Ok(out)
             }
-            Err((e, compute)) => {
-                stats.record(start.elapsed(), compute, false);
+            Err(e) => {
+                stats.failure(start.elapsed());
                 Err(e)
             }
         }

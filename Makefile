@@ -13,7 +13,7 @@ ARGS ?=
 # installs the library it loads at run time.
 FEATURES ?= --features tensorflow
 
-.PHONY: up test setup image
+.PHONY: up test setup image bench-perf
 
 setup:
 	@.ci/setup
@@ -33,3 +33,11 @@ test: setup
 	cargo build $(FEATURES) --bin hotswap
 	.ci/image
 	cargo nextest run --workspace $(FEATURES)
+
+# The front door measured with NVIDIA's perf_analyzer (BENCHMARKS.md): the
+# model script's onnx package, a release build, then the benchmark.
+VENV ?= $(or $(HOTSWAP_VENV),.venv)
+bench-perf: setup
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check onnx==1.19.1
+	cargo build --release $(FEATURES) --bin hotswap
+	cargo bench -p hotswap-integration-tests --bench perf_analyzer

@@ -32,22 +32,35 @@ pub fn micros(d: Duration) -> f64 {
 /// `total` calls of the iris-like model's input straight into the backend,
 /// from `concurrency` threads.
 pub fn in_process<M: Model>(model: &Arc<M>, concurrency: usize, total: usize) -> Stats {
+    in_process_with(model, concurrency, total, || {
+        Tensor::new(
+            "input",
+            vec![1, 4],
+            TensorData::F32(vec![5.1, 3.5, 1.4, 0.2]),
+        )
+        .unwrap()
+    })
+}
+
+/// As [`in_process`], each call's input made by `input` (inside the timed
+/// call, as a server makes it from the request).
+pub fn in_process_with<M: Model>(
+    model: &Arc<M>,
+    concurrency: usize,
+    total: usize,
+    input: impl Fn() -> Tensor + Clone + Send + 'static,
+) -> Stats {
     let per_thread = total / concurrency;
     let start = Instant::now();
     let threads: Vec<_> = (0..concurrency)
         .map(|_| {
             let model = model.clone();
+            let input = input.clone();
             std::thread::spawn(move || {
                 let mut latencies = Vec::with_capacity(per_thread);
                 for _ in 0..per_thread {
                     let t = Instant::now();
-                    let input = Tensor::new(
-                        "input",
-                        vec![1, 4],
-                        TensorData::F32(vec![5.1, 3.5, 1.4, 0.2]),
-                    )
-                    .unwrap();
-                    model.infer(vec![input], &[]).expect("infer");
+                    model.infer(vec![input()], &[]).expect("infer");
                     latencies.push(t.elapsed());
                 }
                 latencies

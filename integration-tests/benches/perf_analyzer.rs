@@ -1,0 +1,366 @@
+//! The front door at wire speed, measured with the field's own tool:
+//! NVIDIA's perf_analyzer (gRPC, unmodified) at concurrency 1, 4 and 16,
+//! straight to a worker and through the control plane in front of it, for
+//! a tiny model (the iris-like one: 4 floats in) and one that computes for
+//! about a millisecond per call (`scripts/make_bench_models.py`), next to
+//! ONNX Runtime called in-process through the worker's own backend code.
+//! Then the worker's resident memory for one more loaded version of a
+//! model holding 54.8 MB of weights. One table of ratios; the issue-14
+//! targets checked beneath it.
+//!
+//! Run with `make bench-perf` (set-up, the model script's `onnx`, a
+//! release build, then this). `-- --quick` measures shorter windows.
+//! hotswap runs as release processes; perf_analyzer and the in-process
+//! runs share the machine's two cores with them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotswap_data_plane::backend::onnx::OnnxModel;
+use hotswap_data_plane::tensor::{Tensor, TensorData};
+use hotswap_integration_tests::latency::{Stats, in_process_with, micros};
+use hotswap_integration_tests::process::{ChildGuard, Hotswap, runtimes, venv, workspace_root};
+use hotswap_integration_tests::worker::iris;
+use hotswap_proto::inference::ModelReadyRequest;
+use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+
+/// A model the benchmark serves.
+struct Bench {
+    name: &'static str,
+    /// perf_analyzer's `--shape`.
+    shape: &'static str,
+    width: usize,
+}
+
+const MODELS: [Bench; 2] = [
+    Bench {
+        name: "tiny",
+        shape: "input:1,4",
+        width: 4,
+    },
+    Bench {
+        name: "heavy",
+        shape: "input:1,1024",
+        width: 1024,
+    },
+];
+
+const CONCURRENCY: [usize; 3] = [1, 4, 16];
+
+/// One served row, kept for the targets.
+struct Check {
+    model: &'static str,
+    concurrency: usize,
+    path: &'static str,
+    measured: Measured,
+    direct_p50_us: f64,
+    in_process_per_second: f64,
+}
+
+/// What one perf_analyzer run reported.
+struct Measured {
+    per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// perf_analyzer against `addr` for `model` at `concurrency`: its CSV row,
+/// or why it failed.
+fn perf_analyzer(
+    addr: &str,
+    model: &Bench,
+    concurrency: usize,
+    window_ms: u32,
+) -> Result<Measured, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("report.csv");
+    let out = dir.path().join("output.txt");
+    let range = format!("{concurrency}:{concurrency}");
+    let mut command = Command::new(venv().join("bin/perf_analyzer"));
+    command
+        .args([
+            "-i",
+            "grpc",
+            "-u",
+            addr,
+            "-m",
+            model.name,
+            "--shape",
+            model.shape,
+        ])
+        .args([
+            "--concurrency-range",
+            &range,
+            "-p",
+            &window_ms.to_string(),
+            "-f",
+        ])
+        .arg(&csv)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap());
+    let mut child = ChildGuard::spawn("perf_analyzer", &mut command);
+    // Ten windows at most, each a few times the window with its set-up.
+    let deadline = Instant::now() + Duration::from_millis(u64::from(window_ms) * 40 + 30_000);
+    let status = loop {
+        if let Some(status) = child.child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            return Err("did not finish in time".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = std::fs::read_to_string(&out).unwrap_or_default()
+        + &std::fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default();
+    if !status.success() {
+        let last = output
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!("{status}: {last}"));
+    }
+    let text = std::fs::read_to_string(&csv).map_err(|e| format!("no CSV: {e}"))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let column = |name: &str| -> Result<f64, String> {
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or(format!("no {name} column"))?;
+        row.get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or(format!("no {name} value"))
+    };
+    Ok(Measured {
+        per_second: column("Inferences/Second")?,
+        p50_us: column("p50 latency")?,
+        p99_us: column("p99 latency")?,
+    })
+}
+
+/// Waits (bounded) until `addr` says `model` is ready.
+async fn ready(addr: std::net::SocketAddr, model: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut client) = GrpcInferenceServiceClient::connect(format!("http://{addr}")).await
+            && let Ok(r) = client
+                .model_ready(ModelReadyRequest {
+                    name: model.to_owned(),
+                    version: String::new(),
+                })
+                .await
+            && r.into_inner().ready
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{model} never ready at {addr}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The process's resident set, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// Writes a file the way an uploader would: a temporary name, then a rename.
+fn publish(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let part = to.with_extension("part");
+    std::fs::copy(from, &part).unwrap();
+    std::fs::rename(&part, to).unwrap();
+}
+
+fn in_process(model_file: &Path, bench: &Bench, concurrency: usize, total: usize) -> Stats {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(model_file, dir.path().join("model.onnx")).unwrap();
+    let model = Arc::new(OnnxModel::load(dir.path(), &runtimes()).expect("load in process"));
+    let width = bench.width;
+    let input = move || {
+        Tensor::new(
+            "input",
+            vec![1, width as i64],
+            TensorData::F32(vec![0.5; width]),
+        )
+        .unwrap()
+    };
+    // Warm up first, as the served paths are before they are measured.
+    in_process_with(&model, concurrency, (total / 10).max(concurrency), input);
+    in_process_with(&model, concurrency, total, input)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let window_ms = if quick { 1000 } else { 3000 };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        // The models: iris as it is, the other two made by the script.
+        let made = tempfile::tempdir().unwrap();
+        let script = workspace_root().join("integration-tests/scripts/make_bench_models.py");
+        let status = Command::new(venv().join("bin/python"))
+            .arg(&script)
+            .arg(made.path())
+            .status()
+            .expect("run the model script");
+        assert!(status.success(), "{} failed (needs `pip install onnx==1.19.1`; `make bench-perf` does it)", script.display());
+        let files: [(&str, PathBuf); 2] = [
+            ("tiny", {
+                let p = made.path().join("tiny.onnx");
+                std::fs::write(&p, iris(0)).unwrap();
+                p
+            }),
+            ("heavy", made.path().join("heavy.onnx")),
+        ];
+        let big = made.path().join("big.onnx");
+
+        let bucket = tempfile::tempdir().unwrap();
+        for (name, file) in &files {
+            publish(file, &bucket.path().join(format!("{name}/1/model.onnx")));
+        }
+        std::fs::create_dir_all(bucket.path().join("big")).unwrap();
+        let config = bucket.path().join("hotswap.yaml");
+        let apis: String = ["tiny", "heavy", "big"]
+            .iter()
+            .map(|n| format!("- {{name: {n}, predictor: {{type: onnx, models: {{path: {n}/}}}}}}\n"))
+            .collect();
+        std::fs::write(&config, apis).unwrap();
+
+        let store = Hotswap::start(
+            &["model-store", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--poll-interval", "200ms"],
+            &[],
+        );
+        let store_addr = store.addr.to_string();
+        let control = Hotswap::start(
+            &["control-plane", "--model-store", &store_addr, "--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0"],
+            &[],
+        );
+        let internal = control.addr_of("control-plane-internal").to_string();
+        let worker = Hotswap::start(
+            &["data-plane", "--model-store", &store_addr, "--control-plane", &internal, "--listen", "127.0.0.1:0"],
+            &[],
+        );
+        for bench in &MODELS {
+            ready(worker.addr, bench.name).await;
+            ready(control.addr, bench.name).await;
+        }
+
+        println!();
+        println!("| model | concurrency | path | infer/s | p50 µs | p99 µs | p99 / p50 | p50 / worker direct | infer/s / in-process |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        let mut checks = Vec::new();
+        for (bench, (_, file)) in MODELS.iter().zip(&files) {
+            for concurrency in CONCURRENCY {
+                let calls = if bench.name == "tiny" { 40_000 } else { 4_000 };
+                let local = tokio::task::block_in_place(|| in_process(file, bench, concurrency, calls));
+                let local_per_second = local.per_second;
+                println!(
+                    "| {} | {concurrency} | in-process ort | {:.0} | {:.0} | {:.0} | {:.1} | | 1.00 |",
+                    bench.name,
+                    local.per_second,
+                    micros(local.p50),
+                    micros(local.p99),
+                    micros(local.p99) / micros(local.p50),
+                );
+                let mut direct_p50 = None;
+                for (path, addr) in [("worker direct", worker.addr), ("front door", control.addr)] {
+                    let measured = tokio::task::block_in_place(|| {
+                        perf_analyzer(&addr.to_string(), bench, concurrency, window_ms)
+                    });
+                    match measured {
+                        Ok(m) => {
+                            let direct = *direct_p50.get_or_insert(m.p50_us);
+                            println!(
+                                "| {} | {concurrency} | {path} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} |",
+                                bench.name,
+                                m.per_second,
+                                m.p50_us,
+                                m.p99_us,
+                                m.p99_us / m.p50_us,
+                                m.p50_us / direct,
+                                m.per_second / local_per_second,
+                            );
+                            checks.push(Check {
+                                model: bench.name,
+                                concurrency,
+                                path,
+                                measured: m,
+                                direct_p50_us: direct,
+                                in_process_per_second: local_per_second,
+                            });
+                        }
+                        Err(e) => println!("| {} | {concurrency} | {path} | failed: {e} | | | | | |", bench.name),
+                    }
+                }
+            }
+        }
+
+        // Memory: one more loaded version of a model with 54.8 MB of weights.
+        let before = rss_bytes(worker.process.pid());
+        publish(&big, &bucket.path().join("big/1/model.onnx"));
+        ready(worker.addr, "big").await;
+        // Let the loader's transient buffers go.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = rss_bytes(worker.process.pid());
+        let weights = std::fs::metadata(&big).unwrap().len();
+        let grown = after.saturating_sub(before);
+        println!();
+        println!(
+            "Memory: the worker's RSS grew by {:.1} MB loading `big` ({:.1} MB of weights): {:.2}× its weights.",
+            grown as f64 / 1e6,
+            weights as f64 / 1e6,
+            grown as f64 / weights as f64,
+        );
+
+        println!();
+        println!("Targets (issue 14):");
+        for c in &checks {
+            let (m, model, concurrency, path) = (&c.measured, c.model, c.concurrency, c.path);
+            let ratio = m.p99_us / m.p50_us;
+            println!(
+                "- {model} c={concurrency} {path}: p99 {ratio:.1}× p50 ({})",
+                if ratio <= 5.0 { "met, ≤ 5×" } else { "NOT met, > 5×" }
+            );
+            if model == "heavy" && concurrency == 16 {
+                let share = m.per_second / c.in_process_per_second;
+                println!(
+                    "- heavy c=16 {path}: {share:.2} of in-process throughput ({})",
+                    if share >= 0.9 { "met, ≥ 0.90" } else { "NOT met, < 0.90" }
+                );
+            }
+            if model == "tiny" && path == "front door" && concurrency == 1 {
+                let ratio = m.p50_us / c.direct_p50_us;
+                println!(
+                    "- tiny c=1 front door p50: {ratio:.2}× worker direct ({})",
+                    if ratio <= 1.3 { "met, ≤ 1.3×" } else { "NOT met, > 1.3×" }
+                );
+            }
+            if model == "tiny" && concurrency == 16 {
+                let goal = if path == "front door" { 10_000.0 } else { 16_000.0 };
+                println!(
+                    "- tiny c=16 {path}: {:.0} infer/s ({})",
+                    m.per_second,
+                    if m.per_second >= goal {
+                        format!("met, ≥ {goal:.0}")
+                    } else {
+                        format!("NOT met, < {goal:.0}")
+                    }
+                );
+            }
+        }
+        let ratio = grown as f64 / weights as f64;
+        println!("- memory per loaded ONNX version: {ratio:.2}× its weights ({})", if ratio <= 1.2 { "met, ≤ 1.2×" } else { "NOT met, > 1.2×" });
+        drop(worker);
+        drop(control);
+        drop(store);
+    });
+}

@@ -4,7 +4,6 @@
 mod runtime;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use ort::session::Session;
@@ -16,17 +15,15 @@ use crate::signature::{Signature, TensorSpec};
 use crate::tensor::{DataType, Tensor, TensorData};
 
 pub struct OnnxModel {
-    /// `Session::run` takes `&mut self`, so concurrent requests each need a
-    /// session of their own: a small pool, sized by the CPU count.
-    sessions: Vec<Mutex<Session>>,
-    next: AtomicUsize,
+    /// One session per version, its calls one at a time (`Session::run`
+    /// takes `&mut self`), each spread over ONNX Runtime's intra-op threads
+    /// (one per core). A pool of sessions held the weights once per
+    /// session, and their thread pools together oversubscribed the cores:
+    /// on two cores, two sessions took 2.0× a model's weights in memory and
+    /// served a model computing ~1.3 ms a call at 367 calls/s where one
+    /// session serves 553 (BENCHMARKS.md, perf_analyzer).
+    session: Mutex<Session>,
     signature: Signature,
-}
-
-/// Sessions per loaded model: enough for the cores to be busy, few enough
-/// that a model's weights are not held many times over.
-fn pool_size() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 impl OnnxModel {
@@ -35,48 +32,31 @@ impl OnnxModel {
     pub fn load(dir: &Path, runtimes: &RuntimeConfig) -> Result<OnnxModel, LoadError> {
         let file = onnx_file(dir)?;
         let env = runtime::environment(runtimes)?;
-        let mut sessions = Vec::new();
-        for _ in 0..pool_size() {
-            let session = Session::builder(&env)
-                .and_then(|mut b| b.commit_from_file(&file))
-                // ONNX Runtime names the full path; callers only need the
-                // file's name within the version.
-                .map_err(|e| {
-                    let name = file
-                        .file_name()
-                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                    LoadError::Refused(format!(
-                        "{name}: {}",
-                        e.to_string().replace(&file.display().to_string(), &name)
-                    ))
-                })?;
-            sessions.push(Mutex::new(session));
-        }
-        let signature = {
-            let first = sessions[0].lock().unwrap_or_else(PoisonError::into_inner);
-            Signature {
-                inputs: specs(first.inputs())?,
-                outputs: specs(first.outputs())?,
-            }
+        let session = Session::builder(&env)
+            .and_then(|mut b| b.commit_from_file(&file))
+            // ONNX Runtime names the full path; callers only need the
+            // file's name within the version.
+            .map_err(|e| {
+                let name = file
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                LoadError::Refused(format!(
+                    "{name}: {}",
+                    e.to_string().replace(&file.display().to_string(), &name)
+                ))
+            })?;
+        let signature = Signature {
+            inputs: specs(session.inputs())?,
+            outputs: specs(session.outputs())?,
         };
         Ok(OnnxModel {
-            sessions,
-            next: AtomicUsize::new(0),
+            session: Mutex::new(session),
             signature,
         })
     }
 
-    /// A free session if there is one, else the next in turn.
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        for s in &self.sessions {
-            if let Ok(guard) = s.try_lock() {
-                return guard;
-            }
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
-        self.sessions[i]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

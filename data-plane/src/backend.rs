@@ -29,6 +29,20 @@ pub trait Model: Send + Sync + 'static {
     /// its input order) and returns the requested outputs (all when
     /// `outputs` is empty). Blocking.
     fn infer(&self, inputs: Vec<Tensor>, outputs: &[String]) -> Result<Vec<Tensor>, Error>;
+
+    /// As `infer`, on the calling thread, if the run would not wait for
+    /// another call (its session is free); otherwise the inputs come back
+    /// untouched. The worker asks this only of versions whose recent runs
+    /// took microseconds, on small inputs, so an async thread runs them
+    /// instead of handing each to a blocking thread and back (that hop cost
+    /// more than such a run). By default a backend never runs inline.
+    fn try_infer_now(
+        &self,
+        inputs: Vec<Tensor>,
+        _outputs: &[String],
+    ) -> Result<Result<Vec<Tensor>, Error>, Vec<Tensor>> {
+        Err(inputs)
+    }
 }
 
 /// Why a version did not load. What the runtimes say is kept in their own

@@ -25,7 +25,20 @@ pub struct VersionStats {
     compute_output: Counter,
     /// Milliseconds since the epoch.
     last_inference: AtomicU64,
+    /// The model's recent run time (nanoseconds, an exponential moving
+    /// average over about the last eight runs): decides whether a call may
+    /// run on an async thread.
+    recent_infer_ns: AtomicU64,
 }
+
+/// Runs shorter than this, on average lately, may run inline: about what
+/// handing a call to a blocking thread and back costs on two cores (a
+/// thread wake-up each way), and within what an async task may hold its
+/// thread between awaits.
+const SHORT_RUN: Duration = Duration::from_micros(50);
+
+/// Runs measured before a version's runs count as short.
+const SHORT_RUN_EVIDENCE: u64 = 32;
 
 /// Where a successful request's time went.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,7 +85,19 @@ impl VersionStats {
         self.compute_input.add(phases.input);
         self.compute_infer.add(phases.infer);
         self.compute_output.add(phases.output);
+        let ns = u64::try_from(phases.infer.as_nanos()).unwrap_or(u64::MAX);
+        // Racing updates may lose one sample; the average stays an average.
+        let recent = self.recent_infer_ns.load(Ordering::Relaxed);
+        self.recent_infer_ns
+            .store(recent - recent / 8 + ns / 8, Ordering::Relaxed);
         self.touch();
+    }
+
+    /// Whether this version's recent runs were short enough to run the
+    /// next one without a thread hop (and enough of them were seen).
+    pub fn runs_short(&self) -> bool {
+        self.compute_infer.count.load(Ordering::Relaxed) >= SHORT_RUN_EVIDENCE
+            && self.recent_infer_ns.load(Ordering::Relaxed) < SHORT_RUN.as_nanos() as u64
     }
 
     /// A request that failed: counted as failed only (as Triton does).
@@ -171,5 +196,38 @@ mod tests {
         }
         assert_eq!(queue.ns, 300_000);
         assert!(success.ns >= queue.ns + input.ns + infer.ns + output.ns);
+    }
+
+    fn ran(stats: &VersionStats, infer: Duration) {
+        let phases = Phases {
+            infer,
+            ..Phases::default()
+        };
+        stats.success(infer, phases);
+    }
+
+    /// Short only after enough short runs; a run of long ones turns it
+    /// back within a few calls, however many short ones came before.
+    #[test]
+    fn runs_short_follows_recent_runs() {
+        let stats = VersionStats::default();
+        for _ in 0..SHORT_RUN_EVIDENCE - 1 {
+            ran(&stats, Duration::from_micros(5));
+        }
+        assert!(!stats.runs_short(), "too few runs seen");
+        for _ in 0..10_000 {
+            ran(&stats, Duration::from_micros(5));
+        }
+        assert!(stats.runs_short());
+        for _ in 0..4 {
+            ran(&stats, Duration::from_millis(2));
+        }
+        assert!(!stats.runs_short(), "four 2 ms runs after 10,000 short");
+        for _ in 0..64 {
+            ran(&stats, Duration::from_micros(5));
+        }
+        assert!(stats.runs_short(), "short again");
+        stats.failure(Duration::from_secs(1));
+        assert!(stats.runs_short(), "failures do not count as runs");
     }
 }

@@ -4,7 +4,7 @@
 mod runtime;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, TryLockError};
 
 use ort::session::Session;
 use ort::value::{DynValue, TensorElementType, ValueType};
@@ -58,23 +58,17 @@ impl OnnxModel {
     fn session(&self) -> std::sync::MutexGuard<'_, Session> {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-impl Model for OnnxModel {
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn platform(&self) -> &'static str {
-        "onnxruntime_onnx"
-    }
-
-    fn infer(&self, inputs: Vec<Tensor>, outputs: &[String]) -> Result<Vec<Tensor>, Error> {
+    fn run(
+        &self,
+        session: &mut Session,
+        inputs: Vec<Tensor>,
+        outputs: &[String],
+    ) -> Result<Vec<Tensor>, Error> {
         let values = inputs
             .into_iter()
             .map(|t| Ok((t.name.clone(), to_value(t)?)))
             .collect::<Result<Vec<(String, DynValue)>, Error>>()?;
-        let mut session = self.session();
         let mut results = session.run(values).map_err(|e| match e.code() {
             // Constraints the signature cannot express (a dimension shared
             // by two inputs, say): the request is wrong, not the server.
@@ -101,6 +95,35 @@ impl Model for OnnxModel {
                 from_value(name, &value)
             })
             .collect()
+    }
+}
+
+impl Model for OnnxModel {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn platform(&self) -> &'static str {
+        "onnxruntime_onnx"
+    }
+
+    fn infer(&self, inputs: Vec<Tensor>, outputs: &[String]) -> Result<Vec<Tensor>, Error> {
+        self.run(&mut self.session(), inputs, outputs)
+    }
+
+    fn try_infer_now(
+        &self,
+        inputs: Vec<Tensor>,
+        outputs: &[String],
+    ) -> Result<Result<Vec<Tensor>, Error>, Vec<Tensor>> {
+        let mut session = match self.session.try_lock() {
+            Ok(session) => session,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // Another call holds the session: waiting here would block an
+            // async thread, so the caller takes the blocking pool.
+            Err(TryLockError::WouldBlock) => return Err(inputs),
+        };
+        Ok(self.run(&mut session, inputs, outputs))
     }
 }
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod cache_limits;
 mod end_to_end;
 mod failures;
+mod inline_runs;
 mod swap;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};

@@ -9,7 +9,9 @@
 //! targets checked beneath it.
 //!
 //! Run with `make bench-perf` (set-up, the model script's `onnx`, a
-//! release build, then this). `-- --quick` measures shorter windows.
+//! release build, then this). `-- --quick` measures shorter windows;
+//! `-- --binary PATH` serves with another build of `hotswap` (an older
+//! commit, for a before/after in one sitting).
 //! hotswap runs as release processes; perf_analyzer and the in-process
 //! runs share the machine's two cores with them.
 
@@ -21,7 +23,9 @@ use std::time::{Duration, Instant};
 use hotswap_data_plane::backend::onnx::OnnxModel;
 use hotswap_data_plane::tensor::{Tensor, TensorData};
 use hotswap_integration_tests::latency::{Stats, in_process_with, micros};
-use hotswap_integration_tests::process::{ChildGuard, Hotswap, runtimes, venv, workspace_root};
+use hotswap_integration_tests::process::{
+    ChildGuard, Hotswap, hotswap_binary, runtimes, venv, workspace_root,
+};
 use hotswap_integration_tests::worker::iris;
 use hotswap_proto::inference::ModelReadyRequest;
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
@@ -202,6 +206,12 @@ fn in_process(model_file: &Path, bench: &Bench, concurrency: usize, total: usize
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let window_ms = if quick { 1000 } else { 3000 };
+    let args: Vec<String> = std::env::args().collect();
+    let binary = args
+        .iter()
+        .position(|a| a == "--binary")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(hotswap_binary, PathBuf::from);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         // The models: iris as it is, the other two made by the script.
@@ -235,17 +245,20 @@ fn main() {
             .collect();
         std::fs::write(&config, apis).unwrap();
 
-        let store = Hotswap::start(
+        let store = Hotswap::start_binary(
+            &binary,
             &["model-store", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--poll-interval", "200ms"],
             &[],
         );
         let store_addr = store.addr.to_string();
-        let control = Hotswap::start(
+        let control = Hotswap::start_binary(
+            &binary,
             &["control-plane", "--model-store", &store_addr, "--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0"],
             &[],
         );
         let internal = control.addr_of("control-plane-internal").to_string();
-        let worker = Hotswap::start(
+        let worker = Hotswap::start_binary(
+            &binary,
             &["data-plane", "--model-store", &store_addr, "--control-plane", &internal, "--listen", "127.0.0.1:0"],
             &[],
         );

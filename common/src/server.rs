@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::body::Body;
+use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::transport::Server;
@@ -57,10 +58,11 @@ pub enum ServerError {
 
 /// Health checks and reflection: never held back by the concurrency limit
 /// and never asked for credentials (probes carry none).
-const PROBES: [&str; 3] = [
+const PROBES: [&str; 4] = [
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1.ServerReflection/",
     "/grpc.reflection.v1alpha.ServerReflection/",
+    "/v2/health/",
 ];
 
 fn is_probe(path: &str) -> bool {
@@ -77,6 +79,9 @@ pub struct GrpcServer {
     health: HealthReporter,
     concurrency_limit: Option<usize>,
     guard: Guard,
+    /// HTTP routes served on the same port (HTTP/1.1 and HTTP/2), beside
+    /// gRPC.
+    http: Option<axum::Router>,
 }
 
 impl GrpcServer {
@@ -89,6 +94,7 @@ impl GrpcServer {
             health,
             concurrency_limit: None,
             guard: Guard::open(),
+            http: None,
         };
         server.routes.add_service(health_service);
         server.names.push("grpc.health.v1.Health");
@@ -128,6 +134,14 @@ impl GrpcServer {
         self
     }
 
+    /// Serves `router` on the same listener: HTTP/1.1 is accepted too, and
+    /// requests that are not gRPC go to it. The server's layers (credentials,
+    /// the concurrency limit, the request log) apply to both.
+    pub fn http(mut self, router: axum::Router) -> Self {
+        self.http = Some(router);
+        self
+    }
+
     /// Who may call: TLS on the listener, and the credentials each call
     /// must carry (`trust.rs`). Open by default.
     pub fn guard(mut self, guard: Guard) -> Self {
@@ -164,7 +178,8 @@ impl GrpcServer {
                 .map_err(|source| ServerError::Tls { addr, source })?;
         }
         let tls = self.guard.tls.is_some();
-        tracing::info!(%addr, tls, "{} listening", self.name);
+        let http = self.http.is_some();
+        tracing::info!(%addr, tls, http, "{} listening", self.name);
         if self.guard.internal && self.guard.is_open() {
             tracing::warn!(%addr, "{}: anyone who reaches this listener may call it (no TLS, no cluster token); see docs/security.md", self.name);
         }
@@ -192,7 +207,8 @@ impl GrpcServer {
                 ))
                 // Innermost, inside the request log: refused calls are logged.
                 .layer(gate::GateLayer(self.guard.gate.clone()))
-                .add_routes(self.routes.routes())
+                .accept_http1(http)
+                .add_routes(routes(self.routes, self.http))
                 .serve_with_incoming_shutdown(incoming, async move {
                     shutdown.await;
                     let _ = stop_tx.send(());
@@ -201,6 +217,53 @@ impl GrpcServer {
             .await
             .map_err(|source| ServerError::Transport { addr, source })
     }
+}
+
+/// The gRPC services, and the HTTP routes beside them. What matches neither
+/// is answered in the caller's protocol: UNIMPLEMENTED to gRPC, a 404 with
+/// `{"error": ...}` to HTTP.
+fn routes(grpc: RoutesBuilder, http: Option<axum::Router>) -> tonic::service::Routes {
+    let Some(http) = http else {
+        return grpc.routes();
+    };
+    let grpc = grpc.routes();
+    let router =
+        http.fallback_service(tower::service_fn(move |request: axum::extract::Request| {
+            let grpc = grpc.clone();
+            async move {
+                if is_grpc(&request) {
+                    let response = tower::ServiceExt::oneshot(grpc, request).await?;
+                    return Ok::<_, Infallible>(response.map(axum::body::Body::new));
+                }
+                let message = format!(
+                    "no such endpoint: {} {} (POST /<api> calls an API; the Open Inference \
+                     Protocol is under /v2)",
+                    request.method(),
+                    request.uri().path()
+                );
+                Ok(axum::response::IntoResponse::into_response(http_refusal(
+                    axum::http::StatusCode::NOT_FOUND,
+                    &message,
+                )))
+            }
+        }));
+    tonic::service::Routes::from(router)
+}
+
+/// Whether a request speaks gRPC rather than one of the HTTP bindings.
+pub(crate) fn is_grpc<B>(request: &http::Request<B>) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// An HTTP refusal, as the HTTP bindings answer failures.
+pub(crate) fn http_refusal(
+    status: axum::http::StatusCode,
+    message: &str,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    (status, axum::Json(serde_json::json!({ "error": message })))
 }
 
 /// Advertises the services this server serves, not everything the

@@ -180,10 +180,15 @@ pub async fn serve_control_plane(
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(
-            GrpcInferenceServiceServer::new(GrpcInference(front))
+            GrpcInferenceServiceServer::new(GrpcInference(front.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(usize::MAX),
-        );
+        )
+        .http(hotswap_proto::http::router(
+            Arc::new(front.clone()),
+            Arc::new(front),
+            MAX_MESSAGE_BYTES,
+        ));
     let internal_server = GrpcServer::new("control-plane-internal")
         .guard(control_plane.cluster.internal())
         .add_service(ControlPlaneServer::new(GrpcControlPlane(registrar)));

@@ -1,5 +1,7 @@
 //! `hotswap.v1.Predictor/Predict`, transport-free: Cortex-style JSON (or
-//! named tensors) in, JSON (or tensors) out, with the version that answered.
+//! named tensors) in, JSON (or tensors) out, with the version that answered;
+//! for predictor classes also request bodies, query parameters and headers
+//! in, text and bytes out (`body.rs`).
 
 use std::sync::Arc;
 
@@ -9,9 +11,11 @@ use hotswap_proto::service::PredictorService;
 use hotswap_proto::v1::{
     OutputFormat, PredictRequest, PredictResponse, Tensors, predict_request, predict_response,
 };
+use hotswap_python::protocol::{Payload, Request};
 use serde_json::Value;
 
 use crate::Error;
+use crate::body;
 use crate::tensor::{Tensor, json, wire};
 use crate::worker::Worker;
 
@@ -65,13 +69,22 @@ impl WorkerService {
         let sent_tensors = matches!(request.payload, Some(predict_request::Payload::Tensors(_)));
         let payload = match request.payload {
             None => return Err(Error::invalid("payload is missing: send json or tensors")),
+            Some(predict_request::Payload::Body(_)) => {
+                return Err(Error::invalid(format!(
+                    "api `{}` serves a model: send the payload as json or tensors \
+                     (a body is for predictor classes)",
+                    hotswap_proto::error::shown(&request.api)
+                )));
+            }
             Some(predict_request::Payload::Json(text)) => {
                 self.check_size("payload", text.len())?;
                 // Syntax and sizes only: the typed read waits for the
                 // model's signature.
-                Payload::Json(off_runtime(text.len(), move || json::JsonPayload::new(text)).await?)
+                ModelPayload::Json(
+                    off_runtime(text.len(), move || json::JsonPayload::new(text)).await?,
+                )
             }
-            Some(predict_request::Payload::Tensors(t)) => Payload::Tensors(
+            Some(predict_request::Payload::Tensors(t)) => ModelPayload::Tensors(
                 t.tensors
                     .iter()
                     .map(|t| {
@@ -84,11 +97,11 @@ impl WorkerService {
         let targets = self.worker.resolve(&m, &request.version)?;
         let loaded = self.worker.acquire(targets).await?;
         let inputs = match payload {
-            Payload::Json(text) => {
+            ModelPayload::Json(text) => {
                 let model = loaded.model.clone();
                 off_runtime(text.text_len(), move || text.inputs(model.signature())).await?
             }
-            Payload::Tensors(tensors) => tensors,
+            ModelPayload::Tensors(tensors) => tensors,
         };
         let outputs = self.worker.infer(&loaded, inputs, Vec::new()).await?;
         let as_tensors = match OutputFormat::try_from(request.output_format) {
@@ -112,38 +125,46 @@ impl WorkerService {
             model: m.model,
             version: loaded.key.version,
             output: Some(output),
+            ..PredictResponse::default()
         })
     }
 
-    /// An API served by a predictor class: the JSON payload goes to the
-    /// user's predictor as Python objects; its return value comes back as
-    /// JSON. The answer names no model or version: the class chose.
+    /// An API served by a predictor class: the payload (JSON, or a body
+    /// read by its Content-Type) goes to the user's `predict` with the
+    /// query parameters and headers; its answer comes back as JSON, text,
+    /// bytes or what a response object chose.
     async fn predictor_predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
         let payload = match request.payload {
             Some(predict_request::Payload::Json(text)) => {
                 self.check_size("payload", text.len())?;
-                serde_json::from_str(&text)
-                    .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?
+                Payload::Json(
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?,
+                )
+            }
+            Some(predict_request::Payload::Body(body)) => {
+                self.check_size("body", body.len())?;
+                body::payload(body, &request.content_type).await?
             }
             Some(predict_request::Payload::Tensors(_)) => {
                 return Err(Error::invalid(format!(
-                    "api `{}` is a Python predictor: send the payload as JSON",
+                    "api `{}` is a Python predictor: send the payload as json or body",
                     hotswap_proto::error::shown(&request.api)
                 )));
             }
-            None => return Err(Error::invalid("payload is missing: send json")),
+            None => return Err(Error::invalid("payload is missing: send json or body")),
         };
-        let query = request.query_params.into_iter().collect();
-        let output = self
-            .worker
-            .python_predict(&request.api, payload, query)
-            .await?;
-        Ok(PredictResponse {
-            api: request.api,
-            model: String::new(),
-            version: 0,
-            output: Some(predict_response::Output::Json(output.to_string())),
-        })
+        let call = Request {
+            payload,
+            query_params: request.query_params.into_iter().collect(),
+            headers: request
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        };
+        let output = self.worker.python_predict(&request.api, call).await?;
+        Ok(body::response(request.api, output))
     }
 }
 
@@ -167,7 +188,7 @@ async fn off_runtime<T: Send + 'static>(
     }
 }
 
-enum Payload {
+enum ModelPayload {
     /// Read into tensors once the model is known.
     Json(json::JsonPayload),
     Tensors(Vec<Tensor>),

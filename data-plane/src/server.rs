@@ -87,10 +87,15 @@ pub async fn serve_worker(
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(
-            GrpcInferenceServiceServer::new(GrpcInference(service))
+            GrpcInferenceServiceServer::new(GrpcInference(service.clone()))
                 .max_decoding_message_size(decode_limit)
                 .max_encoding_message_size(usize::MAX),
-        );
+        )
+        .http(hotswap_proto::http::router(
+            Arc::new(service.clone()),
+            Arc::new(service),
+            decode_limit,
+        ));
     let health_task = tokio::spawn({
         let reporter = server.health();
         let mut updates = worker.catalog_updates();

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotswap_integration_tests::process::{python, venv};
+use hotswap_integration_tests::process::{predict_json, python, venv};
 use hotswap_python::protocol::PredictorClass;
 use hotswap_python::{PythonPool, PythonPredictorSpec};
 use serde_json::json;
@@ -74,7 +74,7 @@ async fn run(pool: &Arc<PythonPool>, heavy: bool, clients: usize, total: usize) 
         let pool = pool.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..total / clients {
-                pool.predict(payload(heavy), BTreeMap::new())
+                predict_json(&pool, payload(heavy), BTreeMap::new())
                     .await
                     .expect("predict");
             }

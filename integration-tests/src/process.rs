@@ -336,11 +336,48 @@ pub fn triton_check_with(
     model_file: &std::path::Path,
     options: &[&str],
 ) -> Result<(), String> {
+    run_check(
+        "triton_client_check.py",
+        addr,
+        name,
+        version,
+        model_file,
+        options,
+    )
+}
+
+/// As [`triton_check_with`], over HTTP with `tritonclient.http`
+/// (`scripts/triton_http_check.py`; options: `--token TOKEN`).
+pub fn triton_http_check(
+    addr: &str,
+    name: &str,
+    version: &str,
+    model_file: &std::path::Path,
+    options: &[&str],
+) -> Result<(), String> {
+    run_check(
+        "triton_http_check.py",
+        addr,
+        name,
+        version,
+        model_file,
+        options,
+    )
+}
+
+fn run_check(
+    script: &str,
+    addr: &str,
+    name: &str,
+    version: &str,
+    model_file: &std::path::Path,
+    options: &[&str],
+) -> Result<(), String> {
     let root = workspace_root();
     let mut last = String::new();
     for _ in 0..100 {
         let output = Command::new(venv().join("bin/python"))
-            .arg(root.join("integration-tests/scripts/triton_client_check.py"))
+            .arg(root.join("integration-tests/scripts").join(script))
             .args([addr, name, version])
             .arg(model_file)
             .args(options)
@@ -361,4 +398,23 @@ pub fn triton_check_with(
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(last)
+}
+
+/// Calls a predictor pool with a JSON payload and query parameters, as the
+/// worker does for a `json` Predict, and returns its JSON answer.
+pub async fn predict_json(
+    pool: &hotswap_python::PythonPool,
+    payload: serde_json::Value,
+    query_params: std::collections::BTreeMap<String, String>,
+) -> Result<serde_json::Value, hotswap_python::CallError> {
+    use hotswap_python::protocol::{Output, Payload, Request};
+    let request = Request {
+        payload: Payload::Json(payload),
+        query_params,
+        headers: Default::default(),
+    };
+    match pool.predict(request).await? {
+        Output::Json { value } => Ok(value),
+        other => panic!("expected a JSON answer, got {other:?}"),
+    }
 }

@@ -1,9 +1,11 @@
 //! `hotswap model-store` and `hotswap data-plane` as real processes, called
-//! by an unmodified Open Inference Protocol client (PyPI
-//! `tritonclient[grpc]`) whose answers are checked against ONNX Runtime's
-//! own Python API on the same model file.
+//! by an unmodified Open Inference Protocol client (PyPI `tritonclient`,
+//! gRPC and HTTP on the worker's one port) whose answers are checked against
+//! ONNX Runtime's own Python API on the same model file.
 
-use hotswap_integration_tests::process::{Hotswap, triton_check, workspace_root};
+use hotswap_integration_tests::process::{
+    Hotswap, triton_check, triton_http_check, workspace_root,
+};
 
 #[test]
 fn tritonclient_talks_to_a_worker_process() {
@@ -35,6 +37,12 @@ fn tritonclient_talks_to_a_worker_process() {
     if let Err(output) = triton_check(&worker.addr.to_string(), "iris", "2", &model) {
         panic!(
             "tritonclient check failed:\n{output}\nworker log:\n{}",
+            worker.log().join("\n")
+        );
+    }
+    if let Err(output) = triton_http_check(&worker.addr.to_string(), "iris", "2", &model, &[]) {
+        panic!(
+            "tritonclient.http check failed:\n{output}\nworker log:\n{}",
             worker.log().join("\n")
         );
     }

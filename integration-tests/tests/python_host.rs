@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use hotswap_data_plane::Error;
-use hotswap_integration_tests::process::python;
+use hotswap_integration_tests::process::{predict_json, python};
 use hotswap_integration_tests::worker::eventually;
 use hotswap_proto::error::to_status;
 use hotswap_python::{CallError, PythonPool, PythonPredictorSpec, StartError, Traceback};
@@ -58,18 +58,20 @@ async fn predicts_survives_prints_errors_and_a_dead_process() {
     let first = pool.pids();
     assert_eq!(first.len(), 2);
 
-    let out = pool.predict(json!([1, 2]), query("fast")).await.unwrap();
+    let out = predict_json(&pool, json!([1, 2]), query("fast"))
+        .await
+        .unwrap();
     assert_eq!(out["y"], json!([3, 6]));
     assert_eq!(out["mode"], json!("fast"));
     // Calls spread over both processes.
     let mut seen = std::collections::HashSet::new();
     for _ in 0..6 {
-        let out = pool.predict(json!([1]), query("x")).await.unwrap();
+        let out = predict_json(&pool, json!([1]), query("x")).await.unwrap();
         seen.insert(out["pid"].as_u64().unwrap());
     }
     assert_eq!(seen.len(), 2, "both processes answered");
 
-    match pool.predict(json!("boom"), query("x")).await {
+    match predict_json(&pool, json!("boom"), query("x")).await {
         Err(CallError::Raised(Traceback(traceback))) => {
             assert!(
                 traceback.contains("Traceback (most recent call last)"),
@@ -81,12 +83,14 @@ async fn predicts_survives_prints_errors_and_a_dead_process() {
         other => panic!("expected an inference error, got {other:?}"),
     }
     let status = to_status(&Error::from(
-        pool.predict(json!("boom"), query("x")).await.unwrap_err(),
+        predict_json(&pool, json!("boom"), query("x"))
+            .await
+            .unwrap_err(),
     ));
     assert_eq!(status.code(), tonic::Code::Internal);
     assert!(status.message().contains("ValueError: kaboom"));
     let status = to_status(&Error::from(
-        pool.predict(json!("missing"), query("x"))
+        predict_json(&pool, json!("missing"), query("x"))
             .await
             .unwrap_err(),
     ));
@@ -101,11 +105,13 @@ async fn predicts_survives_prints_errors_and_a_dead_process() {
     // A process that dies fails its own call with UNAVAILABLE; the other
     // keeps serving, and the dead one is replaced.
     let status = to_status(&Error::from(
-        pool.predict(json!("die"), query("x")).await.unwrap_err(),
+        predict_json(&pool, json!("die"), query("x"))
+            .await
+            .unwrap_err(),
     ));
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     for _ in 0..4 {
-        let out = pool.predict(json!([2]), query("x")).await.unwrap();
+        let out = predict_json(&pool, json!([2]), query("x")).await.unwrap();
         assert_eq!(out["y"], json!([6]));
     }
     let (pool, first) = (&pool, &first);
@@ -121,7 +127,7 @@ async fn predicts_survives_prints_errors_and_a_dead_process() {
 async fn broken_predictors_report_the_python_traceback() {
     let cases = [
         (
-            "class PythonPredictor:\n    def __init__(self, config, client)\n        pass\n",
+            "class PythonPredictor:\n    def __init__(self, config, python_client)\n        pass\n",
             "SyntaxError",
         ),
         (
@@ -129,7 +135,7 @@ async fn broken_predictors_report_the_python_traceback() {
             "defines no class PythonPredictor",
         ),
         (
-            "class PythonPredictor:\n    def __init__(self, config, client):\n        raise RuntimeError('no config for you')\n",
+            "class PythonPredictor:\n    def __init__(self, config, python_client):\n        raise RuntimeError('no config for you')\n",
             "RuntimeError: no config for you",
         ),
     ];
@@ -144,10 +150,9 @@ async fn broken_predictors_report_the_python_traceback() {
     }
     // predict(self, payload) without query params is called with the
     // payload only.
-    let one_arg = "class PythonPredictor:\n    def __init__(self, config, client):\n        pass\n    def predict(self, payload):\n        return {'echo': payload}\n";
+    let one_arg = "class PythonPredictor:\n    def __init__(self, config, python_client):\n        pass\n    def predict(self, payload):\n        return {'echo': payload}\n";
     let pool = PythonPool::start(spec(one_arg, 1)).await.unwrap();
-    let out = pool
-        .predict(json!({"a": [1.5, true, null]}), BTreeMap::new())
+    let out = predict_json(&pool, json!({"a": [1.5, true, null]}), BTreeMap::new())
         .await
         .unwrap();
     assert_eq!(out, json!({"echo": {"a": [1.5, true, null]}}));

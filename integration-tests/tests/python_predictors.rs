@@ -545,3 +545,161 @@ async fn a_removed_version_leaves_memory_at_once() {
     worker.stop().await;
     store.stop().await;
 }
+
+/// Point 3 of the Cortex contract over gRPC: a raw body with its
+/// Content-Type and headers reaches `predict` as Cortex passed it, and
+/// text, bytes and a chosen status come back in the response's new fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_and_headers_reach_predict_and_bytes_come_back() {
+    let source = r#"
+class Reply:
+    def __init__(self):
+        self.status_code, self.body, self.media_type, self.headers = 202, b"queued", None, {}
+
+class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload, headers):
+        if payload == b"reply":
+            return Reply()
+        if isinstance(payload, bytes):
+            return payload[::-1]
+        return f"{type(payload).__name__} {payload!r} from {headers.get('x-user')}"
+"#;
+    let bucket = TestBucket::new(Backend::Local).await;
+    let config = "- {name: b, predictor: {type: python, path: b.py}}";
+    let (_store, worker) = serve(&bucket, config, source).await;
+    let body = |body: &[u8], content_type: &str| PredictRequest {
+        api: "b".to_owned(),
+        payload: Some(predict_request::Payload::Body(body.to_vec())),
+        content_type: content_type.to_owned(),
+        headers: [("X-User".to_owned(), "ada".to_owned())].into(),
+        ..Default::default()
+    };
+    let sent_bytes = first_answer(&worker, body(&[1, 2, 3], "application/octet-stream")).await;
+    assert_eq!(
+        sent_bytes.output,
+        Some(hotswap_proto::v1::predict_response::Output::Body(vec![
+            3, 2, 1
+        ]))
+    );
+    assert_eq!(sent_bytes.content_type, "application/octet-stream");
+    assert_eq!(sent_bytes.status_code, 0);
+
+    let mut p = worker.predictor().await;
+    for (sent, content_type, want) in [
+        (
+            &br#"{"a": 1}"#[..],
+            "application/json",
+            "dict {'a': 1} from ada",
+        ),
+        (b"hi", "text/plain; charset=utf-8", "str 'hi' from ada"),
+        (
+            b"k=v",
+            "application/x-www-form-urlencoded",
+            "dict {'k': 'v'} from ada",
+        ),
+    ] {
+        let r = p
+            .predict(body(sent, content_type))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.content_type, "text/plain; charset=utf-8",
+            "{content_type}"
+        );
+        assert_eq!(
+            r.output,
+            Some(hotswap_proto::v1::predict_response::Output::Body(
+                want.as_bytes().to_vec()
+            )),
+            "{content_type}"
+        );
+    }
+    let chosen = p.predict(body(b"reply", "")).await.unwrap().into_inner();
+    assert_eq!(chosen.status_code, 202);
+    let bad = p.predict(body(b"{", "application/json")).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    assert!(bad.message().contains("not valid JSON"), "{bad:?}");
+}
+
+/// An API with models whose class has no load_model fails when it starts,
+/// saying so; it never serves a call that would fail at get_model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_with_models_needs_load_model_at_start() {
+    let source = "class PythonPredictor:\n    def __init__(self, config, python_client):\n        self.client = python_client\n    def predict(self, payload):\n        return self.client.get_model()\n";
+    let (_bucket, _store, worker) = one_model_api(source).await;
+    let p = worker.predictor().await;
+    let status = eventually("the API's start fails", || {
+        let mut p = p.clone();
+        async move {
+            match p.predict(request("m", "[1]", "latest")).await {
+                Err(s) if s.code() != Code::Unavailable => Some(s),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("defines no load_model"),
+        "{status:?}"
+    );
+}
+
+/// Version folders beside a stray file make one unversioned model; the
+/// version's reason says so, and asking for one of the numbers says why it
+/// is NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stray_file_beside_version_folders_is_named_when_a_version_is_not_found() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    for key in ["m/1/weights.txt", "m/2/weights.txt", "m/README.md"] {
+        bucket.put(key, "x").await;
+    }
+    let config = format!(
+        "- {{name: m, predictor: {{type: python, path: m.py, multi_model_reloading: {{path: '{}'}}}}}}",
+        bucket.uri("m")
+    );
+    let source = "class PythonPredictor:\n    def __init__(self, config, python_client):\n        self.client = python_client\n    def load_model(self, model_path):\n        return model_path\n    def predict(self, query_params):\n        return self.client.get_model(model_version=query_params['version'])\n";
+    let (store, worker) = serve(&bucket, &config, source).await;
+    let store = &store;
+    let listed = eventually("the model-store indexed the folder", || async move {
+        let listed = store
+            .client()
+            .await
+            .list_models(hotswap_proto::v1::ListModelsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        (!listed.apis[0].models.is_empty()).then_some(listed)
+    })
+    .await;
+    let versions = &listed.apis[0].models[0].versions;
+    assert_eq!(versions.len(), 1, "{listed:?}");
+    assert!(
+        versions[0]
+            .reason
+            .contains("version folders (1, 2) sit beside other entries (README.md)"),
+        "{listed:?}"
+    );
+    let p = worker.predictor().await;
+    let status = eventually("the predictor answers", || {
+        let mut p = p.clone();
+        async move {
+            match p.predict(request("m", "0", "2")).await {
+                Err(s) if s.code() != Code::Unavailable => Some(s),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("sit beside other entries (README.md)"),
+        "{status:?}"
+    );
+}

@@ -36,6 +36,18 @@ pub struct ApiConfig {
     pub inferentia: u32,
     /// `predictor.env`: variables for a Python predictor's processes.
     pub env: BTreeMap<String, String>,
+    /// `predictor.server_side_batching`, kept as written.
+    pub server_side_batching: Option<ServerSideBatching>,
+    /// Fields that loaded but change nothing here, each naming the field
+    /// and what hotswap does instead (logged, and shown in ListModels).
+    pub warnings: Vec<String>,
+}
+
+/// Cortex's `server_side_batching`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerSideBatching {
+    pub max_batch_size: u32,
+    pub batch_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +152,13 @@ impl ApiConfig {
             predictor_source: self.predictor_source.clone().unwrap_or_default(),
             reloading_off: self.reloading_off().unwrap_or_default(),
             env: self.env.clone().into_iter().collect(),
+            config_warnings: self.warnings.clone(),
+            server_side_batching: self
+                .server_side_batching
+                .map(|b| proto::ServerSideBatching {
+                    max_batch_size: b.max_batch_size,
+                    batch_interval: prost_types::Duration::try_from(b.batch_interval).ok(),
+                }),
         }
     }
 
@@ -241,6 +260,9 @@ pub fn load(path: &Path) -> Result<Vec<ApiConfig>, Error> {
                 })
             })?;
             api.predictor_source = Some(source);
+        }
+        for warning in &api.warnings {
+            tracing::warn!(api = %api.name, "config: {warning}");
         }
     }
     Ok(apis)

@@ -96,8 +96,9 @@ fn model_versions(
         return Vec::new();
     }
     // A mix of version folders and other entries is read as one unversioned
-    // model (valid for python); say so, since it is usually an unfinished
-    // restructure or a stray upload.
+    // model (valid for python); say so in the reason, valid or not, since
+    // it is usually an unfinished restructure or a stray upload, and a
+    // request for one of the version numbers finds nothing.
     let note = (!by_version.is_empty()).then(|| {
         let others: Vec<&str> = others.into_iter().collect();
         let versions: Vec<String> = by_version.keys().map(u64::to_string).collect();
@@ -152,7 +153,8 @@ fn describe(
 ) -> ModelVersion {
     files.sort_by(|a, b| a.key.cmp(&b.key));
     let (state, reason) = match validate(layout, files.iter().map(|f| f.key.as_str())) {
-        Ok(()) => (VersionState::Valid, String::new()),
+        // Valid, and still worth a word: how the folder was read.
+        Ok(()) => (VersionState::Valid, note.unwrap_or_default()),
         Err(reason) => {
             let reason = match note {
                 Some(note) => format!("{reason}; {note}"),

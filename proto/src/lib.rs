@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod service;
 
 use std::time::Duration;

@@ -5,14 +5,16 @@ use std::ffi::CString;
 use std::os::unix::net::UnixStream;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyModule};
+use pyo3::types::PyModule;
 
 use std::sync::{Arc, Mutex, mpsc};
 
+use super::body::{output_from_python, payload_to_python, strings_to_python};
 use super::client::{OnnxClient, PythonClient, TensorFlowClient};
-use super::convert::{from_python, to_python};
+use super::contract::{Arguments, Contract, construct};
+use super::convert::to_python;
 use super::link::Link;
-use super::protocol::{FromChild, PredictorClass, ToChild, read_sync};
+use super::protocol::{FromChild, PredictorClass, Request, ToChild, read_sync};
 use crate::error::Traceback;
 use crate::fd::{self, PROTOCOL_FD};
 use crate::lock;
@@ -35,6 +37,7 @@ pub fn child_main() -> i32 {
         venv,
         class,
         threads,
+        has_models,
     })) = read_sync::<ToChild>(&mut socket)
     else {
         eprintln!("python-worker: expected an init message on fd {PROTOCOL_FD}");
@@ -60,11 +63,12 @@ pub fn child_main() -> i32 {
             &file,
             &config,
             class,
+            has_models,
             &link,
             cache_size as usize,
         )
     });
-    let (predictor, takes_query) = match loaded {
+    let (predictor, contract) = match loaded {
         Ok(p) => p,
         Err(Traceback(traceback)) => {
             let _ = link.send(&FromChild::InitFailed { traceback });
@@ -74,11 +78,12 @@ pub fn child_main() -> i32 {
     if link.send(&FromChild::Ready).is_err() {
         return 1;
     }
-    let predictor = Arc::new(predictor);
+    let (predictor, contract) = (Arc::new(predictor), Arc::new(contract));
     let queue = Arc::new(Mutex::new(queue));
     let mut workers = Vec::new();
     for _ in 0..threads.max(1) {
-        let (predictor, queue, link) = (predictor.clone(), queue.clone(), link.clone());
+        let (predictor, contract) = (predictor.clone(), contract.clone());
+        let (queue, link) = (queue.clone(), link.clone());
         workers.push(std::thread::spawn(move || {
             // Each thread stays attached to Python (one thread state for
             // its whole life, so `threading.local` keeps its values) and
@@ -89,7 +94,7 @@ pub fn child_main() -> i32 {
                         return;
                     };
                     let id = job.id;
-                    let answer = run(py, &predictor, takes_query, job);
+                    let (answer, after) = run(py, predictor.bind(py), &contract, job);
                     let sent = py.detach(|| {
                         link.send(&answer).or_else(|e| {
                             // Too large, most likely: say so rather than go
@@ -104,6 +109,15 @@ pub fn child_main() -> i32 {
                     if sent.is_err() {
                         // The socket is gone: this process is done.
                         std::process::exit(1);
+                    }
+                    // After the answer is on its way, as Cortex ran it.
+                    if let Some((args, response)) = after
+                        && let Err(e) = contract.post_predict(predictor.bind(py), &args, &response)
+                    {
+                        eprintln!(
+                            "python-worker: post_predict raised (request {id}):\n{}",
+                            traceback(py, &e).0
+                        );
                     }
                 }
             });
@@ -121,8 +135,8 @@ pub fn child_main() -> i32 {
 fn read_frames(mut socket: UnixStream, link: &Link, jobs: mpsc::Sender<Job>) {
     loop {
         match read_sync::<ToChild>(&mut socket) {
-            Ok(Some(ToChild::Predict { id, payload, query })) => {
-                if jobs.send(Job { id, payload, query }).is_err() {
+            Ok(Some(ToChild::Predict { id, request })) => {
+                if jobs.send(Job { id, request }).is_err() {
                     std::process::exit(1);
                 }
             }
@@ -159,49 +173,62 @@ fn read_frames(mut socket: UnixStream, link: &Link, jobs: mpsc::Sender<Job>) {
 
 struct Job {
     id: u64,
-    payload: serde_json::Value,
-    query: std::collections::BTreeMap<String, String>,
+    request: Request,
 }
 
-/// One `predict` call.
-fn run(py: Python<'_>, predictor: &Py<PyAny>, takes_query: bool, job: Job) -> FromChild {
-    let call = || -> PyResult<serde_json::Value> {
-        let payload = to_python(py, &job.payload)?;
-        let result = if takes_query {
-            let q = PyDict::new(py);
-            for (k, v) in &job.query {
-                q.set_item(k, v)?;
-            }
-            predictor.call_method1(py, "predict", (payload, q))?
-        } else {
-            predictor.call_method1(py, "predict", (payload,))?
+/// What `post_predict` gets once the answer is sent: the call's arguments
+/// and what `predict` returned.
+type After<'py> = (Arguments<'py>, Bound<'py, PyAny>);
+
+/// One `predict` call: the answer, and the arguments for `post_predict`
+/// when the class defines it and `predict` succeeded.
+fn run<'py>(
+    py: Python<'py>,
+    predictor: &Bound<'py, PyAny>,
+    contract: &Contract,
+    job: Job,
+) -> (FromChild, Option<After<'py>>) {
+    let call = || -> PyResult<_> {
+        let args = Arguments {
+            payload: payload_to_python(py, &job.request.payload)?,
+            query_params: strings_to_python(py, &job.request.query_params)?,
+            headers: strings_to_python(py, &job.request.headers)?,
         };
-        from_python(result.bind(py))
+        let result = contract.predict(predictor, &args)?;
+        let output = output_from_python(&result)?;
+        Ok((output, args, result))
     };
     match call() {
-        Ok(output) => FromChild::Answer { id: job.id, output },
-        Err(err) => FromChild::Failed {
-            id: job.id,
-            lookup: err.is_instance_of::<super::client::ModelLookupError>(py),
-            traceback: traceback(py, &err).0,
-        },
+        Ok((output, args, result)) => (
+            FromChild::Answer { id: job.id, output },
+            contract.has_post_predict().then_some((args, result)),
+        ),
+        Err(err) => (
+            FromChild::Failed {
+                id: job.id,
+                lookup: err.is_instance_of::<super::client::ModelLookupError>(py),
+                traceback: traceback(py, &err).0,
+            },
+            None,
+        ),
     }
 }
 
-/// Imports the user's file as a module, builds `PythonPredictor(config,
-/// python_client)`, `ONNXPredictor(onnx_client, config)` or
-/// `TensorFlowPredictor(tensorflow_client, config)`, and tells
-/// whether its `predict` takes query params.
+/// Imports the user's file as a module and builds its predictor class with
+/// the arguments its constructor declares, by name: `config` and the
+/// class's client (`python_client`, `onnx_client`, `tensorflow_client`).
+#[allow(clippy::too_many_arguments)]
 fn load(
     py: Python<'_>,
     source: &str,
     file: &str,
     config: &serde_json::Value,
     class: PredictorClass,
+    has_models: bool,
     link: &Arc<Link>,
     cache_size: usize,
-) -> Result<(Py<PyAny>, bool), Traceback> {
-    let run = || -> PyResult<(Py<PyAny>, bool)> {
+) -> Result<(Py<PyAny>, Contract), Traceback> {
+    let run = || -> PyResult<(Py<PyAny>, Contract)> {
         let code = CString::new(source).map_err(|_| {
             pyo3::exceptions::PyValueError::new_err("the predictor file contains a NUL byte")
         })?;
@@ -218,32 +245,43 @@ fn load(
             ))
         })?;
         let config = to_python(py, config)?;
+        let what = format!("{class_name}.__init__");
         let predictor = match class {
             PredictorClass::Python => {
+                if has_models && !constructor.hasattr("load_model")? {
+                    return Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+                        "{class_name} defines no load_model(self, model_path): the API \
+                         configures models, and python_client.get_model() calls it"
+                    )));
+                }
                 let client = Bound::new(py, PythonClient::new(link.clone(), cache_size))?;
                 // Built in two steps so that `__init__` can already call
                 // get_model, which needs the instance's load_model.
                 let predictor = constructor.call_method1("__new__", (constructor.clone(),))?;
                 client.get().set_predictor(predictor.clone().unbind());
                 let _ = CLIENT.set(client.clone().unbind());
-                predictor.call_method1("__init__", (config, client))?;
+                let init = predictor.getattr("__init__")?;
+                let offered = [("config", config), ("python_client", client.into_any())];
+                construct(&init, &what, &offered, |kwargs| init.call((), Some(kwargs)))?;
                 predictor
             }
             PredictorClass::Onnx => {
-                let client = Bound::new(py, OnnxClient::new(link.clone()))?;
-                constructor.call1((client, config))?
+                let client = Bound::new(py, OnnxClient::new(link.clone()))?.into_any();
+                let offered = [("onnx_client", client), ("config", config)];
+                construct(&constructor, &what, &offered, |kwargs| {
+                    constructor.call((), Some(kwargs))
+                })?
             }
             PredictorClass::TensorFlow => {
-                let client = Bound::new(py, TensorFlowClient::new(link.clone()))?;
-                constructor.call1((client, config))?
+                let client = Bound::new(py, TensorFlowClient::new(link.clone()))?.into_any();
+                let offered = [("tensorflow_client", client), ("config", config)];
+                construct(&constructor, &what, &offered, |kwargs| {
+                    constructor.call((), Some(kwargs))
+                })?
             }
         };
-        let inspect = py.import("inspect")?;
-        let parameters = inspect
-            .call_method1("signature", (predictor.getattr("predict")?,))?
-            .getattr("parameters")?
-            .len()?;
-        Ok((predictor.unbind(), parameters >= 2))
+        let contract = Contract::of(&predictor, class_name)?;
+        Ok((predictor.unbind(), contract))
     };
     run().map_err(|e| traceback(py, &e))
 }

@@ -8,8 +8,10 @@
 
 #![deny(unsafe_code)]
 
+mod body;
 mod child;
 mod client;
+mod contract;
 mod convert;
 mod environment;
 mod error;

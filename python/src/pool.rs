@@ -21,7 +21,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use self::process::{Process, spawn, supervise};
-use super::protocol::{ModelAnswer, PredictorClass, RunAnswer, ToChild};
+use super::protocol::{ModelAnswer, Output, PredictorClass, Request, RunAnswer, ToChild};
 use crate::error::{CallError, StartError};
 use crate::lock;
 
@@ -169,19 +169,11 @@ impl PythonPool {
         })
     }
 
-    /// Runs `predict(payload[, query_params])` on a free Python thread of
+    /// Runs the class's `predict` on a free Python thread of
     /// one of the children, waiting for one (a bounded number of callers
     /// may wait) and at most the call time limit for it to answer.
-    pub async fn predict(
-        &self,
-        payload: serde_json::Value,
-        query: BTreeMap<String, String>,
-    ) -> Result<serde_json::Value, CallError> {
-        let mut message = ToChild::Predict {
-            id: 0,
-            payload,
-            query,
-        };
+    pub async fn predict(&self, request: Request) -> Result<Output, CallError> {
+        let mut message = ToChild::Predict { id: 0, request };
         // A process that died after the claim never got the call: it goes
         // to another (each try skips the dead one; the bound is a guard).
         for _ in 0..=self.slots.len() {
@@ -221,8 +213,8 @@ impl PythonPool {
         &self,
         process: Arc<Process>,
         busy: Busy,
-        answer: oneshot::Receiver<Result<serde_json::Value, CallError>>,
-    ) -> Result<serde_json::Value, CallError> {
+        answer: oneshot::Receiver<Result<Output, CallError>>,
+    ) -> Result<Output, CallError> {
         let limit = self.spec.process.call_timeout;
         let (file, pid) = (self.spec.file.clone(), process.pid);
         let watcher = tokio::spawn(async move {

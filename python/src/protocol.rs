@@ -34,11 +34,13 @@ pub enum ToChild {
         /// (threads_per_process).
         #[serde(default = "one")]
         threads: u32,
+        /// The API has models: a Python predictor must define `load_model`.
+        #[serde(default)]
+        has_models: bool,
     },
     Predict {
         id: u64,
-        payload: serde_json::Value,
-        query: BTreeMap<String, String>,
+        request: Request,
     },
     /// A model version changed or went away: a cached model of it whose
     /// content is not `content_hash` ("" once removed) is dropped now.
@@ -48,14 +50,110 @@ pub enum ToChild {
         content_hash: String,
     },
     /// The answer to a [`FromChild::GetModel`] with the same `call`.
-    Model { call: u64, answer: ModelAnswer },
+    Model {
+        call: u64,
+        answer: ModelAnswer,
+    },
     /// The answer to a [`FromChild::RunModel`] or
     /// [`FromChild::ModelSignature`] with the same `call`.
-    Run { call: u64, answer: RunAnswer },
+    Run {
+        call: u64,
+        answer: RunAnswer,
+    },
 }
 
 fn one() -> u32 {
     1
+}
+
+/// One call as the predictor receives it: Cortex's `payload`,
+/// `query_params` and `headers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub payload: Payload,
+    #[serde(default)]
+    pub query_params: BTreeMap<String, String>,
+    /// Lower-case names.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The body as Cortex handed it to `predict`, chosen by its Content-Type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum Payload {
+    /// `application/json`: the parsed document.
+    Json(serde_json::Value),
+    /// `text/plain`: a `str`.
+    Text(String),
+    /// Any other type: `bytes`, as sent.
+    Bytes(#[serde(with = "base64_bytes")] Vec<u8>),
+    /// `multipart/form-data` or `application/x-www-form-urlencoded`: a
+    /// mapping of field name to `str`, or to an `UploadFile` for a file.
+    Form(Vec<FormField>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormField {
+    pub name: String,
+    pub value: FormValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FormValue {
+    Text {
+        text: String,
+    },
+    File {
+        filename: String,
+        content_type: Option<String>,
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+/// What `predict` returned, as Cortex answered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    /// Anything JSON can hold (numpy values through `tolist()`).
+    Json { value: serde_json::Value },
+    /// A `str`: answered as `text/plain`.
+    Text { text: String },
+    /// `bytes` or `bytearray`: answered as `application/octet-stream`.
+    Bytes {
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
+    },
+    /// A response object (starlette's `Response`, or anything with
+    /// `status_code` and `body`): the predictor chose the status, type and
+    /// headers.
+    Response {
+        status_code: u16,
+        media_type: Option<String>,
+        headers: BTreeMap<String, String>,
+        #[serde(with = "base64_bytes")]
+        body: Vec<u8>,
+    },
+}
+
+/// Bytes inside the JSON frames, as base64.
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +220,7 @@ pub enum FromChild {
     },
     Answer {
         id: u64,
-        output: serde_json::Value,
+        output: Output,
     },
     /// `python_client.get_model(...)` during a call: the child waits for a
     /// [`ToChild::Model`] before it goes on.

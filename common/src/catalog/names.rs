@@ -145,8 +145,15 @@ impl Catalog {
             .and_then(|n| versions.iter().copied().find(|v| v.version == n))
             .ok_or_else(|| {
                 let numbers: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+                // How the folder was read may be why (version folders beside
+                // a stray file make one unversioned model).
+                let notes: String = versions
+                    .iter()
+                    .filter(|v| !v.versioned && !v.reason.is_empty())
+                    .map(|v| format!(" ({})", v.reason))
+                    .collect();
                 Error::NotFound(format!(
-                    "version {:?} of `{}` not found; versions: {}",
+                    "version {:?} of `{}` not found; versions: {}{notes}",
                     shown(version),
                     m.protocol_name(),
                     list(&numbers)

@@ -85,8 +85,13 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         match self.gate.refusal(&request) {
             None => self.inner.call(request).boxed(),
-            Some(reason) => {
+            Some(reason) if super::is_grpc(&request) => {
                 let response = tonic::Status::unauthenticated(reason).into_http::<Body>();
+                std::future::ready(Ok(response)).boxed()
+            }
+            Some(reason) => {
+                let refusal = super::http_refusal(http::StatusCode::UNAUTHORIZED, reason);
+                let response = axum::response::IntoResponse::into_response(refusal).map(Body::new);
                 std::future::ready(Ok(response)).boxed()
             }
         }
@@ -106,7 +111,9 @@ mod tests {
         let inner = tower::service_fn(|_: http::Request<()>| async {
             Ok::<_, Infallible>(http::Response::new(Body::empty()))
         });
-        let mut request = http::Request::builder().uri(path);
+        let mut request = http::Request::builder()
+            .uri(path)
+            .header(http::header::CONTENT_TYPE, "application/grpc");
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -163,5 +170,40 @@ mod tests {
             None
         );
         assert_eq!(status(&gate, HEALTH, &[]).await, None);
+    }
+
+    /// The HTTP bindings get their refusal in HTTP: 401 with a JSON error,
+    /// not a gRPC status an HTTP client would read as a 200.
+    #[tokio::test]
+    async fn http_callers_are_refused_in_http() {
+        let gate = Gate::Bearer(BearerTokens::parse("alpha\n").unwrap().unwrap());
+        let call = |path: &str, token: Option<&str>| {
+            let inner = tower::service_fn(|_: http::Request<()>| async {
+                Ok::<_, Infallible>(http::Response::new(Body::empty()))
+            });
+            let mut request = http::Request::builder().method("POST").uri(path);
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            GateLayer(gate.clone())
+                .layer(inner)
+                .oneshot(request.body(()).unwrap())
+        };
+        let refused = call("/iris", None).await.unwrap();
+        assert_eq!(refused.status(), http::StatusCode::UNAUTHORIZED);
+        assert!(tonic::Status::from_header_map(refused.headers()).is_none());
+        let body = axum::body::to_bytes(axum::body::Body::new(refused.into_body()), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"].as_str().is_some(), "{body}");
+        let passed = call("/iris", Some("alpha")).await.unwrap();
+        assert_eq!(passed.status(), http::StatusCode::OK);
+        let probe = call("/v2/health/ready", None).await.unwrap();
+        assert_eq!(
+            probe.status(),
+            http::StatusCode::OK,
+            "health needs no token"
+        );
     }
 }

@@ -6,14 +6,15 @@
 //! (and a request id naming the log line), unless the worker is told to
 //! return tracebacks.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use hotswap_common::catalog::{ApiKind, Catalog, VersionKey, is_latest};
 use hotswap_common::lock;
 use hotswap_proto::error::{Code, Report, ServiceError, report};
 use hotswap_proto::v1::{Api, PredictorType};
-use hotswap_python::protocol::{ModelAnswer, PredictorClass, RunAnswer, TensorInfo};
+use hotswap_python::protocol::{
+    ModelAnswer, Output, PredictorClass, Request, RunAnswer, TensorInfo,
+};
 use hotswap_python::{CallError, ModelResolver, PythonPool, PythonPredictorSpec, StartError};
 use sha2::{Digest, Sha256};
 
@@ -210,15 +211,10 @@ impl Worker {
     }
 
     /// Calls a Python API's predictor.
-    pub async fn python_predict(
-        &self,
-        api: &str,
-        payload: serde_json::Value,
-        query: BTreeMap<String, String>,
-    ) -> Result<serde_json::Value, Error> {
+    pub async fn python_predict(&self, api: &str, request: Request) -> Result<Output, Error> {
         match self.python_state(api) {
             Some(PythonState::Ready(pool)) => pool
-                .predict(payload, query)
+                .predict(request)
                 .await
                 .map_err(|e| self.call_failed(api, e)),
             Some(PythonState::Starting) => Err(Error::Unavailable(format!(

@@ -1,8 +1,11 @@
-//! An unmodified Open Inference Protocol client (PyPI `tritonclient[grpc]`)
-//! through the control plane, all three services as real processes; answers
-//! checked against ONNX Runtime's Python API on the same file.
+//! An unmodified Open Inference Protocol client (PyPI `tritonclient`, gRPC
+//! and HTTP) through the control plane, all three services as real
+//! processes; answers checked against ONNX Runtime's Python API on the same
+//! file.
 
-use hotswap_integration_tests::process::{Hotswap, triton_check, workspace_root};
+use hotswap_integration_tests::process::{
+    Hotswap, triton_check, triton_http_check, workspace_root,
+};
 
 #[test]
 fn tritonclient_through_the_control_plane() {
@@ -51,6 +54,12 @@ fn tritonclient_through_the_control_plane() {
     if let Err(output) = triton_check(&control_addr, "iris", "3", &model) {
         panic!(
             "tritonclient check through the control plane failed:\n{output}\ncontrol plane log:\n{}",
+            control.log().join("\n")
+        );
+    }
+    if let Err(output) = triton_http_check(&control_addr, "iris", "3", &model, &[]) {
+        panic!(
+            "tritonclient.http check through the control plane failed:\n{output}\ncontrol plane log:\n{}",
             control.log().join("\n")
         );
     }

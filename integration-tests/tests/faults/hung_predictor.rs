@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hotswap_data_plane::Error;
-use hotswap_integration_tests::process::python;
+use hotswap_integration_tests::process::{predict_json, python};
 use hotswap_integration_tests::worker::eventually;
 use hotswap_proto::error::to_status;
 use hotswap_python::{PythonPool, PythonPredictorSpec};
@@ -56,7 +56,7 @@ async fn a_hung_call_costs_only_itself() {
     let before = pool.pids();
     let hung = tokio::spawn({
         let pool = pool.clone();
-        async move { pool.predict(json!("hang"), BTreeMap::new()).await }
+        async move { predict_json(&pool, json!("hang"), BTreeMap::new()).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -64,7 +64,7 @@ async fn a_hung_call_costs_only_itself() {
     for _ in 0..10 {
         let pool = pool.clone();
         calls.push(tokio::spawn(async move {
-            tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new())).await
+            tokio::time::timeout(PATIENCE, predict_json(&pool, json!([1]), BTreeMap::new())).await
         }));
     }
     let mut failed = Vec::new();
@@ -97,7 +97,7 @@ async fn a_hung_call_costs_only_itself() {
     })
     .await;
     for _ in 0..10 {
-        tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new()))
+        tokio::time::timeout(PATIENCE, predict_json(pool, json!([1]), BTreeMap::new()))
             .await
             .expect("answered")
             .expect("served after the replacement");
@@ -112,7 +112,7 @@ async fn a_hung_call_whose_caller_gave_up_still_ends_its_process() {
     // gives up, and the call goes on hanging in the process.
     let gave_up = tokio::time::timeout(
         Duration::from_millis(300),
-        pool.predict(json!("hang"), BTreeMap::new()),
+        predict_json(&pool, json!("hang"), BTreeMap::new()),
     )
     .await;
     assert!(gave_up.is_err(), "the hung call answered: {gave_up:?}");
@@ -127,7 +127,7 @@ async fn a_hung_call_whose_caller_gave_up_still_ends_its_process() {
     )
     .await;
     for _ in 0..5 {
-        tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new()))
+        tokio::time::timeout(PATIENCE, predict_json(pool, json!([1]), BTreeMap::new()))
             .await
             .expect("answered")
             .expect("served by the new process");
@@ -139,18 +139,18 @@ async fn a_full_queue_refuses_rather_than_waits() {
     let pool = std::sync::Arc::new(PythonPool::start(spec(1, 2)).await.expect("starts"));
     let hung = tokio::spawn({
         let pool = pool.clone();
-        async move { pool.predict(json!("hang"), BTreeMap::new()).await }
+        async move { predict_json(&pool, json!("hang"), BTreeMap::new()).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut queued = Vec::new();
     for _ in 0..2 {
         let pool = pool.clone();
         queued.push(tokio::spawn(async move {
-            tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new())).await
+            tokio::time::timeout(PATIENCE, predict_json(&pool, json!([1]), BTreeMap::new())).await
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let refused = tokio::time::timeout(PATIENCE, pool.predict(json!([1]), BTreeMap::new()))
+    let refused = tokio::time::timeout(PATIENCE, predict_json(&pool, json!([1]), BTreeMap::new()))
         .await
         .expect("refused at once")
         .unwrap_err();

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use hotswap_storage::Location;
 
-use super::{ApiConfig, ConfigError, ModelSources, ModelsConfig, NamedModel};
+use super::{ApiConfig, ConfigError, ModelSources, ModelsConfig, NamedModel, ServerSideBatching};
 
 /// A validation failure: the field (dotted path) and what is wrong with it.
 type Invalid = (String, String);
@@ -40,6 +40,63 @@ pub(super) struct RawApi {
     predictor: RawPredictor,
     #[serde(default)]
     compute: RawCompute,
+    // Cortex sections that load (each with a warning) but change nothing
+    // here; their fields are still checked, so a typo stays an error.
+    autoscaling: Option<RawAutoscaling>,
+    update_strategy: Option<RawUpdateStrategy>,
+    networking: Option<RawNetworking>,
+}
+
+/// Cortex's autoscaling section: replicas are the operator's business here
+/// (compose `--scale`, Kubernetes), not an API's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted as written, never read")]
+struct RawAutoscaling {
+    min_replicas: Option<serde_yaml::Value>,
+    max_replicas: Option<serde_yaml::Value>,
+    init_replicas: Option<serde_yaml::Value>,
+    max_replica_concurrency: Option<serde_yaml::Value>,
+    target_replica_concurrency: Option<serde_yaml::Value>,
+    window: Option<serde_yaml::Value>,
+    downscale_stabilization_period: Option<serde_yaml::Value>,
+    upscale_stabilization_period: Option<serde_yaml::Value>,
+    max_downscale_factor: Option<serde_yaml::Value>,
+    max_upscale_factor: Option<serde_yaml::Value>,
+    downscale_tolerance: Option<serde_yaml::Value>,
+    upscale_tolerance: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted as written, never read")]
+struct RawUpdateStrategy {
+    max_surge: Option<serde_yaml::Value>,
+    max_unavailable: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted as written, never read")]
+struct RawNetworking {
+    endpoint: Option<String>,
+    api_gateway: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "accepted as written, never read")]
+struct RawDependencies {
+    pip: Option<String>,
+    conda: Option<String>,
+    shell: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatching {
+    max_batch_size: u32,
+    batch_interval: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,11 +112,14 @@ struct RawPredictor {
     config: Option<serde_json::Value>,
     /// Variables for the predictor's processes.
     env: Option<BTreeMap<String, String>>,
-    // Cortex fields accepted so that a Cortex config loads unchanged.
-    #[allow(dead_code)]
+    server_side_batching: Option<RawBatching>,
+    // Cortex fields that load (each with a warning) but change nothing here.
     python_path: Option<String>,
-    #[allow(dead_code)]
     log_level: Option<String>,
+    image: Option<String>,
+    tensorflow_serving_image: Option<String>,
+    shm_size: Option<serde_yaml::Value>,
+    dependencies: Option<RawDependencies>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,17 +141,15 @@ struct RawNamedPath {
     signature_key: Option<String>,
 }
 
-/// Cortex's compute section. Only `inf` changes what hotswap does; cpu, gpu
-/// and mem are resource requests for whoever schedules the workers.
+/// Cortex's compute section. Only `inf` changes what hotswap does; cpu and
+/// mem are resource requests for whoever schedules the workers, and gpu
+/// cannot be met (hotswap serves on CPU).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCompute {
-    #[allow(dead_code)]
     cpu: Option<serde_yaml::Value>,
-    #[allow(dead_code)]
     gpu: Option<u32>,
     inf: Option<u32>,
-    #[allow(dead_code)]
     mem: Option<serde_yaml::Value>,
 }
 
@@ -170,6 +228,7 @@ fn check_positive(field: &str, value: Option<u32>) -> Result<(), Invalid> {
 impl RawApi {
     pub(super) fn validate(self, base: &Path) -> Result<ApiConfig, Invalid> {
         check_api_name(&self.name)?;
+        let warnings = self.warnings();
         let kind = self.kind.unwrap_or_else(|| "RealtimeAPI".to_owned());
         if kind != "RealtimeAPI" {
             return Err(invalid(
@@ -247,6 +306,19 @@ impl RawApi {
         if !config.is_object() {
             return Err(invalid("predictor.config", "must be a mapping"));
         }
+        let server_side_batching = p
+            .server_side_batching
+            .map(|b| {
+                let field = "predictor.server_side_batching";
+                check_positive(&format!("{field}.max_batch_size"), Some(b.max_batch_size))?;
+                let batch_interval = go_duration(&b.batch_interval)
+                    .map_err(|e| invalid(&format!("{field}.batch_interval"), e))?;
+                Ok::<_, Invalid>(ServerSideBatching {
+                    max_batch_size: b.max_batch_size,
+                    batch_interval,
+                })
+            })
+            .transpose()?;
         Ok(ApiConfig {
             name: self.name,
             kind,
@@ -259,8 +331,117 @@ impl RawApi {
             config,
             inferentia,
             env: p.env.unwrap_or_default(),
+            server_side_batching,
+            warnings,
         })
     }
+
+    /// One line per Cortex field present that changes nothing here: the
+    /// field, and what hotswap does instead.
+    fn warnings(&self) -> Vec<String> {
+        let p = &self.predictor;
+        let scaled = "replicas are the operator's (compose --scale, Kubernetes), not an API's";
+        let runs_in_worker = "predictors run in the worker's image and Python environment \
+                              (docs/configuration.md: adding packages)";
+        let compute = &self.compute;
+        [
+            (self.autoscaling.is_some(), "autoscaling", scaled.to_owned()),
+            (
+                self.update_strategy.is_some(),
+                "update_strategy",
+                "workers swap each new model version in live; there is no rolling update".to_owned(),
+            ),
+            (
+                self.networking.as_ref().is_some_and(|n| n.endpoint.is_some()),
+                "networking.endpoint",
+                format!("the API is called by its name (POST /{}, gRPC api field)", self.name),
+            ),
+            (
+                self.networking.as_ref().is_some_and(|n| n.api_gateway.is_some()),
+                "networking.api_gateway",
+                "the control plane is the front door".to_owned(),
+            ),
+            (p.image.is_some(), "predictor.image", runs_in_worker.to_owned()),
+            (
+                p.tensorflow_serving_image.is_some(),
+                "predictor.tensorflow_serving_image",
+                "SavedModels run in the worker through TensorFlow's C library".to_owned(),
+            ),
+            (p.dependencies.is_some(), "predictor.dependencies", runs_in_worker.to_owned()),
+            (
+                p.python_path.is_some(),
+                "predictor.python_path",
+                "the predictor file is loaded on its own; import packages from the worker's \
+                 Python environment"
+                    .to_owned(),
+            ),
+            (
+                p.log_level.is_some(),
+                "predictor.log_level",
+                "the worker's log level applies (RUST_LOG)".to_owned(),
+            ),
+            (
+                p.shm_size.is_some(),
+                "predictor.shm_size",
+                "predictor processes use the worker's /dev/shm".to_owned(),
+            ),
+            (
+                p.server_side_batching.is_some(),
+                "predictor.server_side_batching",
+                "kept, but hotswap does not batch calls yet: each runs as it arrives".to_owned(),
+            ),
+            (
+                compute.cpu.is_some() || compute.mem.is_some(),
+                "compute.cpu/mem",
+                "resource requests for whoever schedules the workers; hotswap does not enforce them"
+                    .to_owned(),
+            ),
+            (
+                compute.gpu.is_some_and(|g| g > 0),
+                "compute.gpu",
+                format!(
+                    "{} requested, but hotswap serves on CPU only: this API runs on CPU",
+                    compute.gpu.unwrap_or(0)
+                ),
+            ),
+        ]
+        .into_iter()
+        .filter(|(present, _, _)| *present)
+        .map(|(_, field, what)| format!("{field}: {what}"))
+        .collect()
+    }
+}
+
+/// A Go duration as Cortex wrote them ("100ms", "0.5s", "1m30s").
+fn go_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration (such as 100ms, 0.5s or 1m30s)");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    std::time::Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 impl RawModels {

@@ -119,8 +119,115 @@ fn unknown_fields_are_named() {
         e.contains("predictor.models") && e.contains("unknown field `cache`"),
         "{e}"
     );
-    let e = parse_err("- {name: a, autoscaling: {}, predictor: {type: onnx, models: {path: /m}}}");
-    assert!(e.contains("unknown field `autoscaling`"), "{e}");
+    let e = parse_err("- {name: a, autoscale: {}, predictor: {type: onnx, models: {path: /m}}}");
+    assert!(e.contains("unknown field `autoscale`"), "{e}");
+    // Cortex's sections are accepted, but their fields are still checked.
+    let e = parse_err(
+        "- {name: a, autoscaling: {min_replica: 1}, predictor: {type: onnx, models: {path: /m}}}",
+    );
+    assert!(
+        e.contains("autoscaling") && e.contains("unknown field `min_replica`"),
+        "{e}"
+    );
+}
+
+/// A Cortex 0.31 config as written loads: each section or field that
+/// changes nothing here gives one warning naming it; server_side_batching
+/// is kept; a GPU request is served on CPU and says so.
+#[test]
+fn a_cortex_config_with_foreign_sections_loads_with_a_warning_each() {
+    let apis = parse_ok(
+        r#"
+- name: text-generator
+  kind: RealtimeAPI
+  predictor:
+    type: python
+    path: predictor.py
+    dependencies: {pip: requirements.txt}
+    server_side_batching: {max_batch_size: 8, batch_interval: 0.1s}
+    processes_per_replica: 1
+    threads_per_process: 8
+    config: {k: 1}
+    python_path: src/
+    image: quay.io/cortexlabs/python-predictor-cpu:0.31.1
+    env: {MODE: fast}
+    log_level: info
+    shm_size: 1Gi
+  compute: {cpu: 200m, gpu: 1, mem: 2Gi}
+  autoscaling:
+    min_replicas: 1
+    max_replicas: 5
+    target_replica_concurrency: 8
+    window: 60s
+  update_strategy: {max_surge: 25%, max_unavailable: 0}
+  networking: {endpoint: /gen, api_gateway: public}
+- name: quiet
+  predictor: {type: python, path: p.py}
+  compute: {gpu: 0}
+"#,
+    );
+    let fields: Vec<&str> = apis[0]
+        .warnings
+        .iter()
+        .map(|w| w.split_once(':').unwrap().0)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "autoscaling",
+            "update_strategy",
+            "networking.endpoint",
+            "networking.api_gateway",
+            "predictor.image",
+            "predictor.dependencies",
+            "predictor.python_path",
+            "predictor.log_level",
+            "predictor.shm_size",
+            "predictor.server_side_batching",
+            "compute.cpu/mem",
+            "compute.gpu",
+        ]
+    );
+    let gpu = apis[0].warnings.last().unwrap();
+    assert!(gpu.contains("serves on CPU only"), "{gpu}");
+    assert_eq!(
+        apis[0].server_side_batching,
+        Some(ServerSideBatching {
+            max_batch_size: 8,
+            batch_interval: std::time::Duration::from_millis(100),
+        })
+    );
+    assert_eq!(apis[0].env["MODE"], "fast");
+    assert!(apis[1].warnings.is_empty(), "{:?}", apis[1].warnings);
+    let proto = apis[0].to_proto();
+    assert_eq!(proto.config_warnings.len(), 12);
+    assert_eq!(proto.server_side_batching.unwrap().max_batch_size, 8);
+
+    for (interval, ms) in [
+        ("100ms", 100),
+        ("1m30s", 90_000),
+        ("2s", 2000),
+        ("250us", 0),
+    ] {
+        let config = format!(
+            "- {{name: b, predictor: {{type: python, path: p.py, server_side_batching: {{max_batch_size: 2, batch_interval: {interval}}}}}}}"
+        );
+        let got = parse_ok(&config)[0]
+            .server_side_batching
+            .unwrap()
+            .batch_interval;
+        assert_eq!(got.as_millis(), ms, "{interval}");
+    }
+    for bad in ["fast", "10", "1d", "-1s"] {
+        let config = format!(
+            "- {{name: b, predictor: {{type: python, path: p.py, server_side_batching: {{max_batch_size: 2, batch_interval: {bad}}}}}}}"
+        );
+        let e = parse_err(&config);
+        assert!(
+            e.contains("server_side_batching.batch_interval") && e.contains("not a duration"),
+            "{bad}: {e}"
+        );
+    }
 }
 
 #[test]

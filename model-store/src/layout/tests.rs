@@ -174,7 +174,13 @@ fn version_folders_beside_other_entries_are_one_unversioned_model() {
         &listing(&["1/model.pkl", "notes.txt"]),
     );
     assert_eq!(python[0].state, VersionState::Valid as i32);
-    assert_eq!(python[0].reason, "");
+    assert!(
+        python[0]
+            .reason
+            .contains("version folders (1) sit beside other entries (notes.txt)"),
+        "a valid version says how it was read: {}",
+        python[0].reason
+    );
 }
 
 #[test]

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ModelResolver, PythonPredictorSpec, THREAD_VARS};
 use crate::error::{CallError, StartError, Traceback};
-use crate::protocol::{FromChild, ModelAnswer, RunAnswer, ToChild, read_async, write_async};
+use crate::protocol::{
+    FromChild, ModelAnswer, Output, RunAnswer, ToChild, read_async, write_async,
+};
 use crate::{fd, lock};
 
 /// How long a child may take to import the user's file and build the
@@ -28,7 +30,7 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(120);
 const RESTART_START: Duration = Duration::from_millis(100);
 const RESTART_MAX: Duration = Duration::from_secs(5);
 
-pub(super) type Reply = oneshot::Sender<Result<serde_json::Value, CallError>>;
+pub(super) type Reply = oneshot::Sender<Result<Output, CallError>>;
 
 pub(super) struct Process {
     pub(super) pid: u32,
@@ -124,6 +126,7 @@ pub(super) async fn spawn(
         venv: spec.process.venv.as_ref().map(|v| v.display().to_string()),
         class: spec.class,
         threads: spec.threads,
+        has_models: spec.models.is_some(),
     });
     let started = tokio::time::timeout(INIT_TIMEOUT, async {
         loop {

@@ -1,0 +1,104 @@
+//! Thin HTTP adapters over the transport-free services, served on the same
+//! port as gRPC (the server tells them apart by protocol and path): the Open
+//! Inference Protocol's REST binding under `/v2` (`http/oip.rs`: JSON
+//! tensors and the binary-tensor extension) and Cortex's `POST /{api}`
+//! (`http/cortex.rs`). The only place a service error becomes an HTTP
+//! status: the same code as over gRPC, by the usual gRPC-to-HTTP mapping,
+//! with `{"error": message}`.
+
+mod cortex;
+mod oip;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::error::{Code, ServiceError, bounded};
+use crate::service::{InferenceService, PredictorService};
+
+/// The HTTP routes of a server that serves both services (a worker, or the
+/// control plane); bodies larger than `max_body` bytes are refused (413)
+/// before they are read whole.
+pub fn router<P, I>(predictor: Arc<P>, inference: Arc<I>, max_body: usize) -> Router
+where
+    P: PredictorService,
+    I: InferenceService,
+{
+    let v2 = Router::new()
+        .route("/v2", get(oip::server_metadata::<I>))
+        .route("/v2/health/live", get(oip::live::<I>))
+        .route("/v2/health/ready", get(oip::ready::<I>))
+        .route("/v2/repository/index", post(oip::repository_index::<I>))
+        .route("/v2/models/stats", get(oip::all_statistics::<I>))
+        .route("/v2/models/{model}", get(oip::model_metadata::<I>))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(oip::model_metadata::<I>),
+        )
+        .route("/v2/models/{model}/ready", get(oip::model_ready::<I>))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(oip::model_ready::<I>),
+        )
+        .route("/v2/models/{model}/config", get(oip::model_config::<I>))
+        .route(
+            "/v2/models/{model}/versions/{version}/config",
+            get(oip::model_config::<I>),
+        )
+        .route("/v2/models/{model}/stats", get(oip::statistics::<I>))
+        .route(
+            "/v2/models/{model}/versions/{version}/stats",
+            get(oip::statistics::<I>),
+        )
+        .route("/v2/models/{model}/infer", post(oip::infer::<I>))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(oip::infer::<I>),
+        )
+        .with_state(inference);
+    let cortex = Router::new()
+        .route("/{api}", post(cortex::predict::<P>))
+        .with_state(predictor);
+    v2.merge(cortex)
+        .fallback(|| async {
+            failure(
+                StatusCode::NOT_FOUND,
+                "no such endpoint: POST /<api> calls an API; the Open Inference Protocol is under /v2",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+}
+
+/// The HTTP status for a service error's code.
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        // nginx's "client closed request": nobody reads it.
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A service error as an HTTP response.
+fn error_response<E: ServiceError>(e: &E) -> Response {
+    failure(http_status(e.code()), &e.public_message())
+}
+
+/// `{"error": message}`, as Triton and KServe answer failures.
+fn failure(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": bounded(message.to_owned()) });
+    (status, axum::Json(body)).into_response()
+}

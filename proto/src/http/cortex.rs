@@ -1,0 +1,109 @@
+//! Cortex's HTTP API: `POST /{api}` with a JSON, text, bytes or form body.
+//! `?version=` and `?model=` pick what the gRPC Predict's fields pick (and,
+//! like every query parameter, reach a predictor's `query_params`); the
+//! headers reach its `headers`. The answer is JSON, text or bytes as
+//! `predict` returned it, with the status a response object chose.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{error_response, failure};
+use crate::service::PredictorService;
+use crate::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
+
+/// Headers a predictor never sees: credentials for hotswap itself, and what
+/// describes the transport rather than the call.
+const WITHHELD: &[&str] = &[
+    "authorization",
+    "hotswap-cluster-token",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+];
+
+pub async fn predict<P: PredictorService>(
+    State(service): State<Arc<P>>,
+    Path(api): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let is_json = content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    // JSON goes as `json`, which model APIs read too; anything else as a
+    // body for a predictor class.
+    let payload = if is_json {
+        match String::from_utf8(body.to_vec()) {
+            Ok(text) => predict_request::Payload::Json(text),
+            Err(_) => return failure(StatusCode::BAD_REQUEST, "the JSON body is not UTF-8"),
+        }
+    } else {
+        predict_request::Payload::Body(body.to_vec())
+    };
+    let request = PredictRequest {
+        api,
+        model: query.get("model").cloned().unwrap_or_default(),
+        version: query.get("version").cloned().unwrap_or_default(),
+        payload: Some(payload),
+        query_params: query,
+        content_type,
+        headers: headers
+            .iter()
+            .filter(|(name, _)| !WITHHELD.contains(&name.as_str()))
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+            .collect(),
+        ..PredictRequest::default()
+    };
+    match service.predict(request).await {
+        Ok(response) => answer(response),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn answer(response: PredictResponse) -> Response {
+    let status = match response.status_code {
+        0 => StatusCode::OK,
+        code => u16::try_from(code)
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::OK),
+    };
+    let (body, content_type) = match response.output {
+        Some(predict_response::Output::Json(text)) => (text.into_bytes(), "application/json"),
+        Some(predict_response::Output::Body(bytes)) => (bytes, "application/octet-stream"),
+        // Tensors only come back to a gRPC client that sent tensors.
+        Some(predict_response::Output::Tensors(_)) | None => (Vec::new(), ""),
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &response.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    let content_type = if response.content_type.is_empty() {
+        content_type
+    } else {
+        response.content_type.as_str()
+    };
+    if let Ok(value) = HeaderValue::try_from(content_type)
+        && !content_type.is_empty()
+    {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    (status, headers, body).into_response()
+}

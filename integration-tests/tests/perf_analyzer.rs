@@ -1,4 +1,5 @@
-//! NVIDIA's perf_analyzer, unmodified (no `-x`), against a worker process
+//! NVIDIA's perf_analyzer, unmodified (no `-x`), over gRPC and over HTTP
+//! (`-i http`: the REST binding on the same port), against a worker process
 //! and against the front door of a control plane with a worker behind it.
 //! It finds the version it measures by ModelStatistics' `queue.count`
 //! growing and aborts unless the compute counts agree: before the
@@ -16,9 +17,9 @@ use hotswap_proto::v1::predictor_client::PredictorClient;
 /// 500 ms windows until three agree (at most 10).
 const RUN_WITHIN: Duration = Duration::from_secs(120);
 
-/// Runs perf_analyzer against `addr` at concurrency 2; its CSV report, or
-/// its output when it failed.
-fn perf_analyzer(addr: &str) -> Result<String, String> {
+/// Runs perf_analyzer against `addr` over `protocol` (grpc or http) at
+/// concurrency 2; its CSV report, or its output when it failed.
+fn perf_analyzer(protocol: &str, addr: &str) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("report.csv");
     let binary = venv().join("bin/perf_analyzer");
@@ -32,7 +33,7 @@ fn perf_analyzer(addr: &str) -> Result<String, String> {
     command
         .args([
             "-i",
-            "grpc",
+            protocol,
             "-u",
             addr,
             "-m",
@@ -155,12 +156,18 @@ async fn perf_analyzer_runs_unmodified_against_a_worker_and_the_front_door() {
     );
     for (target, addr) in [("a worker", alone.addr), ("the front door", control.addr)] {
         serving(addr).await;
-        let report = tokio::task::spawn_blocking(move || perf_analyzer(&addr.to_string()))
-            .await
-            .unwrap();
-        match report {
-            Ok(csv) => check_report(&csv, target),
-            Err(output) => panic!("perf_analyzer against {target} failed: {output}"),
+        // gRPC and HTTP answer on the same port.
+        for protocol in ["grpc", "http"] {
+            let report =
+                tokio::task::spawn_blocking(move || perf_analyzer(protocol, &addr.to_string()))
+                    .await
+                    .unwrap();
+            match report {
+                Ok(csv) => check_report(&csv, target),
+                Err(output) => {
+                    panic!("perf_analyzer -i {protocol} against {target} failed: {output}")
+                }
+            }
         }
     }
 }

@@ -76,6 +76,11 @@ async fn every_constructor_and_predict_shape_gets_what_it_declares() {
             json!([[1], {"mode": "fast"}, {"x-user": "ada"}]),
         ),
         (
+            "got = 'a class attribute'",
+            "def predict(self, payload):\n        return [self.got, payload]",
+            json!(["a class attribute", [1]]),
+        ),
+        (
             "def __init__(self, config, verbose=False):\n        self.verbose = verbose",
             "def predict(self, query_params, debug=None):\n        return [query_params, self.verbose, debug]",
             json!([{"mode": "fast"}, false, null]),

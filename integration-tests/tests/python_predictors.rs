@@ -294,7 +294,23 @@ class ONNXPredictor:
     def predict(self, payload, query_params):
         version = query_params.get("version", "latest")
         if payload == "signature":
-            return self.client.get_model(model_version=version)
+            m = self.client.get_model(model_version=version)
+            s = m["session"]
+            return {
+                "signatures": m["signatures"],
+                "input_signatures": m["input_signatures"],
+                "output_signatures": m["output_signatures"],
+                "inputs": [[i.name, i.shape, i.type] for i in s.get_inputs()],
+                "outputs": [[o.name, o.shape, o.type] for o in s.get_outputs()],
+            }
+        if payload == "session":
+            # Code written against onnxruntime.InferenceSession, unchanged.
+            import numpy as np
+            session = self.client.get_model(model_version=version)["session"]
+            x = np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)
+            label, = session.run(["label"], {session.get_inputs()[0].name: x})
+            everything = session.run(None, {"input": x})
+            return {"label": label.tolist(), "outputs": len(everything), "p": everything[0].tolist()}
         probabilities, label = self.client.predict(payload, model_version=version)
         return {"label": label.tolist(), "type": str(label.dtype), "p": probabilities.tolist()}
 "#;
@@ -350,6 +366,26 @@ async fn an_onnx_predictor_runs_models_through_onnx_client() {
     );
     assert_eq!(signature["signatures"][0]["name"], "input");
     assert_eq!(signature["output_signatures"]["label"]["type"], "int64");
+    assert_eq!(
+        signature["inputs"],
+        serde_json::json!([["input", [null, 4], "tensor(float)"]])
+    );
+    assert_eq!(
+        signature["outputs"][1],
+        serde_json::json!(["label", [null], "tensor(int64)"])
+    );
+
+    // get_model()["session"] runs the worker's session of that version.
+    for (version, label) in [("1", 0), ("2", 1)] {
+        let session = output_json(
+            &p.predict(request("iris", "\"session\"", version))
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+        assert_eq!(session["label"], serde_json::json!([label]), "{session}");
+        assert_eq!(session["outputs"], 2, "{session}");
+    }
 
     let e = p
         .predict(request("iris", "[[1, 2, 3]]", ""))

@@ -260,9 +260,17 @@ fn load(
                 let predictor = constructor.call_method1("__new__", (constructor.clone(),))?;
                 client.get().set_predictor(predictor.clone().unbind());
                 let _ = CLIENT.set(client.clone().unbind());
-                let init = predictor.getattr("__init__")?;
-                let offered = [("config", config), ("python_client", client.into_any())];
-                construct(&init, &what, &offered, |kwargs| init.call((), Some(kwargs)))?;
+                // A class without its own `__init__` takes nothing (object's
+                // would take anything and then refuse it).
+                let object_init = py
+                    .import("builtins")?
+                    .getattr("object")?
+                    .getattr("__init__")?;
+                if !constructor.getattr("__init__")?.is(&object_init) {
+                    let init = predictor.getattr("__init__")?;
+                    let offered = [("config", config), ("python_client", client.into_any())];
+                    construct(&init, &what, &offered, |kwargs| init.call((), Some(kwargs)))?;
+                }
                 predictor
             }
             PredictorClass::Onnx => {

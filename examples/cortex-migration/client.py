@@ -1,5 +1,6 @@
 """Calls the `sentiment` API the way a Cortex user's client did, with
-`requests`: JSON, text and bytes bodies, a query parameter, a header.
+`requests`: JSON, text, bytes and form bodies (fields and a file upload), a
+query parameter, a header.
 
 usage: python client.py [URL]   (default http://127.0.0.1:7000/sentiment)
 """
@@ -27,6 +28,14 @@ blob = bytes(range(256)) * 4
 r = requests.post(url, data=blob, headers={"Content-Type": "application/octet-stream"})
 print("bytes:", r.json())
 assert r.json()["bytes"] == 1024, r.text
+
+r = requests.post(url, data={"text": "a happy form"})
+print("form:", r.json())
+assert r.json()["label"] == "positive", r.text
+
+r = requests.post(url, files={"text": ("review.txt", b"terrible, just awful")})
+print("file upload:", r.json())
+assert r.json()["label"] == "negative" and r.json()["score"] == -2, r.text
 
 r = requests.post(url, json={"words": []})
 print("chosen status:", r.status_code, r.json())

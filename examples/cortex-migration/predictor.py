@@ -36,10 +36,14 @@ class PythonPredictor:
         # text/plain: a str; the answer is a str too (text/plain).
         if isinstance(payload, str):
             return "positive" if self.score(payload) > 0 else "not positive"
-        # application/json: the parsed document.
+        # application/json: the parsed document; a form (urlencoded or
+        # multipart): a mapping of field to str, or to an uploaded file.
         if not isinstance(payload, dict) or "text" not in payload:
             return Reply({"error": 'send {"text": "..."}'}, 422)
-        score = self.score(payload["text"])
+        text = payload["text"]
+        if hasattr(text, "file"):
+            text = text.file.read().decode()
+        score = self.score(text)
         answer = {
             "label": "positive" if score > 0 else "negative" if score < 0 else "neutral",
             "score": score,
@@ -47,7 +51,7 @@ class PythonPredictor:
             "greeting": self.greeting,
         }
         if query_params.get("debug") == "true":
-            answer["words"] = payload["text"].split()
+            answer["words"] = text.split()
         return answer
 
     def post_predict(self, response, payload):

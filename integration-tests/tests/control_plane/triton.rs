@@ -57,6 +57,47 @@ fn tritonclient_through_the_control_plane() {
             control.log().join("\n")
         );
     }
+    // Cortex's endpoint on the same port: the version from the query
+    // string, the answering one in a header; errors with their HTTP status.
+    let curl = |args: &str| {
+        let output = std::process::Command::new("bash")
+            .args(["-c", &format!("curl -s -i {args}")])
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let input = r#"-H 'Content-Type: application/json' -d '[[5.1, 3.5, 1.4, 0.2]]'"#;
+    for version in ["1", "3"] {
+        let answer = curl(&format!(
+            "-X POST 'http://{control_addr}/iris?version={version}' {input}"
+        ));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.contains(&format!("hotswap-model-version: {version}")),
+            "{answer}"
+        );
+        assert!(answer.contains(r#""label":["#), "{answer}");
+    }
+    let unknown = curl(&format!("-X POST http://{control_addr}/nope {input}"));
+    assert!(
+        unknown.starts_with("HTTP/1.1 404") && unknown.contains("nope"),
+        "{unknown}"
+    );
+    let missing = curl(&format!(
+        "-X POST 'http://{control_addr}/iris?version=9' {input}"
+    ));
+    assert!(
+        missing.starts_with("HTTP/1.1 404") && missing.contains('9'),
+        "{missing}"
+    );
+    let bad = curl(&format!(
+        "-X POST http://{control_addr}/iris -H 'Content-Type: application/json' -d '[[1, 2]]'"
+    ));
+    assert!(
+        bad.starts_with("HTTP/1.1 400") && bad.contains("input"),
+        "{bad}"
+    );
+
     if let Err(output) = triton_http_check(&control_addr, "iris", "3", &model, &[]) {
         panic!(
             "tritonclient.http check through the control plane failed:\n{output}\ncontrol plane log:\n{}",

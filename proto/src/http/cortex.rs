@@ -2,7 +2,8 @@
 //! `?version=` and `?model=` pick what the gRPC Predict's fields pick (and,
 //! like every query parameter, reach a predictor's `query_params`); the
 //! headers reach its `headers`. The answer is JSON, text or bytes as
-//! `predict` returned it, with the status a response object chose.
+//! `predict` returned it, with the status a response object chose; a model
+//! API's answer says which version answered in `hotswap-model-version`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,6 +88,14 @@ fn answer(response: PredictResponse) -> Response {
         Some(predict_response::Output::Tensors(_)) | None => (Vec::new(), ""),
     };
     let mut headers = HeaderMap::new();
+    // Which model version answered: in the gRPC response's fields, here in
+    // headers (the body is the model's outputs alone, as Cortex answered).
+    if response.version != 0 {
+        headers.insert("hotswap-model-version", HeaderValue::from(response.version));
+        if let Ok(model) = HeaderValue::try_from(response.model.as_str()) {
+            headers.insert("hotswap-model", model);
+        }
+    }
     for (name, value) in &response.headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::try_from(name.as_str()),

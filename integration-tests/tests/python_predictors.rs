@@ -46,6 +46,23 @@ async fn one_model_api(source: &str) -> (TestBucket, StoreServer, WorkerServer) 
     (bucket, store, worker)
 }
 
+/// The error `r` gets once the API has started (or failed to): calls while
+/// it starts are UNAVAILABLE.
+async fn first_refusal(worker: &WorkerServer, r: PredictRequest) -> tonic::Status {
+    let p = worker.predictor().await;
+    eventually("the API started or failed", || {
+        let mut p = p.clone();
+        let r = r.clone();
+        async move {
+            match p.predict(r).await {
+                Err(s) if s.code() != Code::Unavailable => Some(s),
+                _ => None,
+            }
+        }
+    })
+    .await
+}
+
 async fn first_answer(worker: &WorkerServer, r: PredictRequest) -> PredictResponse {
     let p = worker.predictor().await;
     eventually("the predictor answers", || {
@@ -667,17 +684,7 @@ class PythonPredictor:
 async fn an_api_with_models_needs_load_model_at_start() {
     let source = "class PythonPredictor:\n    def __init__(self, config, python_client):\n        self.client = python_client\n    def predict(self, payload):\n        return self.client.get_model()\n";
     let (_bucket, _store, worker) = one_model_api(source).await;
-    let p = worker.predictor().await;
-    let status = eventually("the API's start fails", || {
-        let mut p = p.clone();
-        async move {
-            match p.predict(request("m", "[1]", "latest")).await {
-                Err(s) if s.code() != Code::Unavailable => Some(s),
-                _ => None,
-            }
-        }
-    })
-    .await;
+    let status = first_refusal(&worker, request("m", "[1]", "latest")).await;
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(
         status.message().contains("defines no load_model"),
@@ -720,17 +727,7 @@ async fn a_stray_file_beside_version_folders_is_named_when_a_version_is_not_foun
             .contains("version folders (1, 2) sit beside other entries (README.md)"),
         "{listed:?}"
     );
-    let p = worker.predictor().await;
-    let status = eventually("the predictor answers", || {
-        let mut p = p.clone();
-        async move {
-            match p.predict(request("m", "0", "2")).await {
-                Err(s) if s.code() != Code::Unavailable => Some(s),
-                _ => None,
-            }
-        }
-    })
-    .await;
+    let status = first_refusal(&worker, request("m", "0", "2")).await;
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(
         status

@@ -33,9 +33,12 @@ pub struct Args {
     cluster: crate::trust_args::ClusterArgs,
     #[command(flatten)]
     clients: crate::trust_args::ClientArgs,
+    #[command(flatten)]
+    metrics: crate::metrics_args::MetricsArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    args.metrics.start().await?;
     let bind = |address: String| async move {
         tokio::net::TcpListener::bind(&address)
             .await

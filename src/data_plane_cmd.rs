@@ -62,9 +62,12 @@ pub struct Args {
     cluster: crate::trust_args::ClusterArgs,
     #[command(flatten)]
     clients: crate::trust_args::ClientArgs,
+    #[command(flatten)]
+    metrics: crate::metrics_args::MetricsArgs,
 }
 
 pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
+    args.metrics.start().await?;
     let cluster = args.cluster.credentials().await?;
     let config = ServeConfig {
         worker: WorkerConfig {

@@ -7,6 +7,7 @@ mod control_plane_cmd;
 mod data_plane_cmd;
 mod environment;
 mod health_cmd;
+mod metrics_args;
 mod model_store_cmd;
 mod shutdown;
 mod storage_args;

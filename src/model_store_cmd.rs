@@ -30,6 +30,8 @@ pub struct Args {
     storage: crate::storage_args::StorageArgs,
     #[command(flatten)]
     cluster: crate::trust_args::ClusterArgs,
+    #[command(flatten)]
+    metrics: crate::metrics_args::MetricsArgs,
 }
 
 pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
@@ -43,6 +45,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     config.history_limit = args.history;
     config.storage = args.storage.options(env);
     config.cluster = args.cluster.credentials().await?;
+    args.metrics.start().await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

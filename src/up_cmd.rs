@@ -37,6 +37,10 @@ pub struct Args {
     /// `tls.key`) and its CA (`ca.crt`): clients then call over TLS.
     #[arg(long, value_name = "DIR")]
     tls: Option<PathBuf>,
+    /// Serve Prometheus metrics (all three services, one process) at
+    /// http://ADDR/metrics; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    metrics_listen: String,
     #[command(flatten)]
     clients: crate::trust_args::ClientArgs,
     #[command(flatten)]
@@ -45,6 +49,9 @@ pub struct Args {
 
 pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     let apis = hotswap_model_store::config::load(&args.config)?;
+    // Recording starts before the services do; the listener is logged after
+    // the front door's address, which comes first.
+    hotswap_common::metrics::install();
     let storage = args.storage.options(env);
     // Other users of this machine reach loopback too: the planes trust
     // each other by a token no one else knows.
@@ -107,6 +114,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
         stop.clone().cancelled_owned(),
     );
     tracing::info!(addr = %front_addr, "hotswap up: clients call this address");
+    crate::metrics_args::start(&args.metrics_listen).await?;
     // Ends on Ctrl-C or SIGTERM, or when a service stopped the others.
     let signal = {
         let stop = stop.clone();

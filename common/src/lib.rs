@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod catalog;
 pub mod client;
 pub mod context;
+pub mod metrics;
 pub mod server;
 pub mod subscription;
 pub mod trust;

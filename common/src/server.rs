@@ -196,6 +196,9 @@ impl GrpcServer {
                 .layer(tower::util::option_layer(
                     self.concurrency_limit.map(limit::LimitLayer::new),
                 ))
+                // Every call counted and timed, refused ones and waits in
+                // the queue included.
+                .layer(crate::metrics::RequestMetricsLayer { service: self.name })
                 // Each call runs in a span that continues the caller's trace,
                 // and its deadline is known to the calls it makes in turn;
                 // outside the request log, so its lines belong to the span.

@@ -82,6 +82,8 @@ pub struct WorkerEntry {
     /// Calls sent and not answered yet (the control plane's own count).
     pub outstanding: AtomicUsize,
     routed: AtomicU64,
+    /// The same count for Prometheus, labelled with the worker's address.
+    routed_metric: metrics::Counter,
     registered: SystemTime,
     last_report: Mutex<(Instant, SystemTime)>,
     pub api: Arc<dyn WorkerApi>,
@@ -106,6 +108,7 @@ impl WorkerEntry {
 
     pub fn place(&self, route: &Route) {
         lock(&self.placed).insert(route.clone(), Instant::now());
+        metrics::counter!("hotswap_placements_total").increment(1);
     }
 
     /// Routes served or placed: how full the worker is.
@@ -124,6 +127,7 @@ impl WorkerEntry {
 
     pub fn routed(&self) {
         self.routed.fetch_add(1, Ordering::Relaxed);
+        self.routed_metric.increment(1);
     }
 
     fn update(&self, report: &WorkerReport) {
@@ -271,6 +275,7 @@ impl Registry {
             in_flight: AtomicU32::new(0),
             outstanding: AtomicUsize::new(0),
             routed: AtomicU64::new(0),
+            routed_metric: metrics::counter!("hotswap_routed_calls_total", "worker" => report.address.clone()),
             registered: SystemTime::now(),
             last_report: Mutex::new((Instant::now(), SystemTime::now())),
             api,
@@ -278,6 +283,7 @@ impl Registry {
         entry.update(report);
         tracing::info!(worker_id = %entry.id, address = %entry.address, "worker registered");
         workers.insert(entry.id.clone(), entry);
+        metrics::gauge!("hotswap_registered_workers").set(workers.len() as f64);
         Ok(())
     }
 
@@ -287,6 +293,7 @@ impl Registry {
         let mut workers = self.write();
         if workers.get(worker_id).is_some_and(|w| w.session == session) {
             workers.remove(worker_id);
+            metrics::gauge!("hotswap_registered_workers").set(workers.len() as f64);
             tracing::info!(worker_id, "worker left (registration stream ended)");
         }
     }

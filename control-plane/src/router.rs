@@ -90,6 +90,7 @@ impl Router {
             return Err(final_error(route, failure));
         };
         tracing::info!(route = %route, failed = %first.address, retry = %second.address, error = %Report(&failure), "retrying on another worker");
+        metrics::counter!("hotswap_route_retries_total").increment(1);
         self.call_on(&second, &f)
             .await
             .map_err(|e| final_error(route, e))

@@ -29,6 +29,49 @@ pub struct VersionStats {
     /// average over about the last eight runs): decides whether a call may
     /// run on an async thread.
     recent_infer_ns: AtomicU64,
+    /// The same, for Prometheus (handles registered once per version).
+    exported: Option<Exported>,
+}
+
+/// A version's Prometheus series: inferences by outcome, and Triton's
+/// phases as histograms.
+struct Exported {
+    success: metrics::Counter,
+    failure: metrics::Counter,
+    queue: metrics::Histogram,
+    compute_input: metrics::Histogram,
+    compute_infer: metrics::Histogram,
+    compute_output: metrics::Histogram,
+    total: metrics::Histogram,
+}
+
+impl Exported {
+    fn of(key: &VersionKey) -> Exported {
+        let labels = [
+            ("api", key.api.clone()),
+            ("model", key.model.clone()),
+            ("version", key.version.to_string()),
+        ];
+        let outcome = |o: &'static str| {
+            let mut l = labels.to_vec();
+            l.push(("outcome", o.to_owned()));
+            metrics::counter!("hotswap_inferences_total", &l)
+        };
+        let phase = |p: &'static str| {
+            let mut l = labels.to_vec();
+            l.push(("phase", p.to_owned()));
+            metrics::histogram!("hotswap_inference_duration_seconds", &l)
+        };
+        Exported {
+            success: outcome("success"),
+            failure: outcome("failure"),
+            queue: phase("queue"),
+            compute_input: phase("compute_input"),
+            compute_infer: phase("compute_infer"),
+            compute_output: phase("compute_output"),
+            total: phase("total"),
+        }
+    }
 }
 
 /// Runs shorter than this, on average lately, may run inline: about what
@@ -85,6 +128,14 @@ impl VersionStats {
         self.compute_input.add(phases.input);
         self.compute_infer.add(phases.infer);
         self.compute_output.add(phases.output);
+        if let Some(e) = &self.exported {
+            e.success.increment(1);
+            e.queue.record(phases.queue.as_secs_f64());
+            e.compute_input.record(phases.input.as_secs_f64());
+            e.compute_infer.record(phases.infer.as_secs_f64());
+            e.compute_output.record(phases.output.as_secs_f64());
+            e.total.record(total.as_secs_f64());
+        }
         let ns = u64::try_from(phases.infer.as_nanos()).unwrap_or(u64::MAX);
         // Racing updates may lose one sample; the average stays an average.
         let recent = self.recent_infer_ns.load(Ordering::Relaxed);
@@ -103,6 +154,9 @@ impl VersionStats {
     /// A request that failed: counted as failed only (as Triton does).
     pub fn failure(&self, total: Duration) {
         self.fail.add(total);
+        if let Some(e) = &self.exported {
+            e.failure.increment(1);
+        }
         self.touch();
     }
 
@@ -142,7 +196,15 @@ pub struct Stats {
 
 impl Stats {
     pub fn of(&self, key: &VersionKey) -> Arc<VersionStats> {
-        lock(&self.versions).entry(key.clone()).or_default().clone()
+        lock(&self.versions)
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(VersionStats {
+                    exported: Some(Exported::of(key)),
+                    ..VersionStats::default()
+                })
+            })
+            .clone()
     }
 
     /// The counters of a version that has served requests.

@@ -243,8 +243,13 @@ impl Hotswap {
                 .map_while(Result::ok)
             {
                 // The first address logged: what clients call (`hotswap up`
-                // logs it before its services start listening).
-                if let Some(addr) = line.split("addr=").nth(1) {
+                // logs it before its services start listening); a metrics
+                // listener's is not one.
+                if let Some(addr) = line
+                    .split("addr=")
+                    .nth(1)
+                    .filter(|_| !line.contains("metrics listening"))
+                {
                     let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
                 }
                 lines.lock().unwrap().push(line);

@@ -53,7 +53,14 @@ async fn predict_spans_reach_an_otlp_collector() {
     let config = workspace_root().join("examples/iris-onnx/hotswap.yaml");
     let endpoint = format!("http://{collector_addr}");
     let mut up = Hotswap::start(
-        &["up", config.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        &[
+            "up",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
     );
     let predictor = PredictorClient::connect(format!("http://{}", up.addr))

@@ -194,10 +194,12 @@ impl Index {
             }
         }
         changes.sort_by(|a, b| VersionKey::of(&a.1).cmp(&VersionKey::of(&b.1)));
-        changes
+        let events = changes
             .into_iter()
             .map(|(kind, version)| self.publish(kind, version))
-            .collect()
+            .collect();
+        metrics::gauge!("hotswap_store_versions").set(self.published.len() as f64);
+        events
     }
 
     /// Records that a source has been listed and its first versions
@@ -238,6 +240,8 @@ impl Index {
         }
         // No receivers is fine: nobody is watching yet.
         let _ = self.events.send(event.clone());
+        metrics::counter!("hotswap_store_events_total").increment(1);
+        metrics::gauge!("hotswap_store_watch_subscribers").set(self.events.receiver_count() as f64);
         event
     }
 

@@ -253,6 +253,15 @@ impl SourceTask {
     /// Records a poll's outcome: how long it took, or the error and the
     /// number of failures in a row.
     fn record(&self, outcome: Result<Duration, (String, u32)>) {
+        let source = [
+            ("api", self.api.name.clone()),
+            ("source", self.source.location.to_string()),
+        ];
+        match &outcome {
+            Ok(took) => metrics::histogram!("hotswap_store_poll_duration_seconds", &source)
+                .record(took.as_secs_f64()),
+            Err(_) => metrics::counter!("hotswap_store_poll_errors_total", &source).increment(1),
+        }
         let mut index = lock(&self.index);
         let previous = index
             .source_status(&self.api.name, self.position)

@@ -225,6 +225,9 @@ impl<'a> Progress<'a> {
     }
 
     fn done(&self) {
+        metrics::counter!("hotswap_download_bytes_total").increment(self.bytes);
+        metrics::histogram!("hotswap_download_duration_seconds")
+            .record(self.started.elapsed().as_secs_f64());
         if self.started.elapsed() >= self.every {
             tracing::info!(version = %self.what, bytes = self.bytes, took = ?self.started.elapsed(),
                 rate = %self.rate(), "downloaded");

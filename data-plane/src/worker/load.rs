@@ -112,6 +112,7 @@ impl Worker {
         let spec = backend::LoadSpec::new(api, target);
         let what = describe(target);
         let runtimes = self.runtimes.clone();
+        let load_started = Instant::now();
         let loaded =
             tokio::task::spawn_blocking(move || backend::load(&spec, &dir, &what, &runtimes))
                 .await
@@ -145,8 +146,13 @@ impl Worker {
             .table
             .publish(slot, loaded.clone(), api.cache_size as usize);
         tracing::info!(version = %key, hash = %short(&target.content_hash), "version loaded and published");
+        let labels = [("api", key.api.clone()), ("model", key.model.clone())];
+        metrics::histogram!("hotswap_model_load_duration_seconds", &labels)
+            .record(load_started.elapsed().as_secs_f64());
+        metrics::counter!("hotswap_model_loads_total", &labels).increment(1);
         for e in evicted {
             tracing::info!(version = %e, "evicted from memory (cache_size)");
+            metrics::counter!("hotswap_model_evictions_total", "from" => "memory").increment(1);
         }
         self.trim_disk(&key, api.disk_cache_size as usize).await;
         Ok(loaded)
@@ -160,6 +166,9 @@ impl Worker {
             _ => 1,
         };
         let delay = hotswap_common::backoff::nth(RETRY_START, RETRY_MAX, attempts);
+        metrics::counter!("hotswap_model_load_failures_total",
+            "api" => key.api.clone(), "model" => key.model.clone())
+        .increment(1);
         tracing::warn!(version = %key, error = %Report(e), attempt = attempts, retry_in = ?delay,
             serving = ?slot.current.load().as_ref().map(|l| short(&l.content_hash)),
             "version failed to load; the previous content (if any) keeps serving");
@@ -233,6 +242,7 @@ impl Worker {
                 self.cache.remove(&dir).await;
                 total -= 1;
                 tracing::info!(version = %victim, "evicted from the disk cache (disk_cache_size)");
+                metrics::counter!("hotswap_model_evictions_total", "from" => "disk").increment(1);
             }
         }
     }

@@ -1,0 +1,150 @@
+//! A real Prometheus (Debian's, unpacked by .ci/setup) scrapes `hotswap
+//! up`'s metrics listener, and PromQL through its HTTP API sees the calls
+//! this test made: requests by method and status, the model's phases, and
+//! the process basics.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hotswap_integration_tests::process::{ChildGuard, Hotswap, venv, workspace_root};
+
+/// Runs `curl -s ARGS` and returns its output.
+fn curl(args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .arg("-s")
+        .args(args)
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The value of a PromQL query with one result, if there is one yet.
+fn query(prometheus: &str, promql: &str) -> Option<f64> {
+    let answer = curl(&[
+        "--get",
+        &format!("http://{prometheus}/api/v1/query"),
+        "--data-urlencode",
+        &format!("query={promql}"),
+    ]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).ok()?;
+    let result = answer["data"]["result"].as_array()?;
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+#[test]
+fn prometheus_scrapes_what_the_calls_did() {
+    let config = workspace_root().join("examples/iris-onnx/hotswap.yaml");
+    let up = Hotswap::start(
+        &[
+            "up",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let front = up.addr_of("control-plane").to_string();
+    let metrics = up.addr_of("metrics").to_string();
+
+    // Seven calls that succeed (once iris is served), two that fail.
+    let call = |body: &str| {
+        curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            &format!("http://{front}/iris"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ])
+    };
+    let good = "[[5.1, 3.5, 1.4, 0.2]]";
+    let mut first = String::new();
+    for _ in 0..300 {
+        first = call(good);
+        if first == "200" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(first, "200", "{}", up.log().join("\n"));
+    for _ in 0..6 {
+        assert_eq!(call(good), "200");
+    }
+    for _ in 0..2 {
+        assert_eq!(call("[[1, 2]]"), "400");
+    }
+    let text = curl(&[&format!("http://{metrics}/metrics")]);
+    assert!(text.contains("hotswap_requests_total"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prometheus_yml,
+        format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: hotswap\n    static_configs: [{{targets: ['{metrics}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(venv().join("bin/prometheus"));
+    command
+        .arg(format!("--config.file={}", prometheus_yml.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut prometheus = ChildGuard::spawn("prometheus", &mut command);
+    let prometheus_addr = format!(
+        "127.0.0.1:{}",
+        prometheus.listening_port(Duration::from_secs(30))
+    );
+
+    let checks = [
+        // The front door's calls, by route and HTTP status.
+        (
+            r#"sum(hotswap_requests_total{service="control-plane",method="/{api}",code="200"})"#,
+            7.0,
+        ),
+        (
+            r#"sum(hotswap_requests_total{service="control-plane",method="/{api}",code="400"})"#,
+            2.0,
+        ),
+        // The worker answered the seven (the control plane forwards gRPC).
+        (
+            r#"sum(hotswap_inferences_total{api="iris",outcome="success"})"#,
+            7.0,
+        ),
+        (
+            r#"sum(hotswap_inference_duration_seconds_count{api="iris",phase="compute_infer"})"#,
+            7.0,
+        ),
+    ];
+    for (promql, want) in checks {
+        let mut got = None;
+        for _ in 0..300 {
+            got = query(&prometheus_addr, promql);
+            if got == Some(want) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(got, Some(want), "{promql}");
+    }
+    let rss = query(&prometheus_addr, "process_resident_memory_bytes").unwrap_or(0.0);
+    assert!(rss > 1e6, "process_resident_memory_bytes {rss}");
+    let loads = query(
+        &prometheus_addr,
+        r#"sum(hotswap_model_loads_total{api="iris"})"#,
+    );
+    assert!(loads.is_some_and(|n| n >= 1.0), "{loads:?}");
+    let _ = prometheus.child.kill();
+}

@@ -26,6 +26,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written on stderr: `text` for people, `json` (one
+    /// object per line, the same fields) for log collectors.
+    #[arg(long, global = true, value_enum, env = "HOTSWAP_LOG_FORMAT", default_value_t = telemetry::LogFormat::Text)]
+    log_format: telemetry::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -78,7 +82,7 @@ fn main() -> std::process::ExitCode {
         Command::DataPlane(_) | Command::PythonWorker => "hotswap-data-plane",
         Command::Health(_) => "hotswap-health",
     };
-    let telemetry = runtime.block_on(async { telemetry::init(service, &env) });
+    let telemetry = runtime.block_on(async { telemetry::init(service, cli.log_format, &env) });
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => up_cmd::run(args, &env).await,

@@ -13,6 +13,13 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::environment::Environment;
 
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Flushes exported spans when dropped.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
@@ -31,20 +38,28 @@ impl Drop for Telemetry {
 /// Installs logging and tracing; must run inside the tokio runtime (the OTLP
 /// exporter uses it). `service` names the process in traces unless
 /// OTEL_SERVICE_NAME does.
-pub fn init(service: &str, env: &Environment) -> Telemetry {
+pub fn init(service: &str, format: LogFormat, env: &Environment) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+    });
     let provider = otlp_provider(service, env);
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("hotswap")));
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt)
+        .with(text)
+        .with(json)
         .with(otel)
         .init();
     if provider.is_some() {

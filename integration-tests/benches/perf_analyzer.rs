@@ -11,7 +11,9 @@
 //! Run with `make bench-perf` (set-up, the model script's `onnx`, a
 //! release build, then this). `-- --quick` measures shorter windows;
 //! `-- --binary PATH` serves with another build of `hotswap` (an older
-//! commit, for a before/after in one sitting).
+//! commit, for a before/after in one sitting); `-- --metrics` has every
+//! process keep and serve Prometheus metrics (`--metrics-listen`), to
+//! measure what they cost.
 //! hotswap runs as release processes; perf_analyzer and the in-process
 //! runs share the machine's two cores with them.
 
@@ -212,6 +214,11 @@ fn main() {
         .position(|a| a == "--binary")
         .and_then(|i| args.get(i + 1))
         .map_or_else(hotswap_binary, PathBuf::from);
+    let metrics: &[&str] = if args.iter().any(|a| a == "--metrics") {
+        &["--metrics-listen", "127.0.0.1:0"]
+    } else {
+        &[]
+    };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         // The models: iris as it is, the other two made by the script.
@@ -247,19 +254,19 @@ fn main() {
 
         let store = Hotswap::start_binary(
             &binary,
-            &["model-store", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--poll-interval", "200ms"],
+            &[&["model-store", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--poll-interval", "200ms"], metrics].concat(),
             &[],
         );
         let store_addr = store.addr.to_string();
         let control = Hotswap::start_binary(
             &binary,
-            &["control-plane", "--model-store", &store_addr, "--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0"],
+            &[&["control-plane", "--model-store", &store_addr, "--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0"], metrics].concat(),
             &[],
         );
         let internal = control.addr_of("control-plane-internal").to_string();
         let worker = Hotswap::start_binary(
             &binary,
-            &["data-plane", "--model-store", &store_addr, "--control-plane", &internal, "--listen", "127.0.0.1:0"],
+            &[&["data-plane", "--model-store", &store_addr, "--control-plane", &internal, "--listen", "127.0.0.1:0"], metrics].concat(),
             &[],
         );
         for bench in &MODELS {

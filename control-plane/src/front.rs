@@ -122,7 +122,7 @@ impl InferenceService for FrontDoor {
 
     async fn server_ready(&self) -> Result<pb::ServerReadyResponse, Error> {
         Ok(pb::ServerReadyResponse {
-            ready: self.catalog().complete && !self.registry.is_empty(),
+            ready: self.catalog().complete && self.registry.any_ready(),
         })
     }
 

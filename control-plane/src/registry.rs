@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -82,6 +82,8 @@ pub struct WorkerEntry {
     /// Calls sent and not answered yet (the control plane's own count).
     pub outstanding: AtomicUsize,
     routed: AtomicU64,
+    /// What its last report said of its readiness.
+    ready: AtomicBool,
     /// The same count for Prometheus, labelled with the worker's address.
     routed_metric: metrics::Counter,
     registered: SystemTime,
@@ -143,6 +145,7 @@ impl WorkerEntry {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = serves;
         self.in_flight.store(report.in_flight, Ordering::Relaxed);
+        self.ready.store(report.ready, Ordering::Relaxed);
         *lock(&self.last_report) = (Instant::now(), SystemTime::now());
     }
 
@@ -275,6 +278,7 @@ impl Registry {
             in_flight: AtomicU32::new(0),
             outstanding: AtomicUsize::new(0),
             routed: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
             routed_metric: metrics::counter!("hotswap_routed_calls_total", "worker" => report.address.clone()),
             registered: SystemTime::now(),
             last_report: Mutex::new((Instant::now(), SystemTime::now())),
@@ -322,6 +326,13 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.read().is_empty()
+    }
+
+    /// Whether some registered worker reports itself ready.
+    pub fn any_ready(&self) -> bool {
+        self.read()
+            .values()
+            .any(|w| w.ready.load(Ordering::Relaxed))
     }
 
     /// Whether any worker serves the route now.

@@ -238,7 +238,7 @@ async fn report_health(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         let complete = updates.borrow_and_update().complete;
-        let routable = complete && !control_plane.registry.is_empty();
+        let routable = complete && control_plane.registry.any_ready();
         let statuses = [
             (&front, "", complete),
             (&front, predictor_server::SERVICE_NAME, routable),

@@ -112,6 +112,7 @@ async fn session(
             .collect(),
         in_flight: u32::try_from(worker.in_flight()).unwrap_or(u32::MAX),
         predictors: held.predictors.iter().cloned().collect(),
+        ready: held.ready,
     };
     let mut held = held_now(worker);
     tx.send(report(&held))
@@ -154,6 +155,7 @@ async fn session(
 struct Held {
     versions: BTreeSet<(String, String, u64)>,
     predictors: BTreeSet<String>,
+    ready: bool,
 }
 
 fn held_now(worker: &Worker) -> Held {
@@ -166,5 +168,6 @@ fn held_now(worker: &Worker) -> Held {
             .map(|(k, _)| (k.api, k.model, k.version))
             .collect(),
         predictors: worker.python_ready().into_iter().collect(),
+        ready: worker.ready(),
     }
 }

@@ -30,6 +30,10 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 256;
 /// plane's registry.
 const DEREGISTER_PAUSE: Duration = Duration::from_millis(300);
 
+/// How often health looks again while the worker is not ready yet (loads
+/// finish without a catalog change).
+const READINESS_CHECK: Duration = Duration::from_millis(200);
+
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub worker: WorkerConfig,
@@ -99,22 +103,29 @@ pub async fn serve_worker(
     let health_task = tokio::spawn({
         let reporter = server.health();
         let mut updates = worker.catalog_updates();
+        let worker = worker.clone();
         async move {
+            let mut last = None;
             loop {
-                let status = if updates.borrow_and_update().complete {
+                // Loads finish without a catalog change: look again often.
+                let status = if worker.ready() {
                     ServingStatus::Serving
                 } else {
                     ServingStatus::NotServing
                 };
-                for name in [
-                    "",
-                    predictor_server::SERVICE_NAME,
-                    inference_server::SERVICE_NAME,
-                ] {
-                    reporter.set_service_status(name, status).await;
+                if last != Some(status) {
+                    for name in [
+                        "",
+                        predictor_server::SERVICE_NAME,
+                        inference_server::SERVICE_NAME,
+                    ] {
+                        reporter.set_service_status(name, status).await;
+                    }
+                    last = Some(status);
                 }
-                if updates.changed().await.is_err() {
-                    return;
+                tokio::select! {
+                    changed = updates.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(READINESS_CHECK) => {}
                 }
             }
         }

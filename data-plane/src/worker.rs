@@ -13,7 +13,7 @@ mod resolve;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,9 @@ pub struct Worker {
     api_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests running now.
     in_flight: AtomicUsize,
+    /// Set once the worker was first ready; it stays ready after (a load on
+    /// demand or a new version must not take it out of rotation).
+    ready_once: AtomicBool,
     python: ProcessConfig,
     /// See [`WorkerConfig::python_tracebacks`].
     python_tracebacks: bool,
@@ -131,6 +134,7 @@ impl Worker {
             subscription: Arc::default(),
             api_locks: Mutex::default(),
             in_flight: AtomicUsize::new(0),
+            ready_once: AtomicBool::new(false),
             python: config.python,
             python_tracebacks: config.python_tracebacks,
             runtimes: config.runtimes,
@@ -162,8 +166,18 @@ impl Worker {
         self.catalog.clone()
     }
 
+    /// Ready to serve: the model index has arrived and what was placed here
+    /// when it did has loaded (or failed; see [`Worker::settled`]). Once
+    /// ready, always ready: later loads happen beside what serves.
     pub fn ready(&self) -> bool {
-        self.catalog.borrow().complete
+        if self.ready_once.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ready = self.settled();
+        if ready {
+            self.ready_once.store(true, Ordering::Relaxed);
+        }
+        ready
     }
 
     pub fn table_stats(&self) -> TableStats {

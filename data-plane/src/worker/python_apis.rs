@@ -201,6 +201,13 @@ impl Worker {
         lock(&self.python_apis).get(api).map(|p| p.state.clone())
     }
 
+    /// Whether a predictor class is still starting here.
+    pub(crate) fn python_starting(&self) -> bool {
+        lock(&self.python_apis)
+            .values()
+            .any(|p| matches!(p.state, PythonState::Starting))
+    }
+
     /// Python APIs whose predictor is ready here.
     pub(crate) fn python_ready(&self) -> Vec<String> {
         lock(&self.python_apis)

@@ -87,3 +87,38 @@ async fn reconcile(worker: &Arc<Worker>) {
         }
     }
 }
+
+impl Worker {
+    /// Whether everything placed on this worker has settled: every valid
+    /// version of an eagerly loaded API is published or has failed (a
+    /// failure is retried in the background, and must not keep the worker
+    /// out of rotation for its other models), every version a caller or the
+    /// control plane asked for is loaded or failed, and every predictor
+    /// class has started or failed. True with nothing placed.
+    pub fn settled(&self) -> bool {
+        let catalog = self.catalog();
+        if !catalog.complete {
+            return false;
+        }
+        let settled = |key: &hotswap_common::catalog::VersionKey| {
+            self.table.get(key).is_some_and(|slot| {
+                slot.current.load().is_some() || lock(&slot.state).failure.is_some()
+            })
+        };
+        let eager_pending = catalog.versions.iter().any(|(key, version)| {
+            Catalog::valid(version)
+                && catalog.apis.get(&key.api).is_some_and(|api| {
+                    ApiKind::of(api) != ApiKind::Predictor && api.cache_size == 0
+                })
+                && !settled(key)
+        });
+        // Versions being loaded on demand (a slot without content or a
+        // failure yet).
+        let loading = self.table.entries().iter().any(|(key, slot)| {
+            catalog.versions.get(key).is_some_and(Catalog::valid)
+                && slot.current.load().is_none()
+                && lock(&slot.state).failure.is_none()
+        });
+        !eager_pending && !loading && !self.python_starting()
+    }
+}

@@ -10,5 +10,6 @@ mod output_sizes;
 mod oversized;
 mod pinned_downloads;
 mod python_latest;
+mod readiness;
 mod stalled_download;
 mod symlinks;

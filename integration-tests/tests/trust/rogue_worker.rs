@@ -94,6 +94,7 @@ async fn a_forged_worker_gets_no_calls() {
         held: real.held.clone(),
         in_flight: 0,
         predictors: Vec::new(),
+        ready: true,
     };
 
     // 1. The client port serves no registration and no ListWorkers.
@@ -200,6 +201,7 @@ async fn registrations_past_the_caps_are_refused() {
             .collect(),
         in_flight: 0,
         predictors: Vec::new(),
+        ready: true,
     };
     let refused = register(&mut client, report("second", 1))
         .await

@@ -17,8 +17,10 @@ pub struct Args {
     /// Address to serve gRPC on; port 0 picks a free port (the log says which).
     #[arg(long, default_value = "127.0.0.1:7002")]
     listen: String,
-    /// host:port of the control plane to register with (omit to serve
-    /// clients directly, without a control plane).
+    /// host:port of the control plane's internal listener to register with
+    /// (omit to serve clients directly, without a control plane). Several,
+    /// separated by commas, or a host name resolving to several addresses:
+    /// the worker registers with each (resolved again every 10 s).
     #[arg(long)]
     control_plane: Option<String>,
     /// host:port the control plane calls this worker on [default: the bound

@@ -1,15 +1,16 @@
-//! Registration with the control plane: one long-lived stream per worker,
-//! opened once the worker has the model index, carrying reports of what it
-//! holds and how busy it is. The stream is the heartbeat; when it breaks the
-//! worker reconnects with backoff and the control plane, meanwhile, routes
-//! elsewhere.
+//! Registration with the control planes: one long-lived stream per
+//! control-plane replica (every address `--control-plane` resolves to,
+//! looked up again periodically), opened once the worker has the model
+//! index, carrying reports of what it holds and how busy it is. The stream
+//! is the heartbeat; when it breaks the worker reconnects with backoff and
+//! that control plane, meanwhile, routes elsewhere.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotswap_common::backoff;
-use hotswap_common::client::{AddressError, PeerStatus, WithToken, endpoint};
+use hotswap_common::client::{AddressError, PeerStatus, WithToken, endpoint_named};
 use hotswap_proto::HEARTBEAT;
 use hotswap_proto::error::Report;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
@@ -46,14 +47,25 @@ const REPLY_SILENCE: Duration = Duration::from_secs(5);
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// How often the control planes' names are resolved again: replicas that
+/// appear are registered with, replicas gone are left.
+const RESOLVE_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
 pub struct Registration {
+    /// `--control-plane`: one `host:port`, or several separated by commas.
+    /// A host name is resolved to all its addresses (a Kubernetes headless
+    /// Service, a compose service with replicas), and the worker registers
+    /// with each, so that any control-plane replica routes to it.
     pub control_plane: String,
     /// host:port the control plane calls this worker on.
     pub address: String,
     pub capacity: u32,
 }
 
-/// Runs until `shutdown`.
+/// Registers with every control plane `registration` names, until
+/// `shutdown`: one registration stream per resolved address, all with the
+/// same worker id.
 pub async fn run(worker: Arc<Worker>, registration: Registration, shutdown: CancellationToken) {
     // A worker without the model index would refuse every call routed to
     // it: register once it has one.
@@ -63,6 +75,85 @@ pub async fn run(worker: Arc<Worker>, registration: Registration, shutdown: Canc
         ready = catalog.wait_for(|c| c.complete) => if ready.is_err() { return },
     }
     let id = uuid::Uuid::new_v4().to_string();
+    let mut running: std::collections::HashMap<String, CancellationToken> =
+        std::collections::HashMap::new();
+    // Until some control plane resolves (it may start after the worker),
+    // look again soon rather than every RESOLVE_EVERY.
+    let mut first = backoff::delays(BACKOFF_START, BACKOFF_MAX);
+    loop {
+        let targets = resolve(&registration.control_plane).await;
+        for target in &targets {
+            if running.contains_key(target) {
+                continue;
+            }
+            let token = shutdown.child_token();
+            running.insert(target.clone(), token.clone());
+            tokio::spawn(register_with(
+                worker.clone(),
+                Registration {
+                    control_plane: target.clone(),
+                    ..registration.clone()
+                },
+                id.clone(),
+                token,
+            ));
+        }
+        // An address that no longer resolves is a replica gone; one that
+        // failed to resolve this time (DNS down) is kept.
+        if !targets.is_empty() {
+            running.retain(|target, token| {
+                let keep = targets.contains(target);
+                if !keep {
+                    tracing::info!(control_plane = %target, "control-plane replica gone; leaving it");
+                    token.cancel();
+                }
+                keep
+            });
+        }
+        let wait = if running.is_empty() {
+            first.next_delay()
+        } else {
+            RESOLVE_EVERY
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Each `host:port` in the list, as the addresses it resolves to (an IP
+/// address as itself), written `host@ip:port`: the stream calls the
+/// address and verifies TLS against the host's name (see `session`).
+async fn resolve(list: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bare = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+        match tokio::net::lookup_host(bare).await {
+            Ok(addrs) => {
+                let host = bare.rsplit_once(':').map_or(bare, |(h, _)| h);
+                for addr in addrs {
+                    // One entry per address, remembering the name it came
+                    // from for TLS verification.
+                    out.insert(format!("{host}@{addr}"));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(control_plane = %entry, error = %e, "cannot resolve the control plane; trying again");
+            }
+        }
+    }
+    out
+}
+
+/// One control plane's registration stream, again after each break, until
+/// `shutdown`.
+async fn register_with(
+    worker: Arc<Worker>,
+    registration: Registration,
+    id: String,
+    shutdown: CancellationToken,
+) {
     tracing::info!(control_plane = %registration.control_plane, address = %registration.address, worker_id = %id, "registering with the control plane");
     let mut backoff = backoff::delays(BACKOFF_START, BACKOFF_MAX);
     loop {
@@ -87,7 +178,14 @@ async fn session(
     id: &str,
     backoff: &mut backoff::Delays,
 ) -> Result<(), Interrupted> {
-    let channel = endpoint(&registration.control_plane, &worker.cluster)?
+    // `name@ip:port`: call the address, verify TLS against the name.
+    let (name, address) = registration
+        .control_plane
+        .split_once('@')
+        .unwrap_or(("", &registration.control_plane));
+    let server_name =
+        (!name.is_empty() && name.parse::<std::net::IpAddr>().is_err()).then_some(name);
+    let channel = endpoint_named(address, &worker.cluster, server_name)?
         .connect_timeout(Duration::from_secs(2))
         // Finds a control plane whose host vanished without closing the
         // connection (with the reply check below).

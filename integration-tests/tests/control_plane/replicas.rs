@@ -1,0 +1,94 @@
+//! Several control planes side by side: a worker registers with every one
+//! its `--control-plane` names (a list here; a name resolving to several
+//! addresses works the same), any of them routes any call, and when one
+//! stops under load the calls through the other keep succeeding.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::control::ControlServer;
+use hotswap_integration_tests::process::Hotswap;
+use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::worker::{IRIS_INPUT, eventually, iris, iris_label, predict_json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_registers_with_every_control_plane_and_one_may_stop() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("iris/1/model.onnx", iris(2)).await;
+    let config = format!(
+        "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}'}}}}}}",
+        bucket.uri("iris")
+    );
+    let store = StoreServer::start(&bucket, &config, |_| {}).await;
+    let a = ControlServer::start(store.addr).await;
+    let b = ControlServer::start(store.addr).await;
+    let both = format!("{},{}", a.internal, b.internal);
+    let _worker = Hotswap::start(
+        &[
+            "data-plane",
+            "--model-store",
+            &store.addr.to_string(),
+            "--control-plane",
+            &both,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    for control in [&a, &b] {
+        eventually("the worker registered and holds iris", || async {
+            let w = control.workers().await;
+            (w.len() == 1 && w[0].held.len() == 1).then_some(())
+        })
+        .await;
+    }
+    // Either routes a call.
+    for control in [&a, &b] {
+        let r = control
+            .predictor()
+            .await
+            .predict(predict_json("iris", "", "", IRIS_INPUT))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(iris_label(&r), 2);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut p = b.predictor().await;
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match p.predict(predict_json("iris", "", "", IRIS_INPUT)).await {
+                    Ok(r) => {
+                        assert_eq!(iris_label(&r.into_inner()), 2);
+                        ok += 1;
+                    }
+                    Err(e) => failed.push(e),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.stop().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for client in clients {
+        let (ok, failed) = client.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "calls through the surviving control plane failed: {failed:?}"
+        );
+        total += ok;
+    }
+    assert!(total > 0);
+    let w = b.workers().await;
+    assert_eq!(w.len(), 1, "the worker stays registered with the survivor");
+}

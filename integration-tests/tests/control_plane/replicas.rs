@@ -3,12 +3,11 @@
 //! addresses works the same), any of them routes any call, and when one
 //! stops under load the calls through the other keep succeeding.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
+use hotswap_integration_tests::load::Load;
 use hotswap_integration_tests::process::Hotswap;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::worker::{IRIS_INPUT, eventually, iris, iris_label, predict_json};
@@ -56,39 +55,24 @@ async fn a_worker_registers_with_every_control_plane_and_one_may_stop() {
         assert_eq!(iris_label(&r), 2);
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let mut p = b.predictor().await;
-        let stop = stop.clone();
-        clients.push(tokio::spawn(async move {
-            let (mut ok, mut failed) = (0u64, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                match p.predict(predict_json("iris", "", "", IRIS_INPUT)).await {
-                    Ok(r) => {
-                        assert_eq!(iris_label(&r.into_inner()), 2);
-                        ok += 1;
-                    }
-                    Err(e) => failed.push(e),
-                }
-            }
-            (ok, failed)
-        }));
+        clients.push(b.predictor().await);
     }
+    let load = Load::start(clients, |mut p| async move {
+        let r = p
+            .predict(predict_json("iris", "", "", IRIS_INPUT))
+            .await
+            .map_err(|e| e.to_string())?;
+        assert_eq!(iris_label(&r.into_inner()), 2);
+        Ok(())
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.stop().await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut total = 0;
-    for client in clients {
-        let (ok, failed) = client.await.unwrap();
-        assert!(
-            failed.is_empty(),
-            "calls through the surviving control plane failed: {failed:?}"
-        );
-        total += ok;
-    }
-    assert!(total > 0);
+    load.stop()
+        .await
+        .assert_clean("calls through the surviving control plane");
     let w = b.workers().await;
     assert_eq!(w.len(), 1, "the worker stays registered with the survivor");
 }

@@ -119,13 +119,12 @@ where
         let service = self.service;
         let grpc = crate::server::is_grpc(&request);
         let method = method_label(request.uri().path(), grpc);
-        let in_flight = metrics::gauge!("hotswap_requests_in_flight", "service" => service);
-        in_flight.increment(1.0);
+        let in_flight = InFlight::enter(service);
         let started = Instant::now();
         let call = self.inner.call(request);
         async move {
             let result = call.await;
-            in_flight.decrement(1.0);
+            drop(in_flight);
             let code = match &result {
                 Ok(response) => status_label(grpc, response),
                 Err(_) => "transport".to_owned(),
@@ -139,6 +138,24 @@ where
             result
         }
         .boxed()
+    }
+}
+
+/// A call counted in `hotswap_requests_in_flight` until dropped, also when
+/// the caller goes away mid-call and the call's future is dropped.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn enter(service: &'static str) -> InFlight {
+        let gauge = metrics::gauge!("hotswap_requests_in_flight", "service" => service);
+        gauge.increment(1.0);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 
@@ -220,6 +237,29 @@ mod process {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call whose caller goes away mid-call leaves the in-flight count.
+    #[tokio::test]
+    async fn a_dropped_call_is_no_longer_in_flight() {
+        let handle = install();
+        let never = tower::service_fn(|_: http::Request<()>| {
+            std::future::pending::<Result<http::Response<()>, std::convert::Infallible>>()
+        });
+        let mut layered = RequestMetricsLayer {
+            service: "dropped-test",
+        }
+        .layer(never);
+        let call = layered.call(http::Request::new(()));
+        let gauge = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("hotswap_requests_in_flight{service=\"dropped-test\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(gauge(&handle.render()).as_deref(), Some("1"));
+        drop(call);
+        assert_eq!(gauge(&handle.render()).as_deref(), Some("0"));
+    }
 
     #[test]
     fn methods_are_labelled_without_model_names() {

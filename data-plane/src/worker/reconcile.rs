@@ -86,6 +86,7 @@ async fn reconcile(worker: &Arc<Worker>) {
             worker.load_in_background(version);
         }
     }
+    worker.export_holdings(&catalog);
 }
 
 impl Worker {
@@ -120,5 +121,31 @@ impl Worker {
                 && lock(&slot.state).failure.is_none()
         });
         !eager_pending && !loading && !self.python_starting()
+    }
+}
+
+impl Worker {
+    /// What this worker holds, for Prometheus: versions in memory and on
+    /// disk, and the bytes of their files.
+    fn export_holdings(&self, catalog: &Catalog) {
+        let (mut memory, mut memory_bytes, mut disk, mut disk_bytes) = (0u64, 0u64, 0u64, 0u64);
+        for (key, slot) in self.table.entries() {
+            let bytes: u64 = catalog
+                .versions
+                .get(&key)
+                .map_or(0, |v| v.files.iter().map(|f| f.size).sum());
+            if slot.current.load().is_some() {
+                memory += 1;
+                memory_bytes += bytes;
+            }
+            if lock(&slot.state).disk.is_some() {
+                disk += 1;
+                disk_bytes += bytes;
+            }
+        }
+        metrics::gauge!("hotswap_models_in_memory").set(memory as f64);
+        metrics::gauge!("hotswap_model_file_bytes_in_memory").set(memory_bytes as f64);
+        metrics::gauge!("hotswap_models_on_disk").set(disk as f64);
+        metrics::gauge!("hotswap_model_file_bytes_on_disk").set(disk_bytes as f64);
     }
 }

@@ -23,15 +23,17 @@ up: setup
 	cargo run $(FEATURES) --bin hotswap -- up $(CONFIG) --listen $(LISTEN) $(ARGS)
 
 # The hotswap image: base image made locally when missing, binary built on
-# the host (PROFILE=debug by default; PROFILE=release for a smaller one).
+# the host (release and stripped; PROFILE=debug for the tests' build;
+# TENSORFLOW=0 for the variant without TensorFlow, hotswap:no-tensorflow).
 image:
 	@.ci/image
 
 # The integration tests start the hotswap binary, and the compose test the
-# image, so both are built first.
+# image, so both are built first. The image holds the debug binary the
+# tests build anyway: a release build would double CI's compile time.
 test: setup
 	cargo build $(FEATURES) --bin hotswap
-	.ci/image
+	PROFILE=debug .ci/image
 	cargo nextest run --workspace $(FEATURES)
 
 # The front door measured with NVIDIA's perf_analyzer (BENCHMARKS.md): the

@@ -195,20 +195,28 @@ impl Table {
     /// Publishes `loaded` in its slot, first evicting the least recently
     /// used instances of its API beyond `cache_size` (see `evict_locked`),
     /// in one step, so published instances never exceed the limit.
-    pub fn publish(&self, slot: &Slot, loaded: Arc<Loaded>, cache_size: usize) -> Vec<VersionKey> {
+    pub fn publish(&self, slot: &Slot, loaded: Arc<Loaded>, cache_size: usize) -> Published {
         let _guard = lock(&self.publish);
-        let api = loaded.key.api.clone();
-        let evicted = self.evict_locked(&loaded.key, cache_size);
+        let key = loaded.key.clone();
+        // Under the publish lock, so two loads finishing together cannot
+        // both count as the model's first.
+        let serving = |entries: &[(VersionKey, Arc<Slot>)]| {
+            entries.iter().any(|(k, s)| {
+                k.api == key.api && k.model == key.model && s.current.load().is_some()
+            })
+        };
+        let swap = serving(&self.entries());
+        let evicted = self.evict_locked(&key, cache_size);
         slot.current.store(Some(loaded));
         let published = self
             .entries()
             .iter()
-            .filter(|(k, s)| k.api == api && s.current.load().is_some())
+            .filter(|(k, s)| k.api == key.api && s.current.load().is_some())
             .count();
         let mut high = lock(&self.high_water);
-        let entry = high.entry(api).or_default();
+        let entry = high.entry(key.api).or_default();
         *entry = (*entry).max(published);
-        evicted
+        Published { evicted, swap }
     }
 
     pub fn stats(&self) -> TableStats {
@@ -227,6 +235,17 @@ impl Table {
             high_water: lock(&self.high_water).clone(),
         }
     }
+}
+
+/// What a publish did beside publishing.
+#[derive(Debug)]
+pub struct Published {
+    /// Versions evicted from memory to make room.
+    pub evicted: Vec<VersionKey>,
+    /// The model was already serving (this version's earlier content, or
+    /// another version): the new content swapped in beside or over it,
+    /// rather than being the model's first.
+    pub swap: bool,
 }
 
 /// Counters for operators and tests.

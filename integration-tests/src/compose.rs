@@ -92,15 +92,12 @@ impl Compose {
         compose
             .run(&["up", "-d"])
             .unwrap_or_else(|e| panic!("docker compose up: {e}"));
-        let published = |port: &str| -> SocketAddr {
-            let addr = compose
-                .run(&["port", "control-plane", port])
-                .unwrap_or_else(|e| panic!("docker compose port: {e}"));
-            addr.trim()
-                .parse()
-                .unwrap_or_else(|e| panic!("published address {addr:?}: {e}"))
+        let published = |port| {
+            compose
+                .published("control-plane", 1, port)
+                .unwrap_or_else(|e| panic!("{e}"))
         };
-        let (addr, internal) = (published("7000"), published("7003"));
+        let (addr, internal) = (published(7000), published(7003));
         compose.addr = addr;
         compose.internal = internal;
         compose
@@ -159,6 +156,45 @@ impl Compose {
         .collect()
     }
 
+    /// The id of a scaled service's container number `index` (from 1).
+    pub fn container(&self, service: &str, index: usize) -> String {
+        let id = docker(&[
+            "ps",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+            "--filter",
+            &format!("label=com.docker.compose.container-number={index}"),
+        ])
+        .unwrap_or_else(|e| panic!("docker ps: {e}"));
+        let id = id.trim();
+        assert!(
+            !id.is_empty() && !id.contains('\n'),
+            "{service} #{index}: {id:?}"
+        );
+        id.to_owned()
+    }
+
+    /// Where container number `index` (from 1) of a service publishes
+    /// `port` on the host; an error while that container is not running.
+    pub fn published(&self, service: &str, index: usize, port: u16) -> Result<SocketAddr, String> {
+        let addr = self
+            .run(&[
+                "port",
+                "--index",
+                &index.to_string(),
+                service,
+                &port.to_string(),
+            ])
+            .map_err(|e| format!("docker compose port: {e}"))?;
+        addr.trim()
+            .parse()
+            .map_err(|e| format!("published address {addr:?}: {e}"))
+    }
+
     /// The compose logs of every service, for a failing test's message.
     pub fn logs(&self) -> String {
         self.run(&["logs", "--no-color", "--tail", "200"])
@@ -197,8 +233,6 @@ impl Drop for Compose {
     }
 }
 
-/// Copies the folder `from` into `to`, readable by everyone: the image runs
-/// as an unprivileged user that reads the bucket.
 /// Makes a folder tree readable by the image's unprivileged user.
 pub fn make_readable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -214,7 +248,9 @@ pub fn make_readable(dir: &Path) {
     }
 }
 
-fn copy_readable(from: &Path, to: &Path) {
+/// Copies the folder `from` into `to`, readable by everyone (the image runs
+/// as an unprivileged user that reads the bucket).
+pub fn copy_readable(from: &Path, to: &Path) {
     use std::os::unix::fs::PermissionsExt;
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.expect("read the models folder");

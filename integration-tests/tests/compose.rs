@@ -13,7 +13,7 @@ use std::time::Duration;
 use hotswap_common::trust::ClusterCredentials;
 use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::compose::{Compose, ComposeOptions, docker, make_readable};
-use hotswap_integration_tests::process::{triton_check_with, workspace_root};
+use hotswap_integration_tests::process::{ChildGuard, triton_check_with, venv, workspace_root};
 use hotswap_integration_tests::worker::{IRIS_INPUT, iris, iris_infer, iris_label, predict_json};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
@@ -277,6 +277,300 @@ async fn the_compose_stack_scales_survives_and_swaps_under_load() {
     let compose = Arc::try_unwrap(compose).unwrap_or_else(|_| panic!("compose still shared"));
     blocking(move || drop(compose)).await;
 }
+
+/// Two control planes in compose (the service scaled to 2): the worker
+/// registers with both (it resolves `control-plane` to every replica), one
+/// is killed under load, and neither a client calling the survivor nor a
+/// client that knows both (the unmodified tritonclient with gRPC's
+/// round_robin and a retry policy for UNAVAILABLE) sees a failed call. The
+/// killed replica, started again, has the worker registered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_control_planes_lose_no_call_when_one_is_killed() {
+    let models = workspace_root().join("examples/iris-onnx");
+    let compose = Arc::new(blocking(move || Compose::up(&models, |_| {})).await);
+    let c = compose.clone();
+    blocking(move || c.run(&["up", "-d", "--no-recreate", "--scale", "control-plane=2"]))
+        .await
+        .expect("scale the control plane to 2");
+    let c = compose.clone();
+    let (fronts, internals) = blocking(move || {
+        let at = |port| [1, 2].map(|i| c.published("control-plane", i, port).expect("published"));
+        (at(7000), at(7003))
+    })
+    .await;
+    let lazy = |addr: std::net::SocketAddr| {
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy()
+    };
+    // The worker registers with the second replica when it resolves the
+    // name again (every 10 s), and both route.
+    for (front, internal) in fronts.iter().zip(&internals) {
+        let internal = lazy(*internal);
+        until(
+            &compose,
+            "the worker registered with both control planes",
+            || async { (workers(&internal).await.len() == 1).then_some(()) },
+        )
+        .await;
+        let p = PredictorClient::new(lazy(*front));
+        until(&compose, "Predict through each control plane", || {
+            let mut p = p.clone();
+            async move {
+                p.predict(predict_json("iris", "", "", IRIS_INPUT))
+                    .await
+                    .ok()
+                    .map(drop)
+            }
+        })
+        .await;
+    }
+
+    let survivor = lazy(fronts[1]);
+    let load = Load::start(&survivor);
+    let stop = tempfile::tempdir().expect("stop-file folder");
+    let stop_file = stop.path().join("stop");
+    let targets = format!("{},{}", fronts[0], fronts[1]);
+    let mut client = ChildGuard::spawn(
+        "round_robin_load.py",
+        std::process::Command::new(venv().join("bin/python"))
+            .arg(workspace_root().join("integration-tests/scripts/round_robin_load.py"))
+            // Bounded below WAIT: a client whose calls all fail ends with
+            // its summary (shown below) before the wait gives up.
+            .args([
+                &targets,
+                "iris",
+                stop_file.to_str().unwrap(),
+                "--max-seconds",
+                "60",
+            ])
+            .stdout(std::process::Stdio::piped()),
+    );
+    let stdout = client.child.stdout.take().expect("piped");
+    let lines = blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let first = lines.next();
+        (first, lines)
+    });
+    let (first, mut lines) = tokio::time::timeout(WAIT, lines)
+        .await
+        .expect("the round-robin client started within the bound");
+    assert_eq!(
+        first.and_then(Result::ok).as_deref(),
+        Some("started"),
+        "the round-robin client's first call"
+    );
+    // Both replicas take calls, then the first is killed (SIGKILL: no
+    // drain, connections cut) while both clients go on.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c = compose.clone();
+    let victim = blocking(move || c.container("control-plane", 1)).await;
+    let victim_id = victim.clone();
+    blocking(move || docker(&["kill", &victim]))
+        .await
+        .expect("docker kill a control plane");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    std::fs::write(&stop_file, b"").expect("stop the round-robin client");
+    let summary = blocking(move || lines.next()).await;
+    let summary: serde_json::Value = summary
+        .and_then(Result::ok)
+        .and_then(|l| serde_json::from_str(&l).ok())
+        .unwrap_or_else(|| panic!("the round-robin client's summary\n{}", compose.logs()));
+    let status = client.child.wait().expect("the client exits");
+    assert!(status.success(), "round_robin_load.py: {status}");
+    assert_eq!(
+        summary["failed"],
+        0,
+        "calls lost by the client that knows both replicas: {summary}\n{}",
+        compose.logs()
+    );
+    assert!(summary["ok"].as_u64() > Some(0), "{summary}");
+    load.finish("a control plane killed (calls through the other)", &compose)
+        .await;
+
+    // Started again (docker does not restart a container it was told to
+    // kill), the replica has the worker back: it is found again when the
+    // name is resolved again.
+    let restart = victim_id.clone();
+    blocking(move || docker(&["start", &restart]))
+        .await
+        .expect("docker start the killed control plane");
+    until(
+        &compose,
+        "the worker registered with the restarted replica",
+        || {
+            let c = compose.clone();
+            async move {
+                let internal = blocking(move || c.published("control-plane", 1, 7003))
+                    .await
+                    .ok()?;
+                (workers(&lazy(internal)).await.len() == 1).then_some(())
+            }
+        },
+    )
+    .await;
+    drop(survivor);
+    let compose = Arc::try_unwrap(compose).unwrap_or_else(|_| panic!("compose still shared"));
+    blocking(move || drop(compose)).await;
+}
+
+/// A container that is removed (with `docker rm -f`) when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if let Err(e) = docker(&["rm", "--force", &self.0]) {
+            eprintln!("docker rm {}: {e}", self.0);
+        }
+    }
+}
+
+/// The recipe docs/operations.md gives for a predictor's Python packages,
+/// taken from the docs as written (offline: a wheel made here, pip told to
+/// look nowhere else), builds an image `FROM hotswap`; `hotswap up` in it
+/// serves a Python predictor that imports the package, from the image's
+/// virtualenv, under tini as PID 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_recipe_adds_a_predictors_packages_to_the_image() {
+    let docs = std::fs::read_to_string(workspace_root().join("docs/operations.md")).unwrap();
+    let recipe = docs
+        .split("```dockerfile\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a dockerfile block in docs/operations.md");
+    let offline =
+        "USER root\nCOPY wheels /tmp/wheels\nENV PIP_NO_INDEX=1 PIP_FIND_LINKS=/tmp/wheels\n";
+    assert!(
+        recipe.starts_with("FROM hotswap:latest\nUSER root\n"),
+        "{recipe}"
+    );
+    let dockerfile = recipe.replacen("USER root\n", offline, 1);
+
+    let context = tempfile::tempdir().expect("build context");
+    std::fs::create_dir(context.path().join("wheels")).unwrap();
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    std::fs::write(
+        context.path().join("requirements.txt"),
+        "hotswap-recipe-probe==1.0\n",
+    )
+    .unwrap();
+    let wheel = context
+        .path()
+        .join("wheels/hotswap_recipe_probe-1.0-py3-none-any.whl");
+    let made = std::process::Command::new(venv().join("bin/python"))
+        .args(["-c", WHEEL, wheel.to_str().unwrap()])
+        .status()
+        .expect("run python");
+    assert!(made.success(), "make the wheel");
+    let image = format!("hotswap-recipe-test:{}", std::process::id());
+    let context_dir = context.path().to_str().unwrap().to_owned();
+    let tag = image.clone();
+    blocking(move || {
+        docker(&[
+            "build",
+            "--network",
+            "none",
+            "--quiet",
+            "-t",
+            &tag,
+            &context_dir,
+        ])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("docker build of the recipe: {e}"));
+
+    let bucket = tempfile::tempdir().expect("bucket");
+    std::fs::write(
+        bucket.path().join("hotswap.yaml"),
+        "- name: probe\n  kind: RealtimeAPI\n  predictor:\n    type: python\n    path: predictor.py\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bucket.path().join("predictor.py"),
+        "import recipe_probe\n\n\nclass PythonPredictor:\n    def __init__(self, config):\n        pass\n\n    def predict(self, payload):\n        return {\"value\": recipe_probe.VALUE, \"file\": recipe_probe.__file__}\n",
+    )
+    .unwrap();
+    make_readable(bucket.path());
+    let mount = format!("{}:/models:ro", bucket.path().display());
+    let run_image = image.clone();
+    let id = blocking(move || {
+        docker(&[
+            "run",
+            "--detach",
+            "--publish",
+            "127.0.0.1::7000",
+            "--volume",
+            &mount,
+            &run_image,
+            "up",
+            "/models/hotswap.yaml",
+            "--listen",
+            "0.0.0.0:7000",
+        ])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("docker run: {e}"));
+    let container = Container(id.trim().to_owned());
+    let published = docker(&["port", &container.0, "7000/tcp"]).expect("docker port");
+    let addr = published
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mut p = PredictorClient::new(
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy(),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let answer = loop {
+        match p.predict(predict_json("probe", "", "", "{}")).await {
+            Ok(r) => break r.into_inner(),
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("Predict: {e}\n{}", logs(&container.0)),
+        }
+    };
+    let Some(hotswap_proto::v1::predict_response::Output::Json(json)) = answer.output else {
+        panic!("a JSON answer: {answer:?}");
+    };
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["value"], 42, "{json}");
+    assert!(
+        json["file"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("/opt/hotswap/venv/"),
+        "imported from the image's virtualenv: {json}"
+    );
+    let pid1 = docker(&["exec", &container.0, "cat", "/proc/1/comm"]).expect("docker exec");
+    assert_eq!(pid1.trim(), "tini", "{}", logs(&container.0));
+    drop(container);
+    let _ = docker(&["image", "rm", "--force", &image]);
+}
+
+/// A container's logs, for a failure message.
+fn logs(id: &str) -> String {
+    docker(&["logs", id]).unwrap_or_else(|e| e)
+}
+
+/// Writes a one-module wheel (`recipe_probe`, `VALUE = 42`) to argv[1].
+const WHEEL: &str = r#"
+import sys, zipfile
+info = "hotswap_recipe_probe-1.0.dist-info/"
+files = {
+    "recipe_probe.py": "VALUE = 42\n",
+    info + "METADATA": "Metadata-Version: 2.1\nName: hotswap-recipe-probe\nVersion: 1.0\n",
+    info + "WHEEL": "Wheel-Version: 1.0\nGenerator: hotswap-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+files[info + "RECORD"] = "".join(f"{name},,\n" for name in [*files, info + "RECORD"])
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, text in files.items():
+        z.writestr(name, text)
+"#;
 
 /// Writes iris version `version` answering `label`, the way an uploader
 /// would: into a temporary name, then renamed into place.

@@ -1,11 +1,12 @@
 //! A real Prometheus (Debian's, unpacked by .ci/setup) scrapes `hotswap
 //! up`'s metrics listener, and PromQL through its HTTP API sees the calls
-//! this test made: requests by method and status, the model's phases, and
-//! the process basics.
+//! this test made: requests by method and status, the model's phases,
+//! loads, swaps and an unload, and the process basics.
 
 use std::process::Command;
 use std::time::Duration;
 
+use hotswap_integration_tests::compose::copy_readable;
 use hotswap_integration_tests::process::{ChildGuard, Hotswap, venv, workspace_root};
 
 /// Runs `curl -s ARGS` and returns its output.
@@ -33,7 +34,10 @@ fn query(prometheus: &str, promql: &str) -> Option<f64> {
 
 #[test]
 fn prometheus_scrapes_what_the_calls_did() {
-    let config = workspace_root().join("examples/iris-onnx/hotswap.yaml");
+    // A copy of the example, so that a version can be removed at the end.
+    let bucket = tempfile::tempdir().unwrap();
+    copy_readable(&workspace_root().join("examples/iris-onnx"), bucket.path());
+    let config = bucket.path().join("hotswap.yaml");
     let up = Hotswap::start(
         &[
             "up",
@@ -127,6 +131,8 @@ fn prometheus_scrapes_what_the_calls_did() {
             r#"sum(hotswap_inference_duration_seconds_count{api="iris",phase="compute_infer"})"#,
             7.0,
         ),
+        // The example's three versions, each loaded once.
+        (r#"sum(hotswap_model_loads_total{api="iris"})"#, 3.0),
     ];
     for (promql, want) in checks {
         let mut got = None;
@@ -141,10 +147,25 @@ fn prometheus_scrapes_what_the_calls_did() {
     }
     let rss = query(&prometheus_addr, "process_resident_memory_bytes").unwrap_or(0.0);
     assert!(rss > 1e6, "process_resident_memory_bytes {rss}");
-    let loads = query(
-        &prometheus_addr,
-        r#"sum(hotswap_model_loads_total{api="iris"})"#,
+    // Of the three versions' loads, the first was the model's first; the
+    // others swapped in beside it.
+    let first_loads = r#"sum(hotswap_model_loads_total{api="iris"}) - sum(hotswap_model_swaps_total{api="iris"})"#;
+    assert_eq!(
+        query(&prometheus_addr, first_loads),
+        Some(1.0),
+        "{first_loads}"
     );
-    assert!(loads.is_some_and(|n| n >= 1.0), "{loads:?}");
+    // A version removed from the bucket is unloaded.
+    std::fs::remove_dir_all(bucket.path().join("models/iris/3")).unwrap();
+    let removed = r#"sum(hotswap_model_unloads_total{api="iris",reason="removed"})"#;
+    let mut got = None;
+    for _ in 0..300 {
+        got = query(&prometheus_addr, removed);
+        if got == Some(1.0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got, Some(1.0), "{removed}\n{}", up.log().join("\n"));
     let _ = prometheus.child.kill();
 }

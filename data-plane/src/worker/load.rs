@@ -142,17 +142,24 @@ impl Worker {
         );
         // Room is made now that the new instance is here: memory while it
         // is published, then disk.
-        let evicted = self
+        let published = self
             .table
             .publish(slot, loaded.clone(), api.cache_size as usize);
-        tracing::info!(version = %key, hash = %short(&target.content_hash), "version loaded and published");
+        tracing::info!(version = %key, hash = %short(&target.content_hash), swap = published.swap,
+            "version loaded and published");
         let labels = [("api", key.api.clone()), ("model", key.model.clone())];
         metrics::histogram!("hotswap_model_load_duration_seconds", &labels)
             .record(load_started.elapsed().as_secs_f64());
         metrics::counter!("hotswap_model_loads_total", &labels).increment(1);
-        for e in evicted {
+        if published.swap {
+            metrics::counter!("hotswap_model_swaps_total", &labels).increment(1);
+        }
+        for e in published.evicted {
             tracing::info!(version = %e, "evicted from memory (cache_size)");
             metrics::counter!("hotswap_model_evictions_total", "from" => "memory").increment(1);
+            metrics::counter!("hotswap_model_unloads_total",
+                "api" => e.api.clone(), "model" => e.model.clone(), "reason" => "evicted")
+            .increment(1);
         }
         self.trim_disk(&key, api.disk_cache_size as usize).await;
         Ok(loaded)

@@ -54,6 +54,12 @@ async fn reconcile(worker: &Arc<Worker>) {
         if !remove {
             continue;
         }
+        // Only a version gone from the index is removed while published.
+        if slot.current.load().is_some() {
+            metrics::counter!("hotswap_model_unloads_total",
+                "api" => key.api.clone(), "model" => key.model.clone(), "reason" => "removed")
+            .increment(1);
+        }
         worker.table.remove(&key);
         let disk = lock(&slot.state).disk.take();
         if let Some((dir, _)) = disk {

@@ -30,7 +30,7 @@ FROM debian:bookworm-slim
 # Python predictor processes and passes signals on (the container's PID 1).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libssl3 libffi8 tini \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get clean && rm -rf /var/lib/apt/lists/*
 
 COPY lib/ /usr/local/lib/
 COPY bin/ /usr/local/bin/

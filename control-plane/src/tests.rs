@@ -15,8 +15,8 @@ use hotswap_proto::error::{Code, ServiceError};
 use hotswap_proto::inference as pb;
 use hotswap_proto::service::{InferenceService, PredictorService};
 use hotswap_proto::v1::{
-    Api, HeldVersion, ModelVersion, PredictRequest, PredictResponse, PredictorType, VersionState,
-    WorkerReport,
+    Api, HeldVersion, ModelSource, ModelVersion, PredictRequest, PredictResponse, PredictorType,
+    VersionState, WorkerReport,
 };
 
 use crate::Error;
@@ -750,6 +750,37 @@ async fn a_numbered_version_must_exist_and_need_not_be_held() {
     let err = resolve(&catalog, &c.registry, &model(), "7").unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert!(err.to_string().contains("versions: 1, 2"), "{err}");
+}
+
+#[tokio::test]
+async fn a_label_names_its_version_and_a_dangling_label_says_which() {
+    let c = Cluster::new();
+    let api = Api {
+        sources: vec![ModelSource {
+            name: "m".into(),
+            version_labels: [("stable".to_owned(), 1), ("canary".to_owned(), 9)].into(),
+            ..Default::default()
+        }],
+        ..onnx_api("a")
+    };
+    let catalog = catalog(&[(1, true), (2, true)], &[api]);
+    assert_eq!(
+        resolve(&catalog, &c.registry, &model(), "stable").unwrap(),
+        key(1)
+    );
+    let err = resolve(&catalog, &c.registry, &model(), "canary").unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        err.to_string()
+            .contains("label `canary` of `a/m` names version 9, which is not in the model index"),
+        "{err}"
+    );
+    let err = resolve(&catalog, &c.registry, &model(), "beta").unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        err.to_string().contains("labels: canary (9), stable (1)"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -58,6 +58,8 @@ pub struct ModelsConfig {
     /// Models held on local disk per worker; `None` means all.
     pub disk_cache_size: Option<u32>,
     pub signature_key: Option<String>,
+    /// `version_labels` of a `path` or `dir` (every model of the folder).
+    pub version_labels: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +77,7 @@ pub struct NamedModel {
     pub name: String,
     pub location: Location,
     pub signature_key: Option<String>,
+    pub version_labels: BTreeMap<String, u64>,
 }
 
 /// What a version folder must contain, per predictor type.
@@ -138,6 +141,7 @@ impl ApiConfig {
                     name: s.model.unwrap_or_default(),
                     location: s.location.to_string(),
                     signature_key: s.signature_key.unwrap_or_default(),
+                    version_labels: s.version_labels.into_iter().collect(),
                 })
                 .collect(),
             cache_size: models.and_then(|m| m.cache_size).unwrap_or(0),
@@ -172,6 +176,7 @@ impl ApiConfig {
                 model: Some(self.name.clone()),
                 location: location.clone(),
                 signature_key: None,
+                version_labels: models.version_labels.clone(),
             }],
             ModelSources::Named(named) => named
                 .iter()
@@ -179,12 +184,14 @@ impl ApiConfig {
                     model: Some(m.name.clone()),
                     location: m.location.clone(),
                     signature_key: m.signature_key.clone(),
+                    version_labels: m.version_labels.clone(),
                 })
                 .collect(),
             ModelSources::Dir(location) => vec![SourceConfig {
                 model: None,
                 location: location.clone(),
                 signature_key: None,
+                version_labels: models.version_labels.clone(),
             }],
         }
     }
@@ -197,6 +204,7 @@ pub struct SourceConfig {
     pub model: Option<String>,
     pub location: Location,
     pub signature_key: Option<String>,
+    pub version_labels: BTreeMap<String, u64>,
 }
 
 /// Why a config is refused; the message names the API and the field.

@@ -133,32 +133,68 @@ impl Catalog {
             .collect()
     }
 
-    /// The version a request names with a number; NOT_FOUND listing the
-    /// versions that exist otherwise (also for words other than "latest",
-    /// which callers handle first).
+    /// The version a request names with a number or a label
+    /// (`version_labels`); NOT_FOUND listing the versions and labels that
+    /// exist otherwise (also for words other than "latest", which callers
+    /// handle first), or saying which version a label names when that
+    /// version is not in the index.
     pub fn numbered(&self, m: &ModelRef, version: &str) -> Result<&ModelVersion, Error> {
         let versions = self.versions(&m.api, &m.model);
-        version
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| versions.iter().copied().find(|v| v.version == n))
-            .ok_or_else(|| {
-                let numbers: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
-                // How the folder was read may be why (version folders beside
-                // a stray file make one unversioned model).
-                let notes: String = versions
-                    .iter()
-                    .filter(|v| !v.versioned && !v.reason.is_empty())
-                    .map(|v| format!(" ({})", v.reason))
-                    .collect();
-                Error::NotFound(format!(
-                    "version {:?} of `{}` not found; versions: {}{notes}",
-                    shown(version),
-                    m.protocol_name(),
-                    list(&numbers)
-                ))
+        let asked = version.trim();
+        let labels = self.version_labels(m);
+        let (number, label) = match asked.parse::<u64>() {
+            Ok(n) => (Some(n), None),
+            Err(_) => (labels.get(asked).copied(), Some(asked)),
+        };
+        if let Some(found) = number.and_then(|n| versions.iter().copied().find(|v| v.version == n))
+        {
+            return Ok(found);
+        }
+        let numbers: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+        // How the folder was read may be why (version folders beside a
+        // stray file make one unversioned model).
+        let notes: String = versions
+            .iter()
+            .filter(|v| !v.versioned && !v.reason.is_empty())
+            .map(|v| format!(" ({})", v.reason))
+            .collect();
+        let named: Vec<String> = labels.iter().map(|(l, n)| format!("{l} ({n})")).collect();
+        let labelled = if named.is_empty() {
+            String::new()
+        } else {
+            format!("; labels: {}", list(&named))
+        };
+        Err(Error::NotFound(match (label, number) {
+            (Some(label), Some(n)) => format!(
+                "label `{label}` of `{}` names version {n}, which is not in the model index; \
+                 versions: {}{notes}",
+                m.protocol_name(),
+                list(&numbers)
+            ),
+            _ => format!(
+                "version {:?} of `{}` not found; versions: {}{notes}{labelled}",
+                shown(version),
+                m.protocol_name(),
+                list(&numbers)
+            ),
+        }))
+    }
+
+    /// The labels of a model's versions, from its source in the config.
+    pub fn version_labels(&self, m: &ModelRef) -> std::collections::BTreeMap<String, u64> {
+        self.apis
+            .get(&m.api)
+            .and_then(|api| {
+                let at = Catalog::source_of(api, &m.model)?;
+                api.sources.get(at as usize)
             })
+            .map(|s| {
+                s.version_labels
+                    .iter()
+                    .map(|(l, n)| (l.clone(), *n))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The control plane in front of several workers, over real gRPC on
-//! loopback: routing, scaling, an unmodified Triton client.
+//! loopback: routing, scaling, version labels, an unmodified Triton client.
 
+mod labels;
 mod replicas;
 mod routing;
 mod scaling;

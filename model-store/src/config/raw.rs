@@ -131,6 +131,7 @@ struct RawModels {
     cache_size: Option<u32>,
     disk_cache_size: Option<u32>,
     signature_key: Option<String>,
+    version_labels: Option<BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +140,7 @@ struct RawNamedPath {
     name: String,
     path: String,
     signature_key: Option<String>,
+    version_labels: Option<BTreeMap<String, u64>>,
 }
 
 /// Cortex's compute section. Only `inf` changes what hotswap does; cpu and
@@ -452,6 +454,13 @@ impl RawModels {
         base: &Path,
     ) -> Result<ModelsConfig, Invalid> {
         let f = |name: &str| format!("{field}.{name}");
+        if self.paths.is_some() && self.version_labels.is_some() {
+            return Err(invalid(
+                &f("version_labels"),
+                "with paths, set version_labels on each paths entry (labels name one model's versions)",
+            ));
+        }
+        let labels = version_labels(&f("version_labels"), self.version_labels)?;
         let sources = match (self.path, self.paths, self.dir) {
             (Some(path), None, None) => ModelSources::Single(location(&f("path"), &path, base)?),
             (None, Some(paths), None) => {
@@ -478,6 +487,10 @@ impl RawModels {
                         name: entry.name,
                         location: location(&format!("{at}.path"), &entry.path, base)?,
                         signature_key: entry.signature_key,
+                        version_labels: version_labels(
+                            &format!("{at}.version_labels"),
+                            entry.version_labels,
+                        )?,
                     });
                 }
                 ModelSources::Named(named)
@@ -527,8 +540,43 @@ impl RawModels {
             cache_size: self.cache_size,
             disk_cache_size: self.disk_cache_size,
             signature_key: self.signature_key,
+            version_labels: labels,
         })
     }
+}
+
+/// `version_labels`: names for version numbers. A label must not read as a
+/// version itself (a number, or `latest`), so that what a call names is
+/// never ambiguous; it need not name a version the bucket has (calls
+/// naming it are refused until it does).
+fn version_labels(
+    field: &str,
+    labels: Option<BTreeMap<String, u64>>,
+) -> Result<BTreeMap<String, u64>, Invalid> {
+    let labels = labels.unwrap_or_default();
+    for (label, version) in &labels {
+        let at = format!("{field}.{label}");
+        let word = label
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !word || label.len() > 63 {
+            return Err(invalid(
+                &at,
+                "a label starts with a letter and holds letters, digits, '-' and '_' (at most 63)",
+            ));
+        }
+        if label == "latest" {
+            return Err(invalid(&at, "`latest` already means the highest version"));
+        }
+        if *version == 0 {
+            return Err(invalid(&at, "versions are numbered from 1"));
+        }
+    }
+    Ok(labels)
 }
 
 fn location(field: &str, text: &str, base: &Path) -> Result<Location, Invalid> {

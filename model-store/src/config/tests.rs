@@ -286,6 +286,26 @@ fn invalid_combinations_are_named() {
             "api `a`: predictor.models.signature_key: only tensorflow predictors have signatures",
         ),
         (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_labels: {'2': 1}}}}",
+            "api `a`: predictor.models.version_labels.2: a label starts with a letter",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_labels: {latest: 1}}}}",
+            "api `a`: predictor.models.version_labels.latest: `latest` already means the highest version",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_labels: {stable: 0}}}}",
+            "api `a`: predictor.models.version_labels.stable: versions are numbered from 1",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {paths: [{name: x, path: /1}], version_labels: {stable: 1}}}}",
+            "api `a`: predictor.models.version_labels: with paths, set version_labels on each paths entry",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {paths: [{name: x, path: /1, version_labels: {'a b': 1}}]}}}",
+            "api `a`: predictor.models.paths[0].version_labels.a b: a label starts with a letter",
+        ),
+        (
             "- {name: a, predictor: {type: onnx, models: {path: /m}}, compute: {inf: 1}}",
             "api `a`: compute.inf: Inferentia serves tensorflow and python predictors, not onnx",
         ),
@@ -309,6 +329,33 @@ fn invalid_combinations_are_named() {
             "{text}\n  got:      {e}\n  expected: {expected}"
         );
     }
+}
+
+#[test]
+fn version_labels_reach_each_models_source() {
+    let apis = parse_ok(
+        "- {name: a, predictor: {type: onnx, models: {path: /m, version_labels: {stable: 2, canary: 3}}}}\n\
+         - {name: b, predictor: {type: onnx, models: {paths: [{name: x, path: /x, version_labels: {stable: 1}}, {name: y, path: /y}]}}}\n\
+         - {name: c, predictor: {type: onnx, models: {dir: /d, version_labels: {old: 1}}}}",
+    );
+    let labels = |api: &ApiConfig| -> Vec<Vec<(String, u64)>> {
+        api.to_proto()
+            .sources
+            .into_iter()
+            .map(|s| {
+                let mut l: Vec<(String, u64)> = s.version_labels.into_iter().collect();
+                l.sort();
+                l
+            })
+            .collect()
+    };
+    let pair = |l: &str, n| (l.to_owned(), n);
+    assert_eq!(
+        labels(&apis[0]),
+        [vec![pair("canary", 3), pair("stable", 2)]]
+    );
+    assert_eq!(labels(&apis[1]), [vec![pair("stable", 1)], vec![]]);
+    assert_eq!(labels(&apis[2]), [vec![pair("old", 1)]]);
 }
 
 #[test]

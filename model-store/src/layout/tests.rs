@@ -20,6 +20,7 @@ fn single(model: &str, at: &str) -> SourceConfig {
         model: Some(model.to_owned()),
         location: Location::parse(at, Path::new("/")).unwrap(),
         signature_key: None,
+        version_labels: Default::default(),
     }
 }
 

@@ -1,0 +1,149 @@
+//! Version labels (`version_labels` in the config) wherever a call names a
+//! version: Predict, ModelInfer, the Open Inference Protocol's HTTP path and
+//! Cortex's `?version=`, through `hotswap up`'s front door. A label whose
+//! version is not in the bucket is NOT_FOUND saying which version it names.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hotswap_integration_tests::compose::copy_readable;
+use hotswap_integration_tests::process::{Hotswap, workspace_root};
+use hotswap_integration_tests::worker::{IRIS_INPUT, iris_infer, iris_label, predict_json};
+use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use hotswap_proto::v1::predictor_client::PredictorClient;
+use tonic::transport::Channel;
+
+/// `curl -s` with these arguments: the response headers and body.
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_name_versions_wherever_a_version_is_named() {
+    let bucket = tempfile::tempdir().unwrap();
+    copy_readable(&workspace_root().join("examples/iris-onnx"), bucket.path());
+    std::fs::write(
+        bucket.path().join("hotswap.yaml"),
+        "- name: iris\n  kind: RealtimeAPI\n  predictor:\n    type: onnx\n    models:\n      path: models/iris/\n      version_labels: {stable: 1, canary: 3, gone: 9}\n",
+    )
+    .unwrap();
+    let config = bucket.path().join("hotswap.yaml");
+    let up = Hotswap::start(
+        &[
+            "up",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let front = up.addr_of("control-plane");
+    let channel = Channel::from_shared(format!("http://{front}"))
+        .unwrap()
+        .connect_lazy();
+    let mut p = PredictorClient::new(channel.clone());
+
+    // Predict by label: the answer names the version it came from, and
+    // version N of the example answers label N - 1.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let stable = loop {
+        match p
+            .predict(predict_json("iris", "", "stable", IRIS_INPUT))
+            .await
+        {
+            Ok(r) => break r.into_inner(),
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{e}\n{}",
+                    up.log().join("\n")
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!((stable.version, iris_label(&stable)), (1, 0));
+    let canary = p
+        .predict(predict_json("iris", "", "canary", IRIS_INPUT))
+        .await
+        .expect("Predict canary")
+        .into_inner();
+    assert_eq!((canary.version, iris_label(&canary)), (3, 2));
+
+    // ModelInfer by label.
+    let mut infer = GrpcInferenceServiceClient::new(channel.clone());
+    let answer = infer
+        .model_infer(iris_infer("iris", "stable"))
+        .await
+        .expect("ModelInfer stable")
+        .into_inner();
+    assert_eq!(answer.model_version, "1");
+
+    // A label naming a version the bucket lacks, and an unknown word.
+    let gone = p
+        .predict(predict_json("iris", "", "gone", IRIS_INPUT))
+        .await
+        .expect_err("a dangling label");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    assert!(
+        gone.message()
+            .contains("label `gone` of `iris` names version 9, which is not in the model index"),
+        "{}",
+        gone.message()
+    );
+    let unknown = infer
+        .model_infer(iris_infer("iris", "beta"))
+        .await
+        .expect_err("an unknown label");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert!(
+        unknown
+            .message()
+            .contains("labels: canary (3), gone (9), stable (1)"),
+        "{}",
+        unknown.message()
+    );
+
+    // HTTP: the Open Inference Protocol path and Cortex's query.
+    let body =
+        r#"{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+    let oip = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        body,
+        &format!("http://{front}/v2/models/iris/versions/canary/infer"),
+    ]);
+    assert!(oip.starts_with("HTTP/1.1 200"), "{oip}");
+    assert!(oip.contains(r#""model_version":"3""#), "{oip}");
+    let cortex = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        IRIS_INPUT,
+        &format!("http://{front}/iris?version=stable"),
+    ]);
+    assert!(cortex.starts_with("HTTP/1.1 200"), "{cortex}");
+    assert!(
+        cortex
+            .to_ascii_lowercase()
+            .contains("hotswap-model-version: 1"),
+        "{cortex}"
+    );
+    let dangling = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        body,
+        &format!("http://{front}/v2/models/iris/versions/gone/infer"),
+    ]);
+    assert!(dangling.starts_with("HTTP/1.1 404"), "{dangling}");
+    assert!(dangling.contains("label `gone`"), "{dangling}");
+}

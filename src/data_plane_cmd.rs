@@ -54,6 +54,11 @@ pub struct Args {
     /// show code and paths to whoever calls).
     #[arg(long)]
     python_tracebacks: bool,
+    /// Publish new ONNX and TensorFlow versions without first running one
+    /// inference on them (for measuring what the warm-up saves; a version
+    /// that cannot run is then found by the first caller).
+    #[arg(long)]
+    no_warmup: bool,
     /// How long a download may wait for an object's first byte, or for its
     /// next bytes, before it is abandoned and tried again.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -90,6 +95,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
                 ..DownloadLimits::default()
             },
             python_tracebacks: args.python_tracebacks,
+            warmup: !args.no_warmup,
             cluster: cluster.clone(),
         },
         max_request_bytes: args.max_request_bytes,

@@ -33,6 +33,11 @@ pub struct Args {
     /// show code and paths to whoever calls).
     #[arg(long)]
     python_tracebacks: bool,
+    /// Publish new ONNX and TensorFlow versions without first running one
+    /// inference on them (for measuring what the warm-up saves; a version
+    /// that cannot run is then found by the first caller).
+    #[arg(long)]
+    no_warmup: bool,
     /// A folder with the front door's certificate and key (`tls.crt`,
     /// `tls.key`) and its CA (`ca.crt`): clients then call over TLS.
     #[arg(long, value_name = "DIR")]
@@ -104,6 +109,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
                 runtimes: env.runtimes.clone(),
                 downloads: Default::default(),
                 python_tracebacks: args.python_tracebacks,
+                warmup: !args.no_warmup,
                 cluster,
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,

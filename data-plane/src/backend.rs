@@ -6,6 +6,7 @@ pub mod onnx;
 mod runtimes;
 #[cfg(feature = "tensorflow")]
 pub mod tensorflow;
+mod warmup;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -79,6 +80,11 @@ pub enum LoadError {
     #[error("loader panicked")]
     Panicked(#[source] tokio::task::JoinError),
 
+    /// The version loaded but could not run the warm-up inference, so it is
+    /// not published (see backend/warmup.rs).
+    #[error("warm-up inference failed ({WARMUP_INPUTS}): {0}")]
+    Warmup(String),
+
     #[error("predictor type {0} is not served by this worker")]
     PredictorType(&'static str),
 }
@@ -104,6 +110,8 @@ pub struct LoadSpec {
     pub signature_key: String,
     /// Inferentia chips the API asks for (compute.inf).
     pub inferentia: u32,
+    /// Run the warm-up inference before the version is published.
+    pub warmup: bool,
 }
 
 impl LoadSpec {
@@ -121,6 +129,7 @@ impl LoadSpec {
                 .unwrap_or(PredictorType::Unspecified),
             signature_key: own.unwrap_or_else(|| api.signature_key.clone()),
             inferentia: api.inferentia,
+            warmup: true,
         }
     }
 }
@@ -136,19 +145,26 @@ pub fn load(
         what: what.to_owned(),
         source,
     };
-    match spec.predictor {
-        PredictorType::Onnx => Ok(Arc::new(
-            onnx::OnnxModel::load(dir, runtimes).map_err(fail)?,
-        )),
+    let model: Arc<dyn Model> = match spec.predictor {
+        PredictorType::Onnx => Arc::new(onnx::OnnxModel::load(dir, runtimes).map_err(fail)?),
         #[cfg(feature = "tensorflow")]
-        PredictorType::Tensorflow => Ok(Arc::new(tensorflow::TensorFlowModel::load(
+        PredictorType::Tensorflow => Arc::new(tensorflow::TensorFlowModel::load(
             dir, spec, what, runtimes,
-        )?)),
+        )?),
         #[cfg(not(feature = "tensorflow"))]
-        PredictorType::Tensorflow => Err(Error::FailedPrecondition(format!(
-            "{what} is a TensorFlow SavedModel and this worker was built without TensorFlow \
-             (cargo feature `tensorflow`)"
-        ))),
-        other => Err(fail(LoadError::PredictorType(other.as_str_name()))),
+        PredictorType::Tensorflow => {
+            return Err(Error::FailedPrecondition(format!(
+                "{what} is a TensorFlow SavedModel and this worker was built without TensorFlow \
+                 (cargo feature `tensorflow`)"
+            )));
+        }
+        other => return Err(fail(LoadError::PredictorType(other.as_str_name()))),
+    };
+    if spec.warmup {
+        warmup::run(model.as_ref()).map_err(fail)?;
     }
+    Ok(model)
 }
+
+/// How warm-up inputs are made, for messages.
+const WARMUP_INPUTS: &str = "inputs of zeros shaped by the signature, dynamic dimensions as 1";

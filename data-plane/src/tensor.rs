@@ -151,6 +151,13 @@ impl TensorData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// `count` zeros of `dtype`; None for element types without a variant
+    /// here (BYTES, FP16, BF16) or a count too large to hold.
+    pub fn zeros(dtype: DataType, count: usize) -> Option<TensorData> {
+        let bytes = count.checked_mul(dtype.size()?)?;
+        TensorData::from_le_bytes(dtype, &vec![0; bytes])
+    }
 }
 
 /// Little-endian element encoding.

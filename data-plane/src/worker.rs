@@ -60,6 +60,9 @@ pub struct WorkerConfig {
     /// Whether callers get a predictor's whole Python traceback; otherwise
     /// the exception's line and a request id, the traceback going to the
     /// log (for debugging, not for untrusted clients).
+    /// Run one inference on each new ONNX or TensorFlow version before it
+    /// is published (backend/warmup.rs); off only to measure what it saves.
+    pub warmup: bool,
     pub python_tracebacks: bool,
     /// What the model-store and control plane trust this worker by, and
     /// what it trusts them by.
@@ -87,6 +90,8 @@ pub struct Worker {
     python: ProcessConfig,
     /// See [`WorkerConfig::python_tracebacks`].
     python_tracebacks: bool,
+    /// See [`WorkerConfig::warmup`].
+    warmup: bool,
     runtimes: RuntimeConfig,
     python_apis: Mutex<HashMap<String, python_apis::PythonApi>>,
     shutdown: CancellationToken,
@@ -137,6 +142,7 @@ impl Worker {
             ready_once: AtomicBool::new(false),
             python: config.python,
             python_tracebacks: config.python_tracebacks,
+            warmup: config.warmup,
             runtimes: config.runtimes,
             python_apis: Mutex::default(),
             shutdown: shutdown.clone(),

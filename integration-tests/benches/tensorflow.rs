@@ -77,6 +77,7 @@ fn main() {
             predictor: PredictorType::Tensorflow,
             signature_key: String::new(),
             inferentia: 0,
+            warmup: true,
         };
         let model = Arc::new(
             TensorFlowModel::load(

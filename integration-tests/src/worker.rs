@@ -67,6 +67,7 @@ impl WorkerServer {
             runtimes: crate::process::runtimes(),
             downloads: options.downloads.unwrap_or_default(),
             python_tracebacks: options.python_tracebacks,
+            warmup: true,
             cluster: options.cluster,
         })
         .expect("start the worker");

@@ -109,7 +109,10 @@ impl Worker {
         if let Some((old_dir, _)) = stale {
             self.cache.remove(&old_dir).await;
         }
-        let spec = backend::LoadSpec::new(api, target);
+        let spec = backend::LoadSpec {
+            warmup: self.warmup,
+            ..backend::LoadSpec::new(api, target)
+        };
         let what = describe(target);
         let runtimes = self.runtimes.clone();
         let load_started = Instant::now();

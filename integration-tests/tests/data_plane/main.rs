@@ -7,6 +7,7 @@ mod end_to_end;
 mod failures;
 mod inline_runs;
 mod swap;
+mod warmup;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::store::StoreServer;

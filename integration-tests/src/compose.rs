@@ -140,42 +140,33 @@ impl Compose {
 
     /// Ids of a service's running containers.
     pub fn containers(&self, service: &str) -> Vec<String> {
-        docker(&[
-            "ps",
-            "--quiet",
-            "--no-trunc",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project),
-            "--filter",
-            &format!("label=com.docker.compose.service={service}"),
-        ])
-        .unwrap_or_else(|e| panic!("docker ps: {e}"))
-        .lines()
-        .map(str::to_owned)
-        .filter(|l| !l.is_empty())
-        .collect()
+        self.running(service, None)
     }
 
     /// The id of a scaled service's container number `index` (from 1).
     pub fn container(&self, service: &str, index: usize) -> String {
-        let id = docker(&[
-            "ps",
-            "--quiet",
-            "--no-trunc",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project),
-            "--filter",
-            &format!("label=com.docker.compose.service={service}"),
-            "--filter",
-            &format!("label=com.docker.compose.container-number={index}"),
-        ])
-        .unwrap_or_else(|e| panic!("docker ps: {e}"));
-        let id = id.trim();
-        assert!(
-            !id.is_empty() && !id.contains('\n'),
-            "{service} #{index}: {id:?}"
-        );
-        id.to_owned()
+        let ids = self.running(service, Some(index));
+        assert_eq!(ids.len(), 1, "{service} #{index}: {ids:?}");
+        ids[0].clone()
+    }
+
+    /// Ids of a service's running containers, or of its number `index`.
+    fn running(&self, service: &str, index: Option<usize>) -> Vec<String> {
+        let mut filters = vec![
+            format!("label=com.docker.compose.project={}", self.project),
+            format!("label=com.docker.compose.service={service}"),
+        ];
+        filters.extend(index.map(|i| format!("label=com.docker.compose.container-number={i}")));
+        let mut args = vec!["ps", "--quiet", "--no-trunc"];
+        for f in &filters {
+            args.extend(["--filter", f]);
+        }
+        docker(&args)
+            .unwrap_or_else(|e| panic!("docker ps: {e}"))
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect()
     }
 
     /// Where container number `index` (from 1) of a service publishes

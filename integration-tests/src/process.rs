@@ -219,6 +219,23 @@ impl Hotswap {
         Hotswap::start_binary(&hotswap_binary(), args, env)
     }
 
+    /// `hotswap up CONFIG` with its front door and metrics on free loopback
+    /// ports.
+    pub fn up(config: &Path) -> Hotswap {
+        let config = config.to_str().expect("a UTF-8 path");
+        Hotswap::start(
+            &[
+                "up",
+                config,
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ],
+            &[],
+        )
+    }
+
     /// As [`Hotswap::start`], with another build of the binary (a benchmark
     /// comparing builds).
     pub fn start_binary(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Hotswap {

@@ -31,17 +31,7 @@ fn sh(command: &str) -> String {
 fn the_cortex_users_files_and_clients_work_unchanged() {
     let example = workspace_root().join("examples/cortex-migration");
     let config = example.join("cortex.yaml");
-    let up = Hotswap::start(
-        &[
-            "up",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let up = Hotswap::up(&config);
     let addr = up.addr_of("control-plane").to_string();
     let url = format!("http://{addr}/sentiment");
 

@@ -38,17 +38,7 @@ fn prometheus_scrapes_what_the_calls_did() {
     let bucket = tempfile::tempdir().unwrap();
     copy_readable(&workspace_root().join("examples/iris-onnx"), bucket.path());
     let config = bucket.path().join("hotswap.yaml");
-    let up = Hotswap::start(
-        &[
-            "up",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let up = Hotswap::up(&config);
     let front = up.addr_of("control-plane").to_string();
     let metrics = up.addr_of("metrics").to_string();
 

@@ -33,17 +33,7 @@ async fn labels_name_versions_wherever_a_version_is_named() {
     )
     .unwrap();
     let config = bucket.path().join("hotswap.yaml");
-    let up = Hotswap::start(
-        &[
-            "up",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let up = Hotswap::up(&config);
     let front = up.addr_of("control-plane");
     let channel = Channel::from_shared(format!("http://{front}"))
         .unwrap()

@@ -200,12 +200,10 @@ impl Table {
         let key = loaded.key.clone();
         // Under the publish lock, so two loads finishing together cannot
         // both count as the model's first.
-        let serving = |entries: &[(VersionKey, Arc<Slot>)]| {
-            entries.iter().any(|(k, s)| {
-                k.api == key.api && k.model == key.model && s.current.load().is_some()
-            })
-        };
-        let swap = serving(&self.entries());
+        let swap = self
+            .entries()
+            .iter()
+            .any(|(k, s)| k.api == key.api && k.model == key.model && s.current.load().is_some());
         let evicted = self.evict_locked(&key, cache_size);
         slot.current.store(Some(loaded));
         let published = self

@@ -60,10 +60,10 @@ pub struct WorkerConfig {
     /// Whether callers get a predictor's whole Python traceback; otherwise
     /// the exception's line and a request id, the traceback going to the
     /// log (for debugging, not for untrusted clients).
+    pub python_tracebacks: bool,
     /// Run one inference on each new ONNX or TensorFlow version before it
     /// is published (backend/warmup.rs); off only to measure what it saves.
     pub warmup: bool,
-    pub python_tracebacks: bool,
     /// What the model-store and control plane trust this worker by, and
     /// what it trusts them by.
     pub cluster: ClusterCredentials,

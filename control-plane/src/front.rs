@@ -95,6 +95,9 @@ impl PredictorService for FrontDoor {
             // An unknown API gets its NOT_FOUND from the model lookup.
             Some(ApiKind::Models) | None => {
                 let m = catalog.model_ref(&request.api, &request.model)?;
+                if let Some(picked) = catalog.pick_by_traffic(&m, &request.version) {
+                    request.version = picked;
+                }
                 let key = resolve(&catalog, &self.registry, &m, &request.version)?;
                 request.model = m.model.clone();
                 request.version = forwarded_version(&request.version, &key);
@@ -163,7 +166,18 @@ impl InferenceService for FrontDoor {
             .await
     }
 
-    async fn model_infer(&self, r: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
+    async fn model_infer(
+        &self,
+        mut r: pb::ModelInferRequest,
+    ) -> Result<pb::ModelInferResponse, Error> {
+        // A call naming no version may be sent to a version by `traffic`;
+        // the worker is then asked for that number.
+        let catalog = self.catalog();
+        if let Ok(m) = catalog.model_by_name(&r.model_name)
+            && let Some(picked) = catalog.pick_by_traffic(&m, &r.model_version)
+        {
+            r.model_version = picked;
+        }
         let (m, key) = self.by_name(&r.model_name, &r.model_version)?;
         let asked_as = r.model_name.clone();
         let mut forwarded = r;
@@ -285,11 +299,12 @@ impl InferenceService for FrontDoor {
 /// How long ModelStatistics waits for each worker.
 const STATISTICS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The version to ask the worker for: `latest` stays `latest`, a number is
-/// the number the catalog has.
+/// The version to ask the worker for: `latest` stays `latest` (named, so
+/// that the worker does not split it by `traffic` again: the control plane
+/// has drawn already), a number is the number the catalog has.
 fn forwarded_version(asked: &str, key: &VersionKey) -> String {
     if is_latest(asked) {
-        String::new()
+        "latest".to_owned()
     } else {
         key.version.to_string()
     }

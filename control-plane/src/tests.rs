@@ -783,6 +783,45 @@ async fn a_label_names_its_version_and_a_dangling_label_says_which() {
     );
 }
 
+#[test]
+fn traffic_splits_calls_naming_no_version_by_weight() {
+    let api = |canary: u64| Api {
+        sources: vec![ModelSource {
+            name: "m".into(),
+            version_labels: [("stable".to_owned(), 1), ("canary".to_owned(), canary)].into(),
+            traffic: [("stable".to_owned(), 90), ("canary".to_owned(), 10)].into(),
+            ..Default::default()
+        }],
+        ..onnx_api("a")
+    };
+    let split = catalog(&[(1, true), (2, true), (3, false)], &[api(2)]);
+    // 20,000 draws: the canary's share is 0.1 with a standard deviation of
+    // 0.002; 0.02 either side is ten of them.
+    let draws = 20_000;
+    let canary = (0..draws)
+        .filter(|_| split.pick_by_traffic(&model(), "").as_deref() == Some("2"))
+        .count();
+    let share = canary as f64 / draws as f64;
+    assert!((0.08..0.12).contains(&share), "canary share {share}");
+    // Only calls naming no version are split.
+    for named in ["latest", "1", "stable"] {
+        assert_eq!(split.pick_by_traffic(&model(), named), None);
+    }
+    // A label whose version is invalid (3) or absent (9) is not picked:
+    // those draws are left to `latest`.
+    for missing in [3, 9] {
+        let split = catalog(&[(1, true), (2, true), (3, false)], &[api(missing)]);
+        let picks: std::collections::HashSet<Option<String>> = (0..2_000)
+            .map(|_| split.pick_by_traffic(&model(), ""))
+            .collect();
+        assert_eq!(
+            picks,
+            [Some("1".to_owned()), None].into(),
+            "canary -> {missing}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn predictor_apis_are_routed_by_api_to_a_worker_running_the_predictor() {
     let c = Cluster::new();

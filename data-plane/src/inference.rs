@@ -95,7 +95,7 @@ impl InferenceService for WorkerService {
             self.check_size(&crate::tensor::input(&input.name), size)?;
             inputs.push(wire::from_infer_input(input, raw)?);
         }
-        let targets = self.worker.resolve(&m, &r.model_version)?;
+        let targets = self.worker.resolve_call(&m, &r.model_version)?;
         let loaded = self.worker.acquire(targets).await?;
         let wanted: Vec<String> = r.outputs.iter().map(|o| o.name.clone()).collect();
         let outputs = self.worker.infer(&loaded, inputs, wanted).await?;

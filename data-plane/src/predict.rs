@@ -94,7 +94,7 @@ impl WorkerService {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        let targets = self.worker.resolve(&m, &request.version)?;
+        let targets = self.worker.resolve_call(&m, &request.version)?;
         let loaded = self.worker.acquire(targets).await?;
         let inputs = match payload {
             ModelPayload::Json(text) => {

@@ -60,6 +60,8 @@ pub struct ModelsConfig {
     pub signature_key: Option<String>,
     /// `version_labels` of a `path` or `dir` (every model of the folder).
     pub version_labels: BTreeMap<String, u64>,
+    /// `traffic` of a `path` or `dir`: weights per label.
+    pub traffic: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +80,7 @@ pub struct NamedModel {
     pub location: Location,
     pub signature_key: Option<String>,
     pub version_labels: BTreeMap<String, u64>,
+    pub traffic: BTreeMap<String, u32>,
 }
 
 /// What a version folder must contain, per predictor type.
@@ -142,6 +145,7 @@ impl ApiConfig {
                     location: s.location.to_string(),
                     signature_key: s.signature_key.unwrap_or_default(),
                     version_labels: s.version_labels.into_iter().collect(),
+                    traffic: s.traffic.into_iter().collect(),
                 })
                 .collect(),
             cache_size: models.and_then(|m| m.cache_size).unwrap_or(0),
@@ -177,6 +181,7 @@ impl ApiConfig {
                 location: location.clone(),
                 signature_key: None,
                 version_labels: models.version_labels.clone(),
+                traffic: models.traffic.clone(),
             }],
             ModelSources::Named(named) => named
                 .iter()
@@ -185,6 +190,7 @@ impl ApiConfig {
                     location: m.location.clone(),
                     signature_key: m.signature_key.clone(),
                     version_labels: m.version_labels.clone(),
+                    traffic: m.traffic.clone(),
                 })
                 .collect(),
             ModelSources::Dir(location) => vec![SourceConfig {
@@ -192,6 +198,7 @@ impl ApiConfig {
                 location: location.clone(),
                 signature_key: None,
                 version_labels: models.version_labels.clone(),
+                traffic: models.traffic.clone(),
             }],
         }
     }
@@ -205,6 +212,7 @@ pub struct SourceConfig {
     pub location: Location,
     pub signature_key: Option<String>,
     pub version_labels: BTreeMap<String, u64>,
+    pub traffic: BTreeMap<String, u32>,
 }
 
 /// Why a config is refused; the message names the API and the field.

@@ -182,12 +182,7 @@ impl Catalog {
 
     /// The labels of a model's versions, from its source in the config.
     pub fn version_labels(&self, m: &ModelRef) -> std::collections::BTreeMap<String, u64> {
-        self.apis
-            .get(&m.api)
-            .and_then(|api| {
-                let at = Catalog::source_of(api, &m.model)?;
-                api.sources.get(at as usize)
-            })
+        self.source(m)
             .map(|s| {
                 s.version_labels
                     .iter()
@@ -195,6 +190,46 @@ impl Catalog {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// For a call that names no version (`""`; `latest` is a name): the
+    /// version the model's `traffic` weights pick, as the number a call
+    /// would name, when the picked label's version is in the index and
+    /// valid. None leaves the call to `latest`.
+    pub fn pick_by_traffic(&self, m: &ModelRef, asked: &str) -> Option<String> {
+        if !asked.trim().is_empty() {
+            return None;
+        }
+        let source = self.source(m)?;
+        // Sorted by label, so a draw means the same label on every plane.
+        let mut weights: Vec<(&String, u32)> =
+            source.traffic.iter().map(|(l, w)| (l, *w)).collect();
+        weights.sort();
+        let total: u64 = weights.iter().map(|(_, w)| u64::from(*w)).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut draw = fastrand::u64(0..total);
+        let label = weights.iter().find_map(|(l, w)| {
+            let w = u64::from(*w);
+            if draw < w {
+                Some(*l)
+            } else {
+                draw -= w;
+                None
+            }
+        })?;
+        let number = *source.version_labels.get(label)?;
+        self.versions(&m.api, &m.model)
+            .into_iter()
+            .find(|v| v.version == number && Catalog::valid(v))
+            .map(|v| v.version.to_string())
+    }
+
+    /// The config source a model comes from.
+    fn source(&self, m: &ModelRef) -> Option<&hotswap_proto::v1::ModelSource> {
+        let api = self.apis.get(&m.api)?;
+        api.sources.get(Catalog::source_of(api, &m.model)? as usize)
     }
 }
 

@@ -41,7 +41,29 @@ impl Worker {
     /// Candidates for a request, best first: the caller serves from the
     /// first that is loaded or loads.
     pub fn resolve(self: &Arc<Self>, m: &ModelRef, version: &str) -> Result<Vec<Target>, Error> {
+        self.resolve_in(&self.catalog(), m, version)
+    }
+
+    /// As [`Worker::resolve`], for an inference: a call naming no version
+    /// may go to a version by the model's `traffic` weights. (Behind a
+    /// control plane the pick was made there and the worker is asked for a
+    /// number; serving clients directly, it is made here.)
+    pub fn resolve_call(
+        self: &Arc<Self>,
+        m: &ModelRef,
+        version: &str,
+    ) -> Result<Vec<Target>, Error> {
         let catalog = self.catalog();
+        let picked = catalog.pick_by_traffic(m, version);
+        self.resolve_in(&catalog, m, picked.as_deref().unwrap_or(version))
+    }
+
+    fn resolve_in(
+        self: &Arc<Self>,
+        catalog: &Catalog,
+        m: &ModelRef,
+        version: &str,
+    ) -> Result<Vec<Target>, Error> {
         catalog.require_complete()?;
         if !is_latest(version) {
             let v = catalog.numbered(m, version)?;

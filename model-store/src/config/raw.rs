@@ -132,6 +132,7 @@ struct RawModels {
     disk_cache_size: Option<u32>,
     signature_key: Option<String>,
     version_labels: Option<BTreeMap<String, u64>>,
+    traffic: Option<BTreeMap<String, u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +142,7 @@ struct RawNamedPath {
     path: String,
     signature_key: Option<String>,
     version_labels: Option<BTreeMap<String, u64>>,
+    traffic: Option<BTreeMap<String, u32>>,
 }
 
 /// Cortex's compute section. Only `inf` changes what hotswap does; cpu and
@@ -454,13 +456,21 @@ impl RawModels {
         base: &Path,
     ) -> Result<ModelsConfig, Invalid> {
         let f = |name: &str| format!("{field}.{name}");
-        if self.paths.is_some() && self.version_labels.is_some() {
-            return Err(invalid(
-                &f("version_labels"),
-                "with paths, set version_labels on each paths entry (labels name one model's versions)",
-            ));
+        for (name, set) in [
+            ("version_labels", self.version_labels.is_some()),
+            ("traffic", self.traffic.is_some()),
+        ] {
+            if self.paths.is_some() && set {
+                return Err(invalid(
+                    &f(name),
+                    format!(
+                        "with paths, set {name} on each paths entry (labels name one model's versions)"
+                    ),
+                ));
+            }
         }
         let labels = version_labels(&f("version_labels"), self.version_labels)?;
+        let split = traffic(&f("traffic"), self.traffic, &labels)?;
         let sources = match (self.path, self.paths, self.dir) {
             (Some(path), None, None) => ModelSources::Single(location(&f("path"), &path, base)?),
             (None, Some(paths), None) => {
@@ -491,7 +501,14 @@ impl RawModels {
                             &format!("{at}.version_labels"),
                             entry.version_labels,
                         )?,
+                        traffic: BTreeMap::new(),
                     });
+                    let model = named.last_mut().expect("just pushed");
+                    model.traffic = traffic(
+                        &format!("{at}.traffic"),
+                        entry.traffic,
+                        &model.version_labels,
+                    )?;
                 }
                 ModelSources::Named(named)
             }
@@ -541,8 +558,33 @@ impl RawModels {
             disk_cache_size: self.disk_cache_size,
             signature_key: self.signature_key,
             version_labels: labels,
+            traffic: split,
         })
     }
+}
+
+/// `traffic`: weights per label for calls that name no version. Every key
+/// is a label of `version_labels`, and some weight is above 0.
+fn traffic(
+    field: &str,
+    traffic: Option<BTreeMap<String, u32>>,
+    labels: &BTreeMap<String, u64>,
+) -> Result<BTreeMap<String, u32>, Invalid> {
+    let traffic = traffic.unwrap_or_default();
+    if let Some(unknown) = traffic.keys().find(|l| !labels.contains_key(*l)) {
+        let known: Vec<&String> = labels.keys().collect();
+        return Err(invalid(
+            &format!("{field}.{unknown}"),
+            format!(
+                "not a label of version_labels (labels: {})",
+                hotswap_common::list(&known)
+            ),
+        ));
+    }
+    if !traffic.is_empty() && traffic.values().all(|w| *w == 0) {
+        return Err(invalid(field, "every weight is 0"));
+    }
+    Ok(traffic)
 }
 
 /// `version_labels`: names for version numbers. A label must not read as a

@@ -302,6 +302,18 @@ fn invalid_combinations_are_named() {
             "api `a`: predictor.models.version_labels: with paths, set version_labels on each paths entry",
         ),
         (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_labels: {stable: 1}, traffic: {canary: 10}}}}",
+            "api `a`: predictor.models.traffic.canary: not a label of version_labels (labels: stable)",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_labels: {stable: 1}, traffic: {stable: 0}}}}",
+            "api `a`: predictor.models.traffic: every weight is 0",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {paths: [{name: x, path: /1}], traffic: {stable: 1}}}}",
+            "api `a`: predictor.models.traffic: with paths, set traffic on each paths entry",
+        ),
+        (
             "- {name: a, predictor: {type: onnx, models: {paths: [{name: x, path: /1, version_labels: {'a b': 1}}]}}}",
             "api `a`: predictor.models.paths[0].version_labels.a b: a label starts with a letter",
         ),
@@ -356,6 +368,18 @@ fn version_labels_reach_each_models_source() {
     );
     assert_eq!(labels(&apis[1]), [vec![pair("stable", 1)], vec![]]);
     assert_eq!(labels(&apis[2]), [vec![pair("old", 1)]]);
+}
+
+#[test]
+fn traffic_weights_reach_each_models_source() {
+    let apis = parse_ok(
+        "- {name: b, predictor: {type: onnx, models: {paths: [{name: x, path: /x, version_labels: {stable: 1, canary: 2}, traffic: {stable: 90, canary: 10}}, {name: y, path: /y}]}}}",
+    );
+    let sources = apis[0].to_proto().sources;
+    let mut x: Vec<(String, u32)> = sources[0].traffic.clone().into_iter().collect();
+    x.sort();
+    assert_eq!(x, [("canary".to_owned(), 10), ("stable".to_owned(), 90)]);
+    assert!(sources[1].traffic.is_empty());
 }
 
 #[test]

@@ -21,6 +21,7 @@ fn single(model: &str, at: &str) -> SourceConfig {
         location: Location::parse(at, Path::new("/")).unwrap(),
         signature_key: None,
         version_labels: Default::default(),
+        traffic: Default::default(),
     }
 }
 

@@ -171,11 +171,15 @@ impl InferenceService for WorkerService {
         } else {
             Some(self.worker.model_by_name(&r.name)?)
         };
-        let version: Option<u64> = match r.version.trim() {
-            "" => None,
-            v => Some(v.parse().map_err(|_| {
+        let catalog = self.worker.catalog();
+        // A number, or with a model named, a label of its versions.
+        let version: Option<u64> = match (r.version.trim(), &only) {
+            ("", _) => None,
+            (v, Some(m)) if v.parse::<u64>().is_err() => Some(catalog.numbered(m, v)?.version),
+            (v, _) => Some(v.parse().map_err(|_| {
                 Error::NotFound(format!(
-                    "version {:?} not found; versions are numbers",
+                    "version {:?} not found; versions are numbers (or, with a model named, \
+                     labels)",
                     hotswap_proto::error::shown(v)
                 ))
             })?),
@@ -183,7 +187,6 @@ impl InferenceService for WorkerService {
         // Every version the catalog has that is loaded or has served, so a
         // client sees an entry before its first request; removed versions
         // drop out.
-        let catalog = self.worker.catalog();
         let model_stats = catalog
             .versions
             .iter()

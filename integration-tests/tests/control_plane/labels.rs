@@ -76,6 +76,22 @@ async fn labels_name_versions_wherever_a_version_is_named() {
         .expect("ModelInfer stable")
         .into_inner();
     assert_eq!(answer.model_version, "1");
+    // Statistics by label: the labelled version's, which served calls.
+    let stats = infer
+        .model_statistics(hotswap_proto::inference::ModelStatisticsRequest {
+            name: "iris".into(),
+            version: "stable".into(),
+        })
+        .await
+        .expect("ModelStatistics stable")
+        .into_inner();
+    let versions: Vec<&str> = stats
+        .model_stats
+        .iter()
+        .map(|s| s.version.as_str())
+        .collect();
+    assert_eq!(versions, ["1"], "{stats:?}");
+    assert!(stats.model_stats[0].inference_count > 0, "{stats:?}");
 
     // A label naming a version the bucket lacks, and an unknown word.
     let gone = p

@@ -14,7 +14,7 @@ use hotswap_proto::v1::{Api, ModelVersion, VersionState};
 
 pub use builder::{Applied, CatalogBuilder};
 pub use kind::ApiKind;
-pub use names::{ModelRef, is_latest};
+pub use names::{ModelRef, is_latest, outside_policy};
 pub use pinned::{GATHER as PIN_GATHER, Pins};
 
 /// Why a request's names do not resolve against the catalog.
@@ -97,6 +97,11 @@ impl Catalog {
 
     pub fn valid(v: &ModelVersion) -> bool {
         v.state == VersionState::Valid as i32
+    }
+
+    /// Valid by its files, but outside its model's `version_policy`.
+    pub fn excluded(v: &ModelVersion) -> bool {
+        v.state == VersionState::Excluded as i32
     }
 
     /// The position of the source `model` of `api` comes from: the API's

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tonic::codegen::http;
 use tower::{Layer, Service};
@@ -29,6 +29,9 @@ const BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Rows per batched run (`hotswap_batch_size`): 1 to 256.
+const BATCH_ROWS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// Installs the process's recorder (once; later calls return the same
 /// handle): from then on the services' metrics are kept.
 pub fn install() -> PrometheusHandle {
@@ -36,6 +39,8 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
+                .expect("the buckets are not empty")
+                .set_buckets_for_metric(Matcher::Full("hotswap_batch_size".to_owned()), BATCH_ROWS)
                 .expect("the buckets are not empty")
                 .build_recorder();
             let handle = recorder.handle();

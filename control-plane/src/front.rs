@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hotswap_common::catalog::{ApiKind, Catalog, CatalogError, ModelRef, VersionKey, is_latest};
+use hotswap_common::catalog::{
+    ApiKind, Catalog, CatalogError, ModelRef, VersionKey, is_latest, outside_policy,
+};
 use hotswap_proto::inference::{
     self as pb, InferStatistics, ModelStatistics, StatisticDuration,
     repository_index_response::ModelIndex,
@@ -72,6 +74,9 @@ pub fn resolve(
     }
     if let Some(valid) = versions.iter().rev().find(|v| Catalog::valid(v)) {
         return Ok(key(valid.version));
+    }
+    if let Some(e) = outside_policy(m, &versions) {
+        return Err(e.into());
     }
     let what = m.protocol_name();
     Err(match versions.last() {
@@ -275,8 +280,11 @@ impl InferenceService for FrontDoor {
                     model: key.model.clone(),
                 }
                 .protocol_name();
-                let (state, reason) = if self.registry.served_anywhere(&Route::Version(key.clone()))
-                {
+                // Held only until a version within the policy loads: calls
+                // naming it are NOT_FOUND, so it is not shown as ready.
+                let (state, reason) = if Catalog::excluded(v) {
+                    ("UNAVAILABLE", v.reason.clone())
+                } else if self.registry.served_anywhere(&Route::Version(key.clone())) {
                     ("READY", String::new())
                 } else if Catalog::valid(v) {
                     ("UNAVAILABLE", "not loaded on any worker".to_owned())

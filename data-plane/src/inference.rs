@@ -119,25 +119,35 @@ impl InferenceService for WorkerService {
         let loaded = self.worker.acquire(targets).await?;
         let signature = loaded.model.signature();
         let platform = loaded.model.platform();
+        // Batched, Triton's way: max_batch_size set, and the dims below
+        // leave out the batch dimension.
+        let batching = loaded.batcher.as_ref().map(|b| b.settings());
+        let dims = |shape: &[i64]| match batching {
+            Some(_) => shape[1..].to_vec(),
+            None => shape.to_vec(),
+        };
         Ok(pb::ModelConfigResponse {
             config: Some(ModelConfig {
                 name: m.protocol_name(),
                 platform: platform.to_owned(),
                 backend: platform.split('_').next().unwrap_or(platform).to_owned(),
-                // Shapes below include any batch dimension the model has.
-                max_batch_size: 0,
-                version_policy: Some(pb::ModelVersionPolicy {
-                    policy_choice: Some(pb::model_version_policy::PolicyChoice::All(
-                        pb::model_version_policy::All {},
-                    )),
+                // Without batching, shapes include any batch dimension the
+                // model has.
+                max_batch_size: batching.map_or(0, |b| b.max_rows as i32),
+                scheduling_choice: batching.map(|b| {
+                    pb::model_config::SchedulingChoice::DynamicBatching(pb::ModelDynamicBatching {
+                        max_queue_delay_microseconds: b.interval.as_micros() as u64,
+                        ..Default::default()
+                    })
                 }),
+                version_policy: Some(version_policy(self.worker.catalog().version_policy(&m))),
                 input: signature
                     .inputs
                     .iter()
                     .map(|s| ModelInput {
                         name: s.name.clone(),
                         data_type: config_type(s.dtype) as i32,
-                        dims: s.shape.clone(),
+                        dims: dims(&s.shape),
                         ..Default::default()
                     })
                     .collect(),
@@ -147,7 +157,7 @@ impl InferenceService for WorkerService {
                     .map(|s| ModelOutput {
                         name: s.name.clone(),
                         data_type: config_type(s.dtype) as i32,
-                        dims: s.shape.clone(),
+                        dims: dims(&s.shape),
                         ..Default::default()
                     })
                     .collect(),
@@ -216,7 +226,11 @@ impl InferenceService for WorkerService {
             .versions
             .iter()
             .map(|(key, v)| {
-                let (state, reason) = if !Catalog::valid(v) {
+                let (state, reason) = if Catalog::excluded(v) {
+                    // Calls naming it are NOT_FOUND, even while it is held
+                    // until a version within the policy loads.
+                    ("UNAVAILABLE", v.reason.clone())
+                } else if !Catalog::valid(v) {
                     if self.worker.published(v).is_some() {
                         ("READY", format!("update invalid: {}", v.reason))
                     } else {
@@ -309,6 +323,22 @@ impl WorkerService {
             .filter(|v| Catalog::valid(v))
             .map(|v| v.version.to_string())
             .collect()
+    }
+}
+
+/// The model's version policy in Triton's terms.
+fn version_policy(policy: Option<&hotswap_proto::v1::VersionPolicy>) -> pb::ModelVersionPolicy {
+    use hotswap_proto::v1::version_policy::Policy;
+    use pb::model_version_policy::{All, Latest, PolicyChoice, Specific};
+    let choice = match policy.and_then(|p| p.policy.as_ref()) {
+        None => PolicyChoice::All(All {}),
+        Some(Policy::Latest(n)) => PolicyChoice::Latest(Latest { num_versions: *n }),
+        Some(Policy::Specific(s)) => PolicyChoice::Specific(Specific {
+            versions: s.versions.iter().map(|v| *v as i64).collect(),
+        }),
+    };
+    pb::ModelVersionPolicy {
+        policy_choice: Some(choice),
     }
 }
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+mod batch;
 mod body;
 mod cache;
 mod error;

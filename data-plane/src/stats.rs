@@ -25,6 +25,9 @@ pub struct VersionStats {
     compute_output: Counter,
     /// Milliseconds since the epoch.
     last_inference: AtomicU64,
+    /// Successful calls that ran in a batch with an earlier call (dynamic
+    /// batching): Triton's execution count is the successes less these.
+    joined: AtomicU64,
     /// The model's recent run time (nanoseconds, an exponential moving
     /// average over about the last eight runs): decides whether a call may
     /// run on an async thread.
@@ -151,6 +154,11 @@ impl VersionStats {
             && self.recent_infer_ns.load(Ordering::Relaxed) < SHORT_RUN.as_nanos() as u64
     }
 
+    /// `calls` calls ran (and succeeded) in a batch started for another.
+    pub fn ran_together(&self, calls: u64) {
+        self.joined.fetch_add(calls, Ordering::Relaxed);
+    }
+
     /// A request that failed: counted as failed only (as Triton does).
     pub fn failure(&self, total: Duration) {
         self.fail.add(total);
@@ -174,7 +182,9 @@ impl VersionStats {
             version: key.version.to_string(),
             last_inference: self.last_inference.load(Ordering::Relaxed),
             inference_count: success.count,
-            execution_count: success.count,
+            execution_count: success
+                .count
+                .saturating_sub(self.joined.load(Ordering::Relaxed)),
             inference_stats: Some(InferStatistics {
                 success: Some(success),
                 fail: Some(self.fail.get()),

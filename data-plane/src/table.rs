@@ -13,6 +13,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 
 use crate::backend::Model;
+use crate::batch::Batcher;
 use hotswap_common::catalog::VersionKey;
 use hotswap_common::lock;
 
@@ -22,6 +23,9 @@ pub struct Loaded {
     /// The content it was loaded from.
     pub content_hash: String,
     pub model: Arc<dyn Model>,
+    /// The version's dynamic batching queue, when its API batches and the
+    /// model has a batch dimension.
+    pub batcher: Option<Batcher>,
     live: Arc<AtomicUsize>,
 }
 
@@ -158,13 +162,20 @@ impl Table {
     }
 
     /// Wraps a freshly loaded model.
-    pub fn instance(&self, key: VersionKey, content_hash: String, model: Arc<dyn Model>) -> Loaded {
+    pub fn instance(
+        &self,
+        key: VersionKey,
+        content_hash: String,
+        model: Arc<dyn Model>,
+        batcher: Option<Batcher>,
+    ) -> Loaded {
         self.live.fetch_add(1, Ordering::SeqCst);
         self.loads.fetch_add(1, Ordering::Relaxed);
         Loaded {
             key,
             content_hash,
             model,
+            batcher,
             live: self.live.clone(),
         }
     }

@@ -118,6 +118,25 @@ macro_rules! tensor_data {
                 }
             }
 
+            /// Appends `other`'s elements; false (and nothing appended)
+            /// when the element types differ.
+            pub fn append(&mut self, other: &TensorData) -> bool {
+                match (self, other) {
+                    $((TensorData::$variant(a), TensorData::$variant(b)) => {
+                        a.extend_from_slice(b);
+                        true
+                    })*
+                    _ => false,
+                }
+            }
+
+            /// The elements in `range` (within `len()`).
+            pub fn slice(&self, range: std::ops::Range<usize>) -> TensorData {
+                match self {
+                    $(TensorData::$variant(v) => TensorData::$variant(v[range].to_vec()),)*
+                }
+            }
+
             pub fn to_le_bytes(&self) -> Vec<u8> {
                 match self {
                     $(TensorData::$variant(v) => {

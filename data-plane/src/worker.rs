@@ -260,7 +260,14 @@ impl Worker {
         let checked_at = Instant::now();
         let result = match checked {
             Err(e) => Err(e),
-            Ok(inputs) => run(&loaded.model, inputs, outputs, stats.runs_short()).await,
+            Ok(inputs) => match loaded
+                .batcher
+                .as_ref()
+                .and_then(|b| Some((b, b.rows(&inputs)?)))
+            {
+                Some((batcher, rows)) => batcher.run(inputs, outputs, rows).await,
+                None => run(&loaded.model, inputs, outputs, stats.runs_short()).await,
+            },
         };
         match result {
             Ok((out, began, infer)) => {

@@ -18,19 +18,15 @@
 //! runs share the machine's two cores with them.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hotswap_data_plane::backend::onnx::OnnxModel;
 use hotswap_data_plane::tensor::{Tensor, TensorData};
 use hotswap_integration_tests::latency::{Stats, in_process_with, micros};
-use hotswap_integration_tests::process::{
-    ChildGuard, Hotswap, hotswap_binary, runtimes, venv, workspace_root,
-};
+use hotswap_integration_tests::perf::{Measured, make_bench_models, perf_analyzer, ready};
+use hotswap_integration_tests::process::{Hotswap, hotswap_binary, runtimes};
 use hotswap_integration_tests::worker::iris;
-use hotswap_proto::inference::ModelReadyRequest;
-use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 
 /// A model the benchmark serves.
 struct Bench {
@@ -63,109 +59,6 @@ struct Check {
     measured: Measured,
     direct_p50_us: f64,
     in_process_per_second: f64,
-}
-
-/// What one perf_analyzer run reported.
-struct Measured {
-    per_second: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-/// perf_analyzer against `addr` for `model` at `concurrency`: its CSV row,
-/// or why it failed.
-fn perf_analyzer(
-    addr: &str,
-    model: &Bench,
-    concurrency: usize,
-    window_ms: u32,
-) -> Result<Measured, String> {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("report.csv");
-    let out = dir.path().join("output.txt");
-    let range = format!("{concurrency}:{concurrency}");
-    let mut command = Command::new(venv().join("bin/perf_analyzer"));
-    command
-        .args([
-            "-i",
-            "grpc",
-            "-u",
-            addr,
-            "-m",
-            model.name,
-            "--shape",
-            model.shape,
-        ])
-        .args([
-            "--concurrency-range",
-            &range,
-            "-p",
-            &window_ms.to_string(),
-            "-f",
-        ])
-        .arg(&csv)
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap());
-    let mut child = ChildGuard::spawn("perf_analyzer", &mut command);
-    // Ten windows at most, each a few times the window with its set-up.
-    let deadline = Instant::now() + Duration::from_millis(u64::from(window_ms) * 40 + 30_000);
-    let status = loop {
-        if let Some(status) = child.child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            return Err("did not finish in time".to_owned());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let output = std::fs::read_to_string(&out).unwrap_or_default()
-        + &std::fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default();
-    if !status.success() {
-        let last = output
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("");
-        return Err(format!("{status}: {last}"));
-    }
-    let text = std::fs::read_to_string(&csv).map_err(|e| format!("no CSV: {e}"))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let row: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let column = |name: &str| -> Result<f64, String> {
-        let i = header
-            .iter()
-            .position(|h| *h == name)
-            .ok_or(format!("no {name} column"))?;
-        row.get(i)
-            .and_then(|v| v.parse().ok())
-            .ok_or(format!("no {name} value"))
-    };
-    Ok(Measured {
-        per_second: column("Inferences/Second")?,
-        p50_us: column("p50 latency")?,
-        p99_us: column("p99 latency")?,
-    })
-}
-
-/// Waits (bounded) until `addr` says `model` is ready.
-async fn ready(addr: std::net::SocketAddr, model: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut client) = GrpcInferenceServiceClient::connect(format!("http://{addr}")).await
-            && let Ok(r) = client
-                .model_ready(ModelReadyRequest {
-                    name: model.to_owned(),
-                    version: String::new(),
-                })
-                .await
-            && r.into_inner().ready
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{model} never ready at {addr}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The process's resident set, from /proc.
@@ -223,13 +116,7 @@ fn main() {
     runtime.block_on(async {
         // The models: iris as it is, the other two made by the script.
         let made = tempfile::tempdir().unwrap();
-        let script = workspace_root().join("integration-tests/scripts/make_bench_models.py");
-        let status = Command::new(venv().join("bin/python"))
-            .arg(&script)
-            .arg(made.path())
-            .status()
-            .expect("run the model script");
-        assert!(status.success(), "{} failed (needs `pip install onnx==1.19.1`; `make bench-perf` does it)", script.display());
+        make_bench_models(made.path());
         let files: [(&str, PathBuf); 2] = [
             ("tiny", {
                 let p = made.path().join("tiny.onnx");
@@ -294,7 +181,7 @@ fn main() {
                 let mut direct_p50 = None;
                 for (path, addr) in [("worker direct", worker.addr), ("front door", control.addr)] {
                     let measured = tokio::task::block_in_place(|| {
-                        perf_analyzer(&addr.to_string(), bench, concurrency, window_ms)
+                        perf_analyzer(&addr.to_string(), bench.name, bench.shape, concurrency, window_ms)
                     });
                     match measured {
                         Ok(m) => {

@@ -8,6 +8,7 @@ pub mod control;
 pub mod emulator;
 pub mod latency;
 pub mod load;
+pub mod perf;
 pub mod process;
 pub mod proxy;
 pub mod saved_model;

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, Worker, WorkerConfig};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::inference::repository_index_response::ModelIndex;
-use hotswap_proto::inference::{ModelInferRequest, RepositoryIndexRequest, model_infer_request};
+use hotswap_proto::inference::{
+    ModelInferRequest, ModelStatisticsRequest, RepositoryIndexRequest, model_infer_request,
+};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
 use tonic::transport::Channel;
@@ -252,4 +254,62 @@ pub fn iris_infer(name: &str, version: &str) -> ModelInferRequest {
         raw_input_contents: vec![values.iter().flat_map(|v| v.to_le_bytes()).collect()],
         ..Default::default()
     }
+}
+
+/// A call of `rows` rows of iris inputs, different for each `seed`.
+pub fn iris_rows(model: &str, rows: usize, seed: usize) -> ModelInferRequest {
+    let values: Vec<f32> = (0..rows * 4)
+        .map(|i| ((seed * 31 + i * 7) % 23) as f32 * 0.37 - 1.5)
+        .collect();
+    ModelInferRequest {
+        model_name: model.to_owned(),
+        inputs: vec![model_infer_request::InferInputTensor {
+            name: "input".into(),
+            datatype: "FP32".into(),
+            shape: vec![rows as i64, 4],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![values.iter().flat_map(|v| v.to_le_bytes()).collect()],
+        ..Default::default()
+    }
+}
+
+/// Each output's (name, shape, bytes), in the answer's order.
+pub type Outputs = Vec<(String, Vec<i64>, Vec<u8>)>;
+
+/// ModelInfer's outputs (panics on an error).
+pub async fn infer_outputs(
+    client: &GrpcInferenceServiceClient<Channel>,
+    request: ModelInferRequest,
+) -> Outputs {
+    let r = client
+        .clone()
+        .model_infer(request)
+        .await
+        .expect("ModelInfer")
+        .into_inner();
+    r.outputs
+        .iter()
+        .zip(r.raw_output_contents)
+        .map(|(o, raw)| (o.name.clone(), o.shape.clone(), raw))
+        .collect()
+}
+
+/// (inference count, execution count) of `model` version 1, from
+/// ModelStatistics.
+pub async fn execution_counts(
+    client: &GrpcInferenceServiceClient<Channel>,
+    model: &str,
+) -> (u64, u64) {
+    let stats = client
+        .clone()
+        .model_statistics(ModelStatisticsRequest {
+            name: model.into(),
+            version: "1".into(),
+        })
+        .await
+        .expect("ModelStatistics")
+        .into_inner();
+    let s = &stats.model_stats[0];
+    (s.inference_count, s.execution_count)
 }

@@ -38,6 +38,11 @@ fn prometheus_scrapes_what_the_calls_did() {
     let bucket = tempfile::tempdir().unwrap();
     copy_readable(&workspace_root().join("examples/iris-onnx"), bucket.path());
     let config = bucket.path().join("hotswap.yaml");
+    // Batched, so that batch sizes are recorded (calls one at a time: a
+    // row per run).
+    let mut yaml = std::fs::read_to_string(&config).unwrap();
+    yaml.push_str("    server_side_batching: {max_batch_size: 4, batch_interval: 1ms}\n");
+    std::fs::write(&config, yaml).unwrap();
     let up = Hotswap::up(&config);
     let front = up.addr_of("control-plane").to_string();
     let metrics = up.addr_of("metrics").to_string();
@@ -121,6 +126,9 @@ fn prometheus_scrapes_what_the_calls_did() {
             r#"sum(hotswap_inference_duration_seconds_count{api="iris",phase="compute_infer"})"#,
             7.0,
         ),
+        // Each ran in a batch of its own row.
+        (r#"sum(hotswap_batch_size_count{api="iris"})"#, 7.0),
+        (r#"sum(hotswap_batch_size_bucket{api="iris",le="1"})"#, 7.0),
         // The example's three versions, each loaded once.
         (r#"sum(hotswap_model_loads_total{api="iris"})"#, 3.0),
     ];

@@ -2,7 +2,10 @@
 //! strictly (an unknown field is an error naming it) and validated into
 //! [`ApiConfig`]s whose invariants later code relies on.
 
+mod policy;
 mod raw;
+
+pub use policy::{VersionPolicy, describe as describe_policy};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +65,9 @@ pub struct ModelsConfig {
     pub version_labels: BTreeMap<String, u64>,
     /// `traffic` of a `path` or `dir`: weights per label.
     pub traffic: BTreeMap<String, u32>,
+    /// `version_policy` of a `path` or `dir`; with `paths`, of the entries
+    /// that set none.
+    pub version_policy: VersionPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +87,7 @@ pub struct NamedModel {
     pub signature_key: Option<String>,
     pub version_labels: BTreeMap<String, u64>,
     pub traffic: BTreeMap<String, u32>,
+    pub version_policy: VersionPolicy,
 }
 
 /// What a version folder must contain, per predictor type.
@@ -146,6 +153,7 @@ impl ApiConfig {
                     signature_key: s.signature_key.unwrap_or_default(),
                     version_labels: s.version_labels.into_iter().collect(),
                     traffic: s.traffic.into_iter().collect(),
+                    version_policy: Some(s.version_policy.to_proto()),
                 })
                 .collect(),
             cache_size: models.and_then(|m| m.cache_size).unwrap_or(0),
@@ -182,6 +190,7 @@ impl ApiConfig {
                 signature_key: None,
                 version_labels: models.version_labels.clone(),
                 traffic: models.traffic.clone(),
+                version_policy: models.version_policy.clone(),
             }],
             ModelSources::Named(named) => named
                 .iter()
@@ -191,6 +200,7 @@ impl ApiConfig {
                     signature_key: m.signature_key.clone(),
                     version_labels: m.version_labels.clone(),
                     traffic: m.traffic.clone(),
+                    version_policy: m.version_policy.clone(),
                 })
                 .collect(),
             ModelSources::Dir(location) => vec![SourceConfig {
@@ -199,6 +209,7 @@ impl ApiConfig {
                 signature_key: None,
                 version_labels: models.version_labels.clone(),
                 traffic: models.traffic.clone(),
+                version_policy: models.version_policy.clone(),
             }],
         }
     }
@@ -213,6 +224,7 @@ pub struct SourceConfig {
     pub signature_key: Option<String>,
     pub version_labels: BTreeMap<String, u64>,
     pub traffic: BTreeMap<String, u32>,
+    pub version_policy: VersionPolicy,
 }
 
 /// Why a config is refused; the message names the API and the field.

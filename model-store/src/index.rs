@@ -2,6 +2,7 @@
 //! of changes to it, and the settle rule that keeps half-uploaded versions
 //! out of it.
 
+mod policy;
 mod query;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -193,6 +194,10 @@ impl Index {
                 changes.push((kind, version));
             }
         }
+        let touched: BTreeSet<String> = changes.iter().map(|(_, v)| v.model.clone()).collect();
+        for model in touched {
+            self.apply_policy(api, &model, &mut changes);
+        }
         changes.sort_by(|a, b| VersionKey::of(&a.1).cmp(&VersionKey::of(&b.1)));
         let events = changes
             .into_iter()
@@ -200,6 +205,51 @@ impl Index {
             .collect();
         metrics::gauge!("hotswap_store_versions").set(self.published.len() as f64);
         events
+    }
+
+    /// Brings the states of `model`'s versions in line with its
+    /// `version_policy` after a change to them; a version whose state
+    /// changes is announced (its Added or Updated event carries the new
+    /// state when it has one in `changes` already).
+    fn apply_policy(
+        &mut self,
+        api: &str,
+        model: &str,
+        changes: &mut Vec<(EventKind, Arc<ModelVersion>)>,
+    ) {
+        let policy = self
+            .apis
+            .iter()
+            .find(|a| a.name == api)
+            .and_then(|a| a.sources.iter().find(|s| s.is_dir || s.name == model))
+            .and_then(|s| s.version_policy.as_ref());
+        let from = VersionKey {
+            api: api.to_owned(),
+            model: model.to_owned(),
+            version: 0,
+        };
+        let versions: Vec<&ModelVersion> = self
+            .published
+            .range(from..)
+            .take_while(|(k, _)| k.api == api && k.model == model)
+            .map(|(_, v)| v.as_ref())
+            .collect();
+        for (version, (state, reason)) in policy::changes(policy, &versions) {
+            let key = VersionKey {
+                api: api.to_owned(),
+                model: model.to_owned(),
+                version,
+            };
+            let mut updated = ModelVersion::clone(&self.published[&key]);
+            updated.state = state as i32;
+            updated.reason = reason;
+            let updated = Arc::new(updated);
+            self.published.insert(key.clone(), updated.clone());
+            match changes.iter_mut().find(|(_, c)| VersionKey::of(c) == key) {
+                Some((_, change)) => *change = updated,
+                None => changes.push((EventKind::Updated, updated)),
+            }
+        }
     }
 
     /// Records that a source has been listed and its first versions

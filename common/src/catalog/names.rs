@@ -148,6 +148,15 @@ impl Catalog {
         };
         if let Some(found) = number.and_then(|n| versions.iter().copied().find(|v| v.version == n))
         {
+            if Catalog::excluded(found) {
+                let named = label.map(|l| format!(" (label `{l}`)")).unwrap_or_default();
+                return Err(Error::NotFound(format!(
+                    "version {}{named} of `{}` is not served: {}",
+                    found.version,
+                    m.protocol_name(),
+                    found.reason
+                )));
+            }
             return Ok(found);
         }
         let numbers: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
@@ -192,6 +201,14 @@ impl Catalog {
             .unwrap_or_default()
     }
 
+    /// The model's `version_policy`; `None` means all versions.
+    pub fn version_policy(&self, m: &ModelRef) -> Option<&hotswap_proto::v1::VersionPolicy> {
+        self.source(m)?
+            .version_policy
+            .as_ref()
+            .filter(|p| p.policy.is_some())
+    }
+
     /// For a call that names no version (`""`; `latest` is a name): the
     /// version the model's `traffic` weights pick, as the number a call
     /// would name, when the picked label's version is in the index and
@@ -231,6 +248,19 @@ impl Catalog {
         let api = self.apis.get(&m.api)?;
         api.sources.get(Catalog::source_of(api, &m.model)? as usize)
     }
+}
+
+/// For a model with no valid version, when its versions are valid by
+/// their files but outside its `version_policy`: NOT_FOUND with the policy's
+/// reason (a `specific` list naming none of the versions uploaded).
+pub fn outside_policy(m: &ModelRef, versions: &[&ModelVersion]) -> Option<Error> {
+    let excluded = versions.iter().rev().find(|v| Catalog::excluded(v))?;
+    Some(Error::NotFound(format!(
+        "`{}` has no version to serve: version {} is {}",
+        m.protocol_name(),
+        excluded.version,
+        excluded.reason
+    )))
 }
 
 /// Whether a request's version means "the latest".

@@ -18,7 +18,8 @@ use hotswap_proto::v1::{Api, ModelVersion};
 
 use super::{Worker, short};
 use crate::Error;
-use crate::backend::{self, LoadError};
+use crate::backend::{self, LoadError, Model};
+use crate::batch::{Batcher, Batching, unbatchable};
 use crate::cache::describe;
 use crate::table::{Failure, Loaded, Slot};
 
@@ -139,10 +140,12 @@ impl Worker {
             }
         };
         lock(&slot.state).failure = None;
-        let loaded = Arc::new(
-            self.table
-                .instance(key.clone(), target.content_hash.clone(), model),
-        );
+        let batcher = self.batcher(api, &key, &model);
+        let loaded =
+            Arc::new(
+                self.table
+                    .instance(key.clone(), target.content_hash.clone(), model, batcher),
+            );
         // Room is made now that the new instance is here: memory while it
         // is published, then disk.
         let published = self
@@ -166,6 +169,23 @@ impl Worker {
         }
         self.trim_disk(&key, api.disk_cache_size as usize).await;
         Ok(loaded)
+    }
+
+    /// The version's batching queue, when its API asks for batches
+    /// (`server_side_batching`) and the model has a batch dimension.
+    fn batcher(&self, api: &Api, key: &VersionKey, model: &Arc<dyn Model>) -> Option<Batcher> {
+        let settings = Batching::of(api)?;
+        if let Some(why) = unbatchable(model.signature()) {
+            tracing::warn!(version = %key, reason = %why,
+                "server_side_batching is off for this version: calls run one by one");
+            return None;
+        }
+        Some(Batcher::start(
+            model.clone(),
+            settings,
+            key,
+            self.stats.of(key),
+        ))
     }
 
     fn record_failure(&self, slot: &Slot, target: &ModelVersion, e: &Error) {

@@ -318,8 +318,12 @@ impl ModelResolver for ApiModels {
                 .versions(&m.api, &m.model)
                 .into_iter()
                 .rev()
-                .find(|v| Catalog::valid(v) && below.is_none_or(|b| v.version < b))
-            {
+                // After a failed load, a version outside the policy is
+                // better than none: the model keeps a version.
+                .find(|v| match below {
+                    None => Catalog::valid(v),
+                    Some(b) => (Catalog::valid(v) || Catalog::excluded(v)) && v.version < b,
+                }) {
                 Some(v) => v.clone(),
                 None if below.is_some() => {
                     return lookup(format!(

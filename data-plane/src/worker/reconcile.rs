@@ -2,7 +2,9 @@
 //! every valid version of eagerly loaded APIs, reloads in-memory versions
 //! whose content changed, retries failed loads when their backoff ends, and
 //! drops versions that were removed. A loaded version that turned INVALID
-//! (an update the model-store refused) keeps serving its last good content.
+//! (an update the model-store refused) keeps serving its last good content;
+//! one that fell outside the version policy serves until a version within
+//! it is published here.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -47,6 +49,16 @@ async fn reconcile(worker: &Arc<Worker>) {
         let catalog = worker.catalog();
         let (remove, forget) = match catalog.versions.get(&key) {
             None => (true, true),
+            // Outside the policy: held until a version within it is
+            // published here, so a newer version that fails to load never
+            // leaves the model without one.
+            Some(v) if Catalog::excluded(v) => {
+                let replaced = catalog
+                    .versions(&key.api, &key.model)
+                    .into_iter()
+                    .any(|w| Catalog::valid(w) && worker.published(w).is_some());
+                (slot.current.load().is_none() || replaced, false)
+            }
             // Invalid and never loaded: nothing to keep.
             Some(v) if !Catalog::valid(v) => (slot.current.load().is_none(), false),
             Some(_) => (false, false),
@@ -54,11 +66,16 @@ async fn reconcile(worker: &Arc<Worker>) {
         if !remove {
             continue;
         }
-        // Only a version gone from the index is removed while published.
+        // Only a version gone from the index, or replaced by one within
+        // the policy, is removed while published.
         if slot.current.load().is_some() {
+            let reason = if forget { "removed" } else { "policy" };
             metrics::counter!("hotswap_model_unloads_total",
-                "api" => key.api.clone(), "model" => key.model.clone(), "reason" => "removed")
+                "api" => key.api.clone(), "model" => key.model.clone(), "reason" => reason)
             .increment(1);
+            if !forget {
+                tracing::info!(version = %key, "version outside the version policy unloaded");
+            }
         }
         worker.table.remove(&key);
         let disk = lock(&slot.state).disk.take();

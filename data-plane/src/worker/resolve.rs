@@ -3,8 +3,10 @@
 //! version that just arrived: the highest version already loaded, when there
 //! is one (a newer version is loaded in the background and used once
 //! loaded); otherwise the highest valid version not in a failure backoff,
-//! loaded on demand, falling back to lower ones if that load fails. A number
-//! is that version. A version updated in place keeps serving its last good
+//! loaded on demand, falling back to lower ones if that load fails. A version
+//! outside the model's `version_policy` serves `latest` only while a worker
+//! still holds it because no version within the policy has loaded there. A
+//! number is that version. A version updated in place keeps serving its last good
 //! content, also when the update made it INVALID.
 
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::Instant;
 
 use hotswap_proto::v1::ModelVersion;
 
-use hotswap_common::catalog::{Catalog, ModelRef, VersionKey, is_latest};
+use hotswap_common::catalog::{Catalog, ModelRef, VersionKey, is_latest, outside_policy};
 use hotswap_common::lock;
 
 use super::Worker;
@@ -93,8 +95,13 @@ impl Worker {
             .filter(|v| Catalog::valid(v) && !self.failed(v))
             .collect();
         if let Some((v, loaded)) = newest_loaded {
-            // A newer version is on its way: serve what is loaded meanwhile.
-            if let Some(newer) = loadable.first().filter(|n| n.version > v.version) {
+            // A newer version is on its way (or the one loaded is held
+            // only until a version within the policy loads): serve what is
+            // loaded meanwhile.
+            if let Some(newer) = loadable
+                .first()
+                .filter(|n| n.version > v.version || Catalog::excluded(&v))
+            {
                 self.load_in_background(newer);
             }
             return Ok(vec![Target {
@@ -110,6 +117,9 @@ impl Worker {
                     loaded: None,
                 })
                 .collect());
+        }
+        if let Some(e) = outside_policy(m, &versions) {
+            return Err(e.into());
         }
         let what = m.protocol_name();
         let valid = versions.iter().rev().find(|v| Catalog::valid(v));

@@ -2,6 +2,7 @@
 //! model-store on a local-folder bucket, serving real ONNX models.
 
 mod bad_input;
+mod batching;
 mod cache_limits;
 mod end_to_end;
 mod failures;

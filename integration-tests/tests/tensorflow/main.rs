@@ -5,6 +5,7 @@
 //! turn it on).
 
 mod bad_input;
+mod batching;
 mod end_to_end;
 mod inferentia;
 mod python;

@@ -8,10 +8,13 @@ use serde::Deserialize;
 
 use hotswap_storage::Location;
 
-use super::{ApiConfig, ConfigError, ModelSources, ModelsConfig, NamedModel, ServerSideBatching};
+use super::{
+    ApiConfig, ConfigError, ModelSources, ModelsConfig, NamedModel, ServerSideBatching,
+    VersionPolicy,
+};
 
 /// A validation failure: the field (dotted path) and what is wrong with it.
-type Invalid = (String, String);
+pub(super) type Invalid = (String, String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,6 +136,7 @@ struct RawModels {
     signature_key: Option<String>,
     version_labels: Option<BTreeMap<String, u64>>,
     traffic: Option<BTreeMap<String, u32>>,
+    version_policy: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +147,7 @@ struct RawNamedPath {
     signature_key: Option<String>,
     version_labels: Option<BTreeMap<String, u64>>,
     traffic: Option<BTreeMap<String, u32>>,
+    version_policy: Option<serde_yaml::Value>,
 }
 
 /// Cortex's compute section. Only `inf` changes what hotswap does; cpu and
@@ -179,7 +184,7 @@ pub(super) fn parse(text: &str) -> Result<Vec<RawApi>, ConfigError> {
     })
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> Invalid {
+pub(super) fn invalid(field: &str, message: impl Into<String>) -> Invalid {
     (field.to_owned(), message.into())
 }
 
@@ -390,9 +395,11 @@ impl RawApi {
                 "predictor processes use the worker's /dev/shm".to_owned(),
             ),
             (
-                p.server_side_batching.is_some(),
+                p.server_side_batching.is_some() && p.predictor_type == PredictorType::Python,
                 "predictor.server_side_batching",
-                "kept, but hotswap does not batch calls yet: each runs as it arrives".to_owned(),
+                "a python predictor's calls are not batched: each runs as it arrives (onnx and \
+                 tensorflow APIs batch them)"
+                    .to_owned(),
             ),
             (
                 compute.cpu.is_some() || compute.mem.is_some(),
@@ -471,6 +478,9 @@ impl RawModels {
         }
         let labels = version_labels(&f("version_labels"), self.version_labels)?;
         let split = traffic(&f("traffic"), self.traffic, &labels)?;
+        // With `paths`, the default for entries that set none.
+        let policy = VersionPolicy::parse(&f("version_policy"), self.version_policy)?;
+        policy.check_labels(&f("version_labels"), &labels)?;
         let sources = match (self.path, self.paths, self.dir) {
             (Some(path), None, None) => ModelSources::Single(location(&f("path"), &path, base)?),
             (None, Some(paths), None) => {
@@ -502,6 +512,12 @@ impl RawModels {
                             entry.version_labels,
                         )?,
                         traffic: BTreeMap::new(),
+                        version_policy: match entry.version_policy {
+                            Some(p) => {
+                                VersionPolicy::parse(&format!("{at}.version_policy"), Some(p))?
+                            }
+                            None => policy.clone(),
+                        },
                     });
                     let model = named.last_mut().expect("just pushed");
                     model.traffic = traffic(
@@ -509,6 +525,9 @@ impl RawModels {
                         entry.traffic,
                         &model.version_labels,
                     )?;
+                    model
+                        .version_policy
+                        .check_labels(&format!("{at}.version_labels"), &model.version_labels)?;
                 }
                 ModelSources::Named(named)
             }
@@ -559,6 +578,7 @@ impl RawModels {
             signature_key: self.signature_key,
             version_labels: labels,
             traffic: split,
+            version_policy: policy,
         })
     }
 }

@@ -318,6 +318,34 @@ fn invalid_combinations_are_named() {
             "api `a`: predictor.models.paths[0].version_labels.a b: a label starts with a letter",
         ),
         (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_policy: newest}}}",
+            "api `a`: predictor.models.version_policy: expected all, {latest: N} or {specific: [versions]}",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_policy: {latest: 0}}}}",
+            "api `a`: predictor.models.version_policy.latest: the number of versions to serve, at least 1",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_policy: {specific: []}}}}",
+            "api `a`: predictor.models.version_policy.specific: lists no versions",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_policy: {specific: [1, x]}}}}",
+            "api `a`: predictor.models.version_policy.specific: a list of version numbers",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_policy: {latest: 1, specific: [1]}}}}",
+            "api `a`: predictor.models.version_policy: expected all, {latest: N}",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {path: /m, version_policy: {specific: [1, 2]}, version_labels: {canary: 3}}}}",
+            "api `a`: predictor.models.version_labels.canary: names version 3, which version_policy specific: [1, 2] leaves out",
+        ),
+        (
+            "- {name: a, predictor: {type: onnx, models: {paths: [{name: x, path: /1, version_policy: {specific: [1]}, version_labels: {b: 2}}]}}}",
+            "api `a`: predictor.models.paths[0].version_labels.b: names version 2, which version_policy specific: [1] leaves out",
+        ),
+        (
             "- {name: a, predictor: {type: onnx, models: {path: /m}}, compute: {inf: 1}}",
             "api `a`: compute.inf: Inferentia serves tensorflow and python predictors, not onnx",
         ),
@@ -368,6 +396,29 @@ fn version_labels_reach_each_models_source() {
     );
     assert_eq!(labels(&apis[1]), [vec![pair("stable", 1)], vec![]]);
     assert_eq!(labels(&apis[2]), [vec![pair("old", 1)]]);
+}
+
+#[test]
+fn version_policies_reach_each_models_source() {
+    let apis = parse_ok(
+        "- {name: a, predictor: {type: onnx, models: {path: /m, version_policy: {latest: 2}}}}\n\
+         - {name: b, predictor: {type: onnx, models: {version_policy: {specific: [3, 1, 3]}, \
+           paths: [{name: x, path: /x}, {name: y, path: /y, version_policy: all}, {name: z, path: /z, version_policy: {latest: 1}}]}}}\n\
+         - {name: c, predictor: {type: python, path: p.py, multi_model_reloading: {dir: /d, version_policy: {latest: 1}}}}\n\
+         - {name: d, predictor: {type: onnx, models: {dir: /d}}}",
+    );
+    let policies = |api: &ApiConfig| -> Vec<String> {
+        api.to_proto()
+            .sources
+            .iter()
+            .map(|s| describe_policy(s.version_policy.as_ref().unwrap()))
+            .collect()
+    };
+    assert_eq!(policies(&apis[0]), ["latest: 2"]);
+    // The top-level policy is the default of `paths` entries.
+    assert_eq!(policies(&apis[1]), ["specific: [1, 3]", "all", "latest: 1"]);
+    assert_eq!(policies(&apis[2]), ["latest: 1"]);
+    assert_eq!(policies(&apis[3]), ["all"]);
 }
 
 #[test]

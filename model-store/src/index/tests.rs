@@ -276,3 +276,123 @@ fn sources_are_unknown_until_listed_and_said_so_once() {
     assert!(idx.mark_listed("api", 1).is_none(), "only the first time");
     assert_eq!(idx.revision(), 1);
 }
+
+fn policy_index(policy: hotswap_proto::v1::version_policy::Policy) -> Index {
+    let api = Api {
+        name: "api".into(),
+        sources: vec![hotswap_proto::v1::ModelSource {
+            name: "m".into(),
+            version_policy: Some(hotswap_proto::v1::VersionPolicy {
+                policy: Some(policy),
+            }),
+            ..Default::default()
+        }],
+        ..Api::default()
+    };
+    Index::new(vec![api], 100, 16)
+}
+
+fn versioned(n: u64, state: VersionState) -> ModelVersion {
+    ModelVersion {
+        versioned: true,
+        state: state as i32,
+        ..version("m", n, &format!("h{n}"))
+    }
+}
+
+/// (version, state, reason) of each event, in order.
+fn states(events: &[Arc<WatchResponse>]) -> Vec<(u64, VersionState, String)> {
+    events
+        .iter()
+        .map(|e| match &e.kind {
+            Some(watch_response::Kind::Event(ev)) => {
+                let v = ev.version.as_ref().unwrap();
+                (v.version, v.state(), v.reason.clone())
+            }
+            other => panic!("not an event: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn latest_n_excludes_older_valid_versions_once_a_newer_one_settles() {
+    use hotswap_proto::v1::version_policy::Policy;
+    let mut idx = policy_index(Policy::Latest(1));
+    let t0 = Instant::now();
+    let scope = Scope::Model("m");
+    let (valid, invalid) = (VersionState::Valid, VersionState::Invalid);
+    idx.apply("api", scope, vec![versioned(1, valid)], t0, Duration::ZERO);
+    // Version 2 still uploading: version 1 stays in.
+    let listing = vec![versioned(1, valid), versioned(2, valid)];
+    assert!(
+        idx.apply("api", scope, listing.clone(), t0, SETTLE)
+            .is_empty()
+    );
+    let events = idx.apply("api", scope, listing, t0 + SETTLE, SETTLE);
+    let reason = "outside version_policy latest: 1 (the versions served: 2)".to_owned();
+    assert_eq!(
+        states(&events),
+        vec![
+            (1, VersionState::Excluded, reason),
+            (2, VersionState::Valid, String::new())
+        ]
+    );
+    // A broken version 3 does not count: version 2 stays in.
+    let listing = vec![
+        versioned(1, valid),
+        versioned(2, valid),
+        versioned(3, invalid),
+    ];
+    let events = idx.apply("api", scope, listing, t0 + SETTLE, Duration::ZERO);
+    assert_eq!(states(&events), vec![(3, invalid, String::new())]);
+    // Version 2 and 3 removed: version 1 is back.
+    let events = idx.apply(
+        "api",
+        scope,
+        vec![versioned(1, valid)],
+        t0 + SETTLE,
+        Duration::ZERO,
+    );
+    assert_eq!(
+        states(&events),
+        vec![
+            (1, valid, String::new()),
+            (2, valid, String::new()),
+            (3, invalid, String::new())
+        ]
+    );
+    assert_eq!(
+        kinds(&events).iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![EventKind::Updated, EventKind::Removed, EventKind::Removed]
+    );
+}
+
+#[test]
+fn specific_versions_exclude_the_others_from_their_first_event() {
+    use hotswap_proto::v1::version_policy::Policy;
+    let mut idx = policy_index(Policy::Specific(hotswap_proto::v1::SpecificVersions {
+        versions: vec![1, 3],
+    }));
+    let valid = VersionState::Valid;
+    let listing = (1..=3).map(|n| versioned(n, valid)).collect();
+    let events = idx.apply(
+        "api",
+        Scope::Model("m"),
+        listing,
+        Instant::now(),
+        Duration::ZERO,
+    );
+    assert_eq!(
+        states(&events),
+        vec![
+            (1, valid, String::new()),
+            (
+                2,
+                VersionState::Excluded,
+                "outside version_policy specific: [1, 3]".to_owned()
+            ),
+            (3, valid, String::new())
+        ]
+    );
+    assert!(kinds(&events).iter().all(|e| e.0 == EventKind::Added));
+}

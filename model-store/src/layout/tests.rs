@@ -22,6 +22,7 @@ fn single(model: &str, at: &str) -> SourceConfig {
         signature_key: None,
         version_labels: Default::default(),
         traffic: Default::default(),
+        version_policy: Default::default(),
     }
 }
 

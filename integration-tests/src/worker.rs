@@ -12,7 +12,8 @@ use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, Worker, WorkerConfig};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::inference::repository_index_response::ModelIndex;
 use hotswap_proto::inference::{
-    ModelInferRequest, ModelStatisticsRequest, RepositoryIndexRequest, model_infer_request,
+    ModelConfig, ModelConfigRequest, ModelInferRequest, ModelStatisticsRequest,
+    RepositoryIndexRequest, model_infer_request,
 };
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
@@ -312,4 +313,22 @@ pub async fn execution_counts(
         .into_inner();
     let s = &stats.model_stats[0];
     (s.inference_count, s.execution_count)
+}
+
+/// Triton's ModelConfig of `model`'s latest version (panics on an error).
+pub async fn model_config(
+    client: &GrpcInferenceServiceClient<Channel>,
+    model: &str,
+) -> ModelConfig {
+    client
+        .clone()
+        .model_config(ModelConfigRequest {
+            name: model.to_owned(),
+            version: String::new(),
+        })
+        .await
+        .expect("ModelConfig")
+        .into_inner()
+        .config
+        .expect("a config")
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use hotswap_integration_tests::compose::copy_readable;
 use hotswap_integration_tests::process::{Hotswap, workspace_root};
-use hotswap_integration_tests::worker::{IRIS_INPUT, iris_infer, iris_label, predict_json};
+use hotswap_integration_tests::worker::{
+    IRIS_INPUT, index_entry, iris_infer, iris_label, model_config, predict_json,
+};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::inference::model_version_policy::{Latest, PolicyChoice, Specific};
-use hotswap_proto::inference::{ModelConfigRequest, RepositoryIndexRequest};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::transport::Channel;
 
@@ -49,20 +50,11 @@ fn metric(metrics: std::net::SocketAddr, name: &str, with: &str) -> f64 {
 }
 
 /// (state, reason) of a version in the front door's repository index.
-async fn indexed(
-    infer: &mut GrpcInferenceServiceClient<Channel>,
-    name: &str,
-    version: &str,
-) -> Option<(String, String)> {
-    infer
-        .repository_index(RepositoryIndexRequest::default())
+async fn indexed(front: std::net::SocketAddr, name: &str, version: &str) -> (String, String) {
+    let m = index_entry(front, name, version)
         .await
-        .ok()?
-        .into_inner()
-        .models
-        .into_iter()
-        .find(|m| m.name == name && m.version == version)
-        .map(|m| (m.state, m.reason))
+        .unwrap_or_else(|| panic!("{name} version {version} is not in the index"));
+    (m.state, m.reason)
 }
 
 /// Polls `check` every 100 ms for up to 60 s; the log goes in the panic.
@@ -157,52 +149,49 @@ async fn versions_outside_the_policy_are_not_loaded_and_not_found() {
     assert_eq!((first.version, iris_label(&first)), (1, 0));
 
     // The repository index: unavailable, with the reason.
-    let (state, reason) = indexed(&mut infer, "iris/newest", "1").await.unwrap();
+    let (state, reason) = indexed(front, "iris/newest", "1").await;
     assert_eq!(state, "UNAVAILABLE");
     assert!(
         reason.starts_with("outside version_policy latest: 1"),
         "{reason}"
     );
-    let (state, reason) = indexed(&mut infer, "iris/chosen", "2").await.unwrap();
+    let (state, reason) = indexed(front, "iris/chosen", "2").await;
     assert_eq!(
         (state.as_str(), reason.as_str()),
         ("UNAVAILABLE", "outside version_policy specific: [1, 3]")
     );
-    assert_eq!(
-        indexed(&mut infer, "iris/chosen", "1").await.unwrap().0,
-        "READY"
-    );
+    assert_eq!(indexed(front, "iris/chosen", "1").await.0, "READY");
 
     // ModelConfig reports each policy in Triton's terms.
-    let policy = |name: &str| {
-        let mut infer = infer.clone();
-        let name = name.to_owned();
-        async move {
-            infer
-                .model_config(ModelConfigRequest {
-                    name,
-                    version: String::new(),
-                })
-                .await
-                .expect("ModelConfig")
-                .into_inner()
-                .config
-                .unwrap()
-                .version_policy
-                .unwrap()
-                .policy_choice
-                .unwrap()
-        }
+    let policy = async |name: &str| {
+        model_config(&infer, name)
+            .await
+            .version_policy
+            .and_then(|p| p.policy_choice)
     };
     assert_eq!(
         policy("iris/newest").await,
-        PolicyChoice::Latest(Latest { num_versions: 1 })
+        Some(PolicyChoice::Latest(Latest { num_versions: 1 }))
     );
     assert_eq!(
         policy("iris/chosen").await,
-        PolicyChoice::Specific(Specific {
+        Some(PolicyChoice::Specific(Specific {
             versions: vec![1, 3]
-        })
+        }))
+    );
+
+    // And over HTTP, in Triton's JSON.
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .arg(format!("http://{front}/v2/models/iris%2Fnewest/config"))
+        .output()
+        .expect("run curl");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(
+        json["version_policy"],
+        serde_json::json!({"latest": {"num_versions": 1}}),
+        "{json}"
     );
 
     // A version 4 that is a model by its files but fails to load: the index
@@ -216,7 +205,7 @@ async fn versions_outside_the_policy_are_not_loaded_and_not_found() {
             .any(|l| l.contains("version failed to load") && l.contains("iris/newest version 4"))
     })
     .await;
-    let (state, reason) = indexed(&mut infer, "iris/newest", "3").await.unwrap();
+    let (state, reason) = indexed(front, "iris/newest", "3").await;
     assert_eq!(state, "UNAVAILABLE");
     assert!(reason.contains("(the versions served: 4)"), "{reason}");
     for _ in 0..50 {

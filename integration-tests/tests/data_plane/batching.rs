@@ -5,9 +5,10 @@
 
 use hotswap_integration_tests::worker::{
     answer, eventually, execution_counts, fixture, index_entry, infer_outputs, iris, iris_rows,
+    model_config,
 };
 use hotswap_proto::inference::model_config::SchedulingChoice;
-use hotswap_proto::inference::{ModelConfigRequest, ModelInferRequest, model_infer_request};
+use hotswap_proto::inference::{ModelInferRequest, model_infer_request};
 
 use super::stack;
 
@@ -72,24 +73,7 @@ async fn concurrent_calls_run_as_one_and_get_what_they_get_alone() {
 
     // ModelConfig: Triton's max_batch_size and dynamic_batching, the dims
     // without the batch dimension; unbatched, the full shapes.
-    let config = |model: &str| {
-        let client = client.clone();
-        let model = model.to_owned();
-        async move {
-            client
-                .clone()
-                .model_config(ModelConfigRequest {
-                    name: model,
-                    version: String::new(),
-                })
-                .await
-                .expect("ModelConfig")
-                .into_inner()
-                .config
-                .unwrap()
-        }
-    };
-    let c = config("batched").await;
+    let c = model_config(&client, "batched").await;
     assert_eq!(c.max_batch_size, 4);
     assert_eq!(c.input[0].dims, [4]);
     match c.scheduling_choice {
@@ -98,7 +82,7 @@ async fn concurrent_calls_run_as_one_and_get_what_they_get_alone() {
         }
         other => panic!("no dynamic_batching: {other:?}"),
     }
-    let c = config("single").await;
+    let c = model_config(&client, "single").await;
     assert_eq!(
         (c.max_batch_size, c.input[0].dims.clone()),
         (0, vec![-1, 4])

@@ -2,8 +2,9 @@
 //! together run as fewer executions and get exactly what they get alone.
 
 use hotswap_integration_tests::saved_model;
-use hotswap_integration_tests::worker::{answer, execution_counts, infer_outputs, iris_rows};
-use hotswap_proto::inference::ModelConfigRequest;
+use hotswap_integration_tests::worker::{
+    answer, execution_counts, infer_outputs, iris_rows, model_config,
+};
 
 use super::Stack;
 
@@ -42,17 +43,7 @@ async fn savedmodel_calls_are_batched_with_the_results_they_get_alone() {
         let alone = infer_outputs(&client, iris_rows("single", n, seed)).await;
         assert_eq!(got, &alone, "call {seed} ({n} rows)");
     }
-    let config = client
-        .clone()
-        .model_config(ModelConfigRequest {
-            name: "batched".into(),
-            version: String::new(),
-        })
-        .await
-        .expect("ModelConfig")
-        .into_inner()
-        .config
-        .unwrap();
+    let config = model_config(&client, "batched").await;
     assert_eq!(
         (config.max_batch_size, config.input[0].dims.clone()),
         (6, vec![4])

@@ -122,7 +122,14 @@ pub async fn model_config<I: InferenceService>(
                 "name": c.name,
                 "platform": c.platform,
                 "backend": c.backend,
+                "version_policy": version_policy(c.version_policy),
                 "max_batch_size": c.max_batch_size,
+                "dynamic_batching": match c.scheduling_choice {
+                    Some(pb::model_config::SchedulingChoice::DynamicBatching(d)) => json!({
+                        "max_queue_delay_microseconds": d.max_queue_delay_microseconds,
+                    }),
+                    None => serde_json::Value::Null,
+                },
                 "input": c.input.iter().map(|t| json!({
                     "name": t.name, "data_type": data_type(t.data_type), "dims": t.dims,
                 })).collect::<Vec<_>>(),
@@ -132,6 +139,17 @@ pub async fn model_config<I: InferenceService>(
             }))
         }
         Err(e) => error_response(&e),
+    }
+}
+
+/// A version policy as Triton's JSON writes it: `{"latest": {"num_versions":
+/// 1}}`, `{"specific": {"versions": [1, 3]}}` or `{"all": {}}`.
+fn version_policy(policy: Option<pb::ModelVersionPolicy>) -> serde_json::Value {
+    use pb::model_version_policy::PolicyChoice;
+    match policy.and_then(|p| p.policy_choice) {
+        Some(PolicyChoice::Latest(l)) => json!({"latest": {"num_versions": l.num_versions}}),
+        Some(PolicyChoice::Specific(s)) => json!({"specific": {"versions": s.versions}}),
+        Some(PolicyChoice::All(_)) | None => json!({"all": {}}),
     }
 }
 

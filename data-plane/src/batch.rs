@@ -173,6 +173,11 @@ impl Queue {
                     None => return,
                 }
             }
+            // A caller that gave up (deadline, disconnect) is not run.
+            self.waiting.retain(|j| !j.reply.is_closed());
+            if self.waiting.is_empty() {
+                continue;
+            }
             let batch = self.gather().await;
             self.execute(batch).await;
         }

@@ -6,8 +6,8 @@
 //! loaded on demand, falling back to lower ones if that load fails. A version
 //! outside the model's `version_policy` serves `latest` only while a worker
 //! still holds it because no version within the policy has loaded there. A
-//! number is that version. A version updated in place keeps serving its last good
-//! content, also when the update made it INVALID.
+//! number is that version. A version updated in place keeps serving its
+//! last good content, also when the update made it INVALID.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -85,6 +85,11 @@ pub enum LoadError {
     #[error("warm-up inference failed ({WARMUP_INPUTS}): {0}")]
     Warmup(String),
 
+    /// A warm-up request shipped in the version's `warmup/` folder could
+    /// not be read or did not run.
+    #[error("warm-up request {file} failed: {message}")]
+    WarmupRequest { file: String, message: String },
+
     #[error("predictor type {0} is not served by this worker")]
     PredictorType(&'static str),
 }
@@ -161,7 +166,7 @@ pub fn load(
         other => return Err(fail(LoadError::PredictorType(other.as_str_name()))),
     };
     if spec.warmup {
-        warmup::run(model.as_ref()).map_err(fail)?;
+        warmup::run(model.as_ref(), dir).map_err(fail)?;
     }
     Ok(model)
 }

@@ -50,3 +50,56 @@ async fn a_version_that_fails_its_warm_up_never_replaces_a_working_one() {
     worker.stop().await;
     store.stop().await;
 }
+
+/// A version that ships warm-up requests (`warmup/*.json`, Predict
+/// payloads) warms up on them instead of generated inputs: the reshaping
+/// model that a batch of 1 breaks loads with an even batch; a shipped
+/// request that does not run fails its version, naming the file.
+#[tokio::test]
+async fn shipped_warm_up_requests_replace_the_generated_ones() {
+    let (bucket, store, worker) = stack(CONFIG).await;
+    bucket
+        .put("m/1/warmup/even.json", b"[[1, 2, 3], [4, 5, 6]]".to_vec())
+        .await;
+    bucket.put("m/1/model.onnx", fixture("pairs")).await;
+    let mut p = worker.predictor().await;
+    let pairs = eventually("version 1 served", || {
+        let mut p = p.clone();
+        async move {
+            p.predict(predict_json("m", "", "", "[[1, 2, 3], [4, 5, 6]]"))
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        }
+    })
+    .await;
+    assert_eq!(pairs.version, 1);
+    assert_eq!(output_json(&pairs)["pairs"][1][0], 4.0);
+
+    bucket
+        .put("m/2/warmup/wrong.json", b"{\"y\": [[1, 2, 3]]}".to_vec())
+        .await;
+    bucket.put("m/2/model.onnx", fixture("pairs")).await;
+    let failed = eventually("version 2 reported failed", || async {
+        index_entry(worker.addr, "m", "2")
+            .await
+            .filter(|m| !m.reason.is_empty())
+    })
+    .await;
+    assert_eq!(failed.state, "UNAVAILABLE");
+    assert!(
+        failed
+            .reason
+            .contains("warm-up request warmup/wrong.json failed"),
+        "{}",
+        failed.reason
+    );
+    let latest = p
+        .predict(predict_json("m", "", "", "[[1, 2, 3], [4, 5, 6]]"))
+        .await
+        .expect("latest")
+        .into_inner();
+    assert_eq!(latest.version, 1);
+    worker.stop().await;
+    store.stop().await;
+}

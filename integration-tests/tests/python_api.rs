@@ -3,7 +3,7 @@
 //! Predict by API. A predictor that fails to start reports its traceback
 //! while the other APIs keep serving. `python_client.get_model` loads
 //! pickled models through `load_model`, caches them, and follows new and
-//! rewritten versions.
+//! rewritten versions, within the model's version policy.
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
@@ -248,6 +248,42 @@ async fn get_model_loads_caches_and_follows_versions() {
     // One more call for version 3 loads nothing new.
     let after = loads(&p.clone().predict(ask("3")).await.unwrap().into_inner());
     assert_eq!(after, before + 1, "one load for six concurrent first calls");
+    worker.stop().await;
+    store.stop().await;
+}
+
+/// `get_model` keeps to the model's version policy: `latest` is the newest
+/// version within it, and a version outside it is NOT_FOUND with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_model_keeps_to_the_version_policy() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("clf/1/model.pkl", pickled(10)).await;
+    bucket.put("clf/2/model.pkl", pickled(20)).await;
+    let config = format!(
+        "- {{name: clf, predictor: {{type: python, path: clf.py, multi_model_reloading: {{path: '{}', version_policy: {{latest: 1}}}}}}}}",
+        bucket.uri("clf")
+    );
+    let store = StoreServer::start(&bucket, &config, |c| {
+        c.apis[0].predictor_source = Some(CLASSIFIER.to_owned());
+    })
+    .await;
+    let worker = WorkerServer::start_with(store.addr, &bucket, WorkerOptions::default()).await;
+    let p = worker.predictor().await;
+    let latest = eventually("the classifier answers", || {
+        let mut p = p.clone();
+        async move { p.predict(ask("latest")).await.ok() }
+    })
+    .await
+    .into_inner();
+    assert_eq!(output_json(&latest)["label"], 20);
+    let e = p.clone().predict(ask("1")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(
+        e.message()
+            .contains("version 1 of `clf` is not served: outside version_policy latest: 1"),
+        "{}",
+        e.message()
+    );
     worker.stop().await;
     store.stop().await;
 }

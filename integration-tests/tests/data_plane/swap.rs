@@ -2,7 +2,8 @@
 //! published, rewritten in place and removed, several times over. No
 //! request fails, every answer comes from content that was published and
 //! not yet known to be removed, and afterwards every replaced instance has
-//! been freed.
+//! been freed. The same with dynamic batching, whose queue belongs to each
+//! loaded instance.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,8 @@ use hotswap_integration_tests::worker::{
 use super::stack;
 
 const CONFIG: &str = "- {name: iris, predictor: {type: onnx, models: {path: '{root}iris'}}}";
+const BATCHED: &str = "- {name: iris, predictor: {type: onnx, models: {path: '{root}iris'}, \
+                       server_side_batching: {max_batch_size: 8, batch_interval: 1ms}}}";
 const CLIENTS: usize = 4;
 const ROUNDS: usize = 3;
 
@@ -28,7 +31,16 @@ struct Answer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn swaps_under_load_fail_no_request() {
-    let (bucket, store, worker) = stack(CONFIG).await;
+    swaps_fail_no_request(CONFIG).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batched_swaps_under_load_fail_no_request() {
+    swaps_fail_no_request(BATCHED).await;
+}
+
+async fn swaps_fail_no_request(config: &str) {
+    let (bucket, store, worker) = stack(config).await;
     bucket.put("iris/1/model.onnx", iris(0)).await;
     let predictor = worker.predictor().await;
     answer(&predictor, "iris", "version 1 served", |_| true).await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::process::{Hotswap, run_hotswap};
-use hotswap_proto::v1::GetModelRequest;
 use hotswap_proto::v1::model_store_client::ModelStoreClient;
+use hotswap_proto::v1::{GetModelRequest, WatchRequest};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -158,4 +158,78 @@ fn a_bad_config_is_refused_naming_the_field() {
         stderr.contains("/nonexistent.yaml: cannot read"),
         "{stderr}"
     );
+}
+
+/// The Watch subscriber gauge follows subscribers as they come and go, with
+/// no version published meanwhile.
+#[tokio::test]
+async fn the_subscriber_gauge_follows_watch_streams() {
+    let bucket = TestBucket::new(Backend::Local).await;
+    bucket.put("iris/1/model.onnx", "onnx bytes").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "- {{name: iris, predictor: {{type: onnx, models: {{path: \"{}\"}}}}}}",
+            bucket.uri("iris")
+        ),
+    );
+    let hotswap = Hotswap::start(
+        &[
+            "model-store",
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let metrics = hotswap.addr_of("metrics");
+    let gauge = || {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "10",
+                &format!("http://{metrics}/metrics"),
+            ])
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("hotswap_store_watch_subscribers "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let wait_for = async |want: f64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while gauge() != Some(want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gauge {:?}, expected {want}",
+                gauge()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let mut client = ModelStoreClient::connect(format!("http://{}", hotswap.addr))
+        .await
+        .unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut stream = client
+            .watch(WatchRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        stream.message().await.unwrap().expect("a first message");
+        streams.push(stream);
+    }
+    // Everything was published before the subscribers came.
+    wait_for(2.0).await;
+    streams.pop();
+    wait_for(1.0).await;
+    streams.clear();
+    wait_for(0.0).await;
 }

@@ -291,7 +291,6 @@ impl Index {
         // No receivers is fine: nobody is watching yet.
         let _ = self.events.send(event.clone());
         metrics::counter!("hotswap_store_events_total").increment(1);
-        metrics::gauge!("hotswap_store_watch_subscribers").set(self.events.receiver_count() as f64);
         event
     }
 

@@ -27,6 +27,24 @@ struct State {
     /// The revision the subscriber's view is at once `queue` is sent.
     revision: u64,
     shutdown: CancellationToken,
+    _counted: Subscriber,
+}
+
+/// Counts an open Watch stream in `hotswap_store_watch_subscribers` for as
+/// long as it lives (dropped when the stream ends or the client leaves).
+struct Subscriber;
+
+impl Subscriber {
+    fn count() -> Subscriber {
+        metrics::gauge!("hotswap_store_watch_subscribers").increment(1.0);
+        Subscriber
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        metrics::gauge!("hotswap_store_watch_subscribers").decrement(1.0);
+    }
 }
 
 pub(super) fn open(
@@ -46,6 +64,7 @@ pub(super) fn open(
         queue,
         revision,
         shutdown,
+        _counted: Subscriber::count(),
     };
     futures::stream::unfold(state, next).boxed()
 }

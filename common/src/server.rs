@@ -26,6 +26,9 @@ use crate::trust::Guard;
 
 mod gate;
 mod limit;
+mod tls;
+
+pub use tls::TlsError;
 
 /// How long a stopping server waits for clients to finish and hang up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -46,7 +49,7 @@ pub enum ServerError {
     Tls {
         addr: SocketAddr,
         #[source]
-        source: tonic::transport::Error,
+        source: TlsError,
     },
     #[error("grpc server on {addr}")]
     Transport {
@@ -171,13 +174,15 @@ impl GrpcServer {
                 .map_err(ServerError::Reflection)?,
         );
         // Certificates and keys are parsed here: a bad one stops the start.
-        let mut builder = Server::builder();
-        if let Some(config) = self.guard.tls.clone() {
-            builder = builder
-                .tls_config(config)
-                .map_err(|source| ServerError::Tls { addr, source })?;
-        }
-        let tls = self.guard.tls.is_some();
+        let acceptor = match &self.guard.tls {
+            Some(t) => Some(
+                tls::acceptor(&t.tls, t.mutual)
+                    .map_err(|source| ServerError::Tls { addr, source })?,
+            ),
+            None => None,
+        };
+        let builder = Server::builder();
+        let tls = acceptor.is_some();
         let http = self.http.is_some();
         tracing::info!(%addr, tls, http, "{} listening", self.name);
         if self.guard.internal && self.guard.is_open() {
@@ -187,7 +192,11 @@ impl GrpcServer {
         // delayed ACKs hold some of them for tens of milliseconds.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let server =
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(());
+        };
+        let router =
             builder
                 .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
                 .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -211,14 +220,25 @@ impl GrpcServer {
                 // Innermost, inside the request log: refused calls are logged.
                 .layer(gate::GateLayer(self.guard.gate.clone()))
                 .accept_http1(http)
-                .add_routes(routes(self.routes, self.http))
-                .serve_with_incoming_shutdown(incoming, async move {
-                    shutdown.await;
-                    let _ = stop_tx.send(());
-                });
-        with_grace(server, stop_rx)
-            .await
-            .map_err(|source| ServerError::Transport { addr, source })
+                .add_routes(routes(self.routes, self.http));
+        let served = match acceptor {
+            Some(acceptor) => {
+                let incoming = tls::incoming(incoming, acceptor);
+                with_grace(
+                    router.serve_with_incoming_shutdown(incoming, shutdown),
+                    stop_rx,
+                )
+                .await
+            }
+            None => {
+                with_grace(
+                    router.serve_with_incoming_shutdown(incoming, shutdown),
+                    stop_rx,
+                )
+                .await
+            }
+        };
+        served.map_err(|source| ServerError::Transport { addr, source })
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// The metadata key the cluster token travels under.
 pub const CLUSTER_TOKEN_HEADER: &str = "hotswap-cluster-token";
@@ -50,6 +50,11 @@ pub enum TrustError {
 pub struct Tls {
     ca: Certificate,
     identity: Identity,
+    /// The same, as read: listeners build their TLS from these
+    /// (`server/tls.rs`), connections from the two above.
+    ca_pem: Vec<u8>,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
 }
 
 impl fmt::Debug for Tls {
@@ -61,8 +66,11 @@ impl fmt::Debug for Tls {
 impl Tls {
     pub fn from_pem(ca: impl AsRef<[u8]>, cert: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> Tls {
         Tls {
-            ca: Certificate::from_pem(ca),
-            identity: Identity::from_pem(cert, key),
+            ca: Certificate::from_pem(&ca),
+            identity: Identity::from_pem(&cert, &key),
+            ca_pem: ca.as_ref().to_vec(),
+            cert_pem: cert.as_ref().to_vec(),
+            key_pem: key.as_ref().to_vec(),
         }
     }
 
@@ -84,15 +92,16 @@ impl Tls {
         ))
     }
 
-    /// A listener's TLS; `mutual` asks every client for a certificate the
-    /// CA signed, and refuses the connection without one.
-    fn server(&self, mutual: bool) -> ServerTlsConfig {
-        let config = ServerTlsConfig::new().identity(self.identity.clone());
-        if mutual {
-            config.client_ca_root(self.ca.clone())
-        } else {
-            config
-        }
+    pub(crate) fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
+
+    pub(crate) fn cert_pem(&self) -> &[u8] {
+        &self.cert_pem
+    }
+
+    pub(crate) fn key_pem(&self) -> &[u8] {
+        &self.key_pem
     }
 
     /// A connection's TLS: the peer's certificate must chain to the CA and
@@ -221,7 +230,10 @@ impl ClusterCredentials {
     /// For a listener only the other planes call.
     pub fn internal(&self) -> Guard {
         Guard {
-            tls: self.tls.as_ref().map(|t| t.server(true)),
+            tls: self.tls.as_ref().map(|t| ServerTls {
+                tls: t.clone(),
+                mutual: true,
+            }),
             gate: match &self.token {
                 Some(token) => Gate::Cluster(token.clone()),
                 None => Gate::Open,
@@ -251,7 +263,10 @@ pub struct ClientTrust {
 impl ClientTrust {
     pub fn guard(&self) -> Guard {
         Guard {
-            tls: self.tls.as_ref().map(|t| t.server(false)),
+            tls: self.tls.as_ref().map(|t| ServerTls {
+                tls: t.clone(),
+                mutual: false,
+            }),
             gate: match &self.tokens {
                 Some(tokens) => Gate::Bearer(tokens.clone()),
                 None => Gate::Open,
@@ -264,7 +279,7 @@ impl ClientTrust {
 /// How a listener is guarded: its TLS and who passes its gate.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
-    pub(crate) tls: Option<ServerTlsConfig>,
+    pub(crate) tls: Option<ServerTls>,
     pub(crate) gate: Gate,
     /// Whether only the other planes call it (for the warning an open one
     /// gets).
@@ -280,6 +295,14 @@ impl Guard {
     pub(crate) fn is_open(&self) -> bool {
         self.tls.is_none() && matches!(self.gate, Gate::Open)
     }
+}
+
+/// A listener's TLS: the process's certificate; with `mutual`, every
+/// client must show a certificate the CA signed.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerTls {
+    pub(crate) tls: Arc<Tls>,
+    pub(crate) mutual: bool,
 }
 
 /// What a call must carry to pass a listener's gate.

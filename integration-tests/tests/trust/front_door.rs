@@ -2,7 +2,8 @@
 //! one not in the file, is UNAUTHENTICATED; health stays open for probes.
 //! Then the whole stack as processes with TLS on every listener (mutual
 //! between the planes) and a token file at the front door, called by the
-//! unmodified tritonclient over TLS.
+//! unmodified tritonclient over TLS, and HTTP/1.1 and HTTP/2 clients over
+//! TLS.
 
 use hotswap_common::trust::BearerTokens;
 use hotswap_control_plane::ControlPlaneConfig;
@@ -179,6 +180,41 @@ fn tritonclient_calls_over_tls_with_a_token() {
             worker.log().join("\n")
         );
     }
+    // HTTP/1.1 clients over TLS: Python's urllib3 2 (under `requests`)
+    // offers only http/1.1 in ALPN, as `curl --http1.1` does, and must get
+    // Cortex's POST /{api} answered; curl's default offers h2 first.
+    for version in ["--http1.1", "--http2"] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", version, "--max-time", "10", "--cacert"])
+            .arg(&ca_file)
+            .args([
+                "-H",
+                "Authorization: Bearer perf-team-7f3a",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                IRIS_INPUT,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{http_version}",
+            ])
+            .arg(format!("https://localhost:{}/iris", control.addr.port()))
+            .output()
+            .expect("run curl");
+        let got = String::from_utf8_lossy(&out.stdout).into_owned();
+        let want = if version == "--http1.1" {
+            "200 1.1"
+        } else {
+            "200 2"
+        };
+        assert_eq!(
+            got,
+            want,
+            "curl {version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     for (name, process) in [
         ("model-store", &store),
         ("control plane", &control),
@@ -193,4 +229,29 @@ fn tritonclient_calls_over_tls_with_a_token() {
             process.log()
         );
     }
+}
+
+/// A key that is not PEM stops the start, naming the listener and the file,
+/// rather than a listener that fails every handshake.
+#[test]
+fn unreadable_tls_material_stops_the_start() {
+    let ca = TestCa::new("hotswap test cluster");
+    let dir = tempfile::tempdir().unwrap();
+    ca.issue("model-store").write(dir.path());
+    std::fs::write(dir.path().join("tls.key"), "not a key\n").unwrap();
+    let config = workspace_root().join("examples/iris-onnx/hotswap.yaml");
+    let (code, stderr) = hotswap_integration_tests::process::run_hotswap(&[
+        "model-store",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--tls",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("TLS for the listener") && stderr.contains("tls.key: not readable as PEM"),
+        "{stderr}"
+    );
 }

@@ -1,0 +1,111 @@
+//! TLS on a listener, done here rather than by tonic: tonic's acceptor
+//! offers only `h2` in ALPN, so a client that offers only `http/1.1` (curl
+//! `--http1.1`, Python's urllib3 2 under `requests`) had its handshake
+//! refused on the very listener that serves Cortex's HTTP. Offering both
+//! lets each client pick; the connection is then served in what it
+//! picked (or by its preface, when it offered nothing).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::trust::Tls;
+
+/// A handshake that takes longer is dropped, so a client that connects and
+/// says nothing cannot hold a handshake slot.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handshakes in progress on one listener, at most; more connections wait
+/// in the kernel's backlog until one finishes or times out.
+const HANDSHAKES: usize = 256;
+
+/// Why a listener's TLS material is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{what}: not readable as PEM")]
+    Pem {
+        what: &'static str,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("the CA certificate is not usable for client verification")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+    #[error("the certificate and key do not make a server identity")]
+    Identity(#[source] rustls::Error),
+}
+
+/// A listener's TLS; `mutual` asks every client for a certificate the CA
+/// signed, and refuses the handshake without one.
+pub fn acceptor(tls: &Tls, mutual: bool) -> Result<TlsAcceptor, TlsError> {
+    let pem = |what, source| TlsError::Pem { what, source };
+    let certs = CertificateDer::pem_slice_iter(tls.cert_pem())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem("tls.crt", e))?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem()).map_err(|e| pem("tls.key", e))?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = if mutual {
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(tls.ca_pem()) {
+            // Unparsable blocks are skipped, as tonic did; none usable
+            // fails the verifier below.
+            let _ = roots.add(ca.map_err(|e| pem("ca.crt", e))?);
+        }
+        let verifier = WebPkiClientVerifier::builder(roots.into())
+            .build()
+            .map_err(TlsError::Verifier)?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(TlsError::Identity)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The accepted connections of `incoming` once their handshakes finish,
+/// several at a time; a failed or slow handshake drops that connection
+/// only.
+pub fn incoming<S>(
+    incoming: S,
+    acceptor: TlsAcceptor,
+) -> impl Stream<Item = std::io::Result<TlsStream<TcpStream>>>
+where
+    S: Stream<Item = std::io::Result<TcpStream>>,
+{
+    incoming
+        .filter_map(|accepted| async move {
+            // An accept error (a connection reset before it was taken) is
+            // the kernel's, about one connection: the next one may work.
+            accepted
+                .inspect_err(|e| tracing::debug!(error = %e, "accept failed"))
+                .ok()
+        })
+        .map(move |tcp| {
+            let acceptor = acceptor.clone();
+            async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => Some(Ok(tls)),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        None
+                    }
+                }
+            }
+        })
+        .buffer_unordered(HANDSHAKES)
+        .filter_map(std::future::ready)
+}

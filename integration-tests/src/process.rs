@@ -440,3 +440,27 @@ pub async fn predict_json(
         other => panic!("expected a JSON answer, got {other:?}"),
     }
 }
+
+/// The sum of the series of metric `name` whose labels contain `with` ("" for
+/// any), scraped from the Prometheus listener at `metrics`; None when it has
+/// no such series (yet).
+pub fn metric(metrics: std::net::SocketAddr, name: &str, with: &str) -> Option<f64> {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            &format!("http://{metrics}/metrics"),
+        ])
+        .output()
+        .expect("run curl");
+    let values: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']) && rest.contains(with))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}

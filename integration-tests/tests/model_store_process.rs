@@ -18,18 +18,23 @@ fn write_config(dir: &std::path::Path, text: &str) -> String {
     path.display().to_string()
 }
 
+/// A config serving `bucket`'s `iris` folder as an ONNX API, written in `dir`.
+fn iris_config(dir: &std::path::Path, bucket: &TestBucket) -> String {
+    write_config(
+        dir,
+        &format!(
+            "- {{name: iris, predictor: {{type: onnx, models: {{path: \"{}\"}}}}}}",
+            bucket.uri("iris")
+        ),
+    )
+}
+
 /// Starts the process on `bucket` and checks what an operator would: health
 /// turns SERVING and the model is listed with its version.
 async fn serve_and_check(bucket: &TestBucket, env: &[(&str, &str)]) {
     bucket.put("iris/7/model.onnx", "onnx bytes").await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "- {{name: iris, predictor: {{type: onnx, models: {{path: \"{}\"}}}}}}",
-            bucket.uri("iris")
-        ),
-    );
+    let config = iris_config(dir.path(), bucket);
     let mut hotswap = Hotswap::start(
         &[
             "model-store",
@@ -167,13 +172,7 @@ async fn the_subscriber_gauge_follows_watch_streams() {
     let bucket = TestBucket::new(Backend::Local).await;
     bucket.put("iris/1/model.onnx", "onnx bytes").await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "- {{name: iris, predictor: {{type: onnx, models: {{path: \"{}\"}}}}}}",
-            bucket.uri("iris")
-        ),
-    );
+    let config = iris_config(dir.path(), &bucket);
     let hotswap = Hotswap::start(
         &[
             "model-store",
@@ -188,19 +187,7 @@ async fn the_subscriber_gauge_follows_watch_streams() {
     );
     let metrics = hotswap.addr_of("metrics");
     let gauge = || {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "--max-time",
-                "10",
-                &format!("http://{metrics}/metrics"),
-            ])
-            .output()
-            .expect("run curl");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("hotswap_store_watch_subscribers "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
+        hotswap_integration_tests::process::metric(metrics, "hotswap_store_watch_subscribers", "")
     };
     let wait_for = async |want: f64| {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -160,19 +160,26 @@ fn ask(version: &str) -> PredictRequest {
     }
 }
 
+/// A model-store and a worker serving the CLASSIFIER predictor over the
+/// bucket's `clf` folder, with `fields` added to its multi_model_reloading.
+async fn classifier(bucket: &TestBucket, fields: &str) -> (StoreServer, WorkerServer) {
+    let config = format!(
+        "- {{name: clf, predictor: {{type: python, path: clf.py, multi_model_reloading: {{path: '{}', {fields}}}}}}}",
+        bucket.uri("clf")
+    );
+    let store = StoreServer::start(bucket, &config, |c| {
+        c.apis[0].predictor_source = Some(CLASSIFIER.to_owned());
+    })
+    .await;
+    let worker = WorkerServer::start_with(store.addr, bucket, WorkerOptions::default()).await;
+    (store, worker)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_model_loads_caches_and_follows_versions() {
     let bucket = TestBucket::new(Backend::Local).await;
     bucket.put("clf/1/model.pkl", pickled(10)).await;
-    let config = format!(
-        "- {{name: clf, predictor: {{type: python, path: clf.py, multi_model_reloading: {{path: '{}', cache_size: 2, disk_cache_size: 2}}}}}}",
-        bucket.uri("clf")
-    );
-    let store = StoreServer::start(&bucket, &config, |c| {
-        c.apis[0].predictor_source = Some(CLASSIFIER.to_owned());
-    })
-    .await;
-    let worker = WorkerServer::start_with(store.addr, &bucket, WorkerOptions::default()).await;
+    let (store, worker) = classifier(&bucket, "cache_size: 2, disk_cache_size: 2").await;
     let p = worker.predictor().await;
     let label = |r: &hotswap_proto::v1::PredictResponse| output_json(r)["label"].as_i64().unwrap();
     let loads = |r: &hotswap_proto::v1::PredictResponse| output_json(r)["loads"].as_i64().unwrap();
@@ -259,15 +266,7 @@ async fn get_model_keeps_to_the_version_policy() {
     let bucket = TestBucket::new(Backend::Local).await;
     bucket.put("clf/1/model.pkl", pickled(10)).await;
     bucket.put("clf/2/model.pkl", pickled(20)).await;
-    let config = format!(
-        "- {{name: clf, predictor: {{type: python, path: clf.py, multi_model_reloading: {{path: '{}', version_policy: {{latest: 1}}}}}}}}",
-        bucket.uri("clf")
-    );
-    let store = StoreServer::start(&bucket, &config, |c| {
-        c.apis[0].predictor_source = Some(CLASSIFIER.to_owned());
-    })
-    .await;
-    let worker = WorkerServer::start_with(store.addr, &bucket, WorkerOptions::default()).await;
+    let (store, worker) = classifier(&bucket, "version_policy: {latest: 1}").await;
     let p = worker.predictor().await;
     let latest = eventually("the classifier answers", || {
         let mut p = p.clone();

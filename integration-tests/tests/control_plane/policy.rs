@@ -4,7 +4,6 @@
 //! the reason, ModelConfig reports the policy; and a newer version that
 //! fails to load never leaves a `latest: 1` model without a version.
 
-use std::process::Command;
 use std::time::Duration;
 
 use hotswap_integration_tests::compose::copy_readable;
@@ -27,26 +26,9 @@ const CONFIG: &str = "- name: iris
         - {name: chosen, path: models/chosen/, version_policy: {specific: [1, 3]}}
 ";
 
-/// The value of a metric without labels, or the sum of a labelled one's
-/// series whose labels contain `with`, from `hotswap up`'s /metrics.
+/// A metric of `hotswap up` (0 before it has a series).
 fn metric(metrics: std::net::SocketAddr, name: &str, with: &str) -> f64 {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "10",
-            &format!("http://{metrics}/metrics"),
-        ])
-        .output()
-        .expect("run curl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with([' ', '{']) && rest.contains(with))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    hotswap_integration_tests::process::metric(metrics, name, with).unwrap_or(0.0)
 }
 
 /// (state, reason) of a version in the front door's repository index.
@@ -181,7 +163,7 @@ async fn versions_outside_the_policy_are_not_loaded_and_not_found() {
     );
 
     // And over HTTP, in Triton's JSON.
-    let out = Command::new("curl")
+    let out = std::process::Command::new("curl")
         .args(["-s", "--max-time", "10"])
         .arg(format!("http://{front}/v2/models/iris%2Fnewest/config"))
         .output()

@@ -22,12 +22,7 @@ async fn a_version_that_fails_its_warm_up_never_replaces_a_working_one() {
     // Version 2 loads (a valid model) but its reshape needs an even batch:
     // the warm-up's batch of 1 fails, so it is never published.
     bucket.put("m/2/model.onnx", fixture("pairs")).await;
-    let failed = eventually("version 2 reported failed", || async {
-        index_entry(worker.addr, "m", "2")
-            .await
-            .filter(|m| !m.reason.is_empty())
-    })
-    .await;
+    let failed = reported_failed(&worker, "2").await;
     assert_eq!(failed.state, "UNAVAILABLE");
     assert!(
         failed.reason.contains("warm-up inference failed"),
@@ -80,12 +75,7 @@ async fn shipped_warm_up_requests_replace_the_generated_ones() {
         .put("m/2/warmup/wrong.json", b"{\"y\": [[1, 2, 3]]}".to_vec())
         .await;
     bucket.put("m/2/model.onnx", fixture("pairs")).await;
-    let failed = eventually("version 2 reported failed", || async {
-        index_entry(worker.addr, "m", "2")
-            .await
-            .filter(|m| !m.reason.is_empty())
-    })
-    .await;
+    let failed = reported_failed(&worker, "2").await;
     assert_eq!(failed.state, "UNAVAILABLE");
     assert!(
         failed
@@ -102,4 +92,17 @@ async fn shipped_warm_up_requests_replace_the_generated_ones() {
     assert_eq!(latest.version, 1);
     worker.stop().await;
     store.stop().await;
+}
+
+/// The index entry of version `version` of `m` once it gives a reason.
+async fn reported_failed(
+    worker: &hotswap_integration_tests::worker::WorkerServer,
+    version: &str,
+) -> hotswap_proto::inference::repository_index_response::ModelIndex {
+    eventually(&format!("version {version} reported failed"), || async {
+        index_entry(worker.addr, "m", version)
+            .await
+            .filter(|m| !m.reason.is_empty())
+    })
+    .await
 }

@@ -110,14 +110,19 @@ pub fn child_main() -> i32 {
                         // The socket is gone: this process is done.
                         std::process::exit(1);
                     }
-                    // After the answer is on its way, as Cortex ran it.
-                    if let Some((args, response)) = after
-                        && let Err(e) = contract.post_predict(predictor.bind(py), &args, &response)
-                    {
-                        eprintln!(
-                            "python-worker: post_predict raised (request {id}):\n{}",
-                            traceback(py, &e).0
-                        );
+                    // After the answer is on its way, as Cortex ran it; the
+                    // worker gives this thread to another call once told.
+                    if let Some((args, response)) = after {
+                        if let Err(e) = contract.post_predict(predictor.bind(py), &args, &response)
+                        {
+                            eprintln!(
+                                "python-worker: post_predict raised (request {id}):\n{}",
+                                traceback(py, &e).0
+                            );
+                        }
+                        if py.detach(|| link.send(&FromChild::Freed { id })).is_err() {
+                            std::process::exit(1);
+                        }
                     }
                 }
             });
@@ -200,7 +205,11 @@ fn run<'py>(
     };
     match call() {
         Ok((output, args, result)) => (
-            FromChild::Answer { id: job.id, output },
+            FromChild::Answer {
+                id: job.id,
+                output,
+                post_predict: contract.has_post_predict(),
+            },
             contract.has_post_predict().then_some((args, result)),
         ),
         Err(err) => (

@@ -183,17 +183,23 @@ impl PythonPool {
                 *slot = id;
             }
             let (tx, rx) = oneshot::channel();
+            let (free_tx, free_rx) = oneshot::channel();
             lock(&process.pending).insert(id, tx);
+            lock(&process.freeing).insert(id, free_tx);
+            let forget = |process: &Process| {
+                lock(&process.pending).remove(&id);
+                lock(&process.freeing).remove(&id);
+            };
             // Failed since the claim (its calls in flight already dropped):
             // this one would wait out the whole limit there.
             if !process.alive.load(Ordering::Relaxed) {
-                lock(&process.pending).remove(&id);
+                forget(&process);
                 continue;
             }
             match process.outbox.send(message) {
-                Ok(()) => return self.watch(process, busy, rx).await,
+                Ok(()) => return self.watch(process, busy, rx, free_rx).await,
                 Err(returned) => {
-                    lock(&process.pending).remove(&id);
+                    forget(&process);
                     process.alive.store(false, Ordering::Relaxed);
                     message = returned.0;
                 }
@@ -209,40 +215,66 @@ impl PythonPool {
     /// that gives up (its deadline, a cancelled request) leaves the call
     /// watched, so a stuck process is still replaced when the limit
     /// passes, and its thread is never handed to another call meanwhile.
+    /// The answer goes to the caller at once; the thread is given back when
+    /// the child says it is free (after `post_predict`, which runs after
+    /// the answer), within another call time limit.
     async fn watch(
         &self,
         process: Arc<Process>,
         busy: Busy,
         answer: oneshot::Receiver<Result<Output, CallError>>,
+        free: oneshot::Receiver<()>,
     ) -> Result<Output, CallError> {
         let limit = self.spec.process.call_timeout;
         let (file, pid) = (self.spec.file.clone(), process.pid);
+        let (settled, outcome) = oneshot::channel();
         let watcher = tokio::spawn(async move {
-            // Given back only once the outcome is settled: a stuck process
-            // is marked dead before anyone may claim its thread.
+            // Given back only once the thread is free: a stuck process is
+            // marked dead before anyone may claim its thread.
             let _busy = busy;
-            match tokio::time::timeout(limit, answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(CallError::ProcessDied {
-                    file,
-                    pid: process.pid,
-                }),
-                Err(_) => {
-                    tracing::warn!(file = %file, pid = process.pid, limit = ?limit,
-                        "a predict call ran past its time limit; replacing its process");
-                    process.fail();
-                    Err(CallError::TimedOut { file, limit })
-                }
+            let result = Self::settle(limit, answer, &process, file.clone()).await;
+            let _ = settled.send(result);
+            // Free, or the process failed (which drops the sender).
+            if tokio::time::timeout(limit, free).await.is_err() {
+                tracing::warn!(file = %file, pid = process.pid, limit = ?limit,
+                    "post_predict ran past the call time limit; replacing its process");
+                process.fail();
             }
         });
-        match watcher.await {
+        match outcome.await {
             Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Cancelled: the runtime is shutting down, and the process with it.
-            Err(_) => Err(CallError::ProcessDied {
-                file: self.spec.file.clone(),
-                pid,
+            Err(_) => match watcher.await {
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: the runtime is shutting down, and the process
+                // with it.
+                _ => Err(CallError::ProcessDied {
+                    file: self.spec.file.clone(),
+                    pid,
+                }),
+            },
+        }
+    }
+
+    /// A call's outcome: its answer, or why there is none within `limit`
+    /// (a process past it is failed, to be replaced).
+    async fn settle(
+        limit: Duration,
+        answer: oneshot::Receiver<Result<Output, CallError>>,
+        process: &Process,
+        file: String,
+    ) -> Result<Output, CallError> {
+        match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(CallError::ProcessDied {
+                file,
+                pid: process.pid,
             }),
+            Err(_) => {
+                tracing::warn!(file = %file, pid = process.pid, limit = ?limit,
+                    "a predict call ran past its time limit; replacing its process");
+                process.fail();
+                Err(CallError::TimedOut { file, limit })
+            }
         }
     }
 

@@ -221,6 +221,14 @@ pub enum FromChild {
     Answer {
         id: u64,
         output: Output,
+        /// `post_predict` runs next on the call's thread, which is free
+        /// again at the [`FromChild::Freed`] with this `id`.
+        #[serde(default)]
+        post_predict: bool,
+    },
+    /// The thread that ran call `id` finished its `post_predict`.
+    Freed {
+        id: u64,
     },
     /// `python_client.get_model(...)` during a call: the child waits for a
     /// [`ToChild::Model`] before it goes on.

@@ -29,12 +29,33 @@ class PythonPredictor:
         return {"pid": os.getpid()}
 "#;
 
+/// `post_predict` runs after the answer is sent, on the call's Python
+/// thread: one that hangs holds that thread.
+const POST_PREDICT_HANGS: &str = r#"
+import os, time
+
+class PythonPredictor:
+    def __init__(self, config, python_client):
+        pass
+
+    def predict(self, payload):
+        return {"pid": os.getpid()}
+
+    def post_predict(self, payload, response):
+        if payload == "hang after":
+            time.sleep(3600)
+"#;
+
 fn spec(processes: usize, max_queued: usize) -> PythonPredictorSpec {
+    spec_of(PREDICTOR, processes, max_queued)
+}
+
+fn spec_of(source: &str, processes: usize, max_queued: usize) -> PythonPredictorSpec {
     let mut process = python(None);
     process.call_timeout = Duration::from_secs(2);
     process.max_queued = max_queued;
     PythonPredictorSpec {
-        source: PREDICTOR.to_owned(),
+        source: source.to_owned(),
         file: "predictor.py".to_owned(),
         config: json!({}),
         processes,
@@ -163,4 +184,35 @@ async fn a_full_queue_refuses_rather_than_waits() {
         q.await.unwrap().expect("answered").expect("served");
     }
     assert!(hung.await.unwrap().is_err());
+}
+
+/// A `post_predict` that hangs after its call was answered costs no later
+/// call: the thread stays claimed until `post_predict` ends, within the call
+/// time limit, and past it the process is replaced. Before, the thread was
+/// given back with the answer, and the next call waited behind the hung
+/// `post_predict` inside the process until its own limit failed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_post_predict_costs_no_later_call() {
+    let pool = PythonPool::start(spec_of(POST_PREDICT_HANGS, 1, 64))
+        .await
+        .expect("starts");
+    let before = pool.pids();
+    tokio::time::timeout(
+        PATIENCE,
+        predict_json(&pool, json!("hang after"), BTreeMap::new()),
+    )
+    .await
+    .expect("answered")
+    .expect("the call itself succeeds");
+    for _ in 0..3 {
+        tokio::time::timeout(PATIENCE, predict_json(&pool, json!([1]), BTreeMap::new()))
+            .await
+            .expect("answered")
+            .expect("a later call is served");
+    }
+    assert_ne!(
+        pool.pids(),
+        before,
+        "the process with the hung post_predict replaced"
+    );
 }

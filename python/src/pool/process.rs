@@ -38,6 +38,9 @@ pub(super) struct Process {
     /// up mid-call never leaves half a frame on the socket.
     pub(super) outbox: mpsc::UnboundedSender<ToChild>,
     pub(super) pending: Mutex<HashMap<u64, Reply>>,
+    /// Per call in flight: told when its Python thread is free again (at
+    /// its answer, or after its `post_predict`).
+    pub(super) freeing: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     pub(super) next_id: AtomicU64,
     /// False once its socket closed or failed: skipped until replaced.
     pub(super) alive: AtomicBool,
@@ -50,6 +53,13 @@ pub(super) struct Process {
 }
 
 impl Process {
+    /// Call `id`'s thread in the child is free again.
+    fn freed(&self, id: u64) {
+        if let Some(tell) = lock(&self.freeing).remove(&id) {
+            let _ = tell.send(());
+        }
+    }
+
     /// Marks the process dead and fails its calls in flight; the
     /// supervisor then kills it (if it still runs) and starts another.
     pub(super) fn fail(&self) {
@@ -57,6 +67,7 @@ impl Process {
         self.gone.cancel();
         // Dropping the senders fails the callers with UNAVAILABLE.
         lock(&self.pending).clear();
+        lock(&self.freeing).clear();
     }
 }
 
@@ -112,6 +123,7 @@ pub(super) async fn spawn(
         pid,
         outbox,
         pending: Mutex::new(HashMap::new()),
+        freeing: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
         alive: AtomicBool::new(true),
         busy: AtomicUsize::new(0),
@@ -243,7 +255,20 @@ async fn read_answers(
             Ok(None) | Err(_) => break,
         };
         let (id, result) = match message {
-            FromChild::Answer { id, output } => (id, Ok(output)),
+            FromChild::Freed { id } => {
+                process.freed(id);
+                continue;
+            }
+            FromChild::Answer {
+                id,
+                output,
+                post_predict,
+            } => {
+                if !post_predict {
+                    process.freed(id);
+                }
+                (id, Ok(output))
+            }
             FromChild::Failed {
                 id,
                 traceback,
@@ -257,6 +282,10 @@ async fn read_answers(
                 continue;
             }
         };
+        // A call that raised has nothing more to run.
+        if result.is_err() {
+            process.freed(id);
+        }
         if let Some(reply) = lock(&process.pending).remove(&id) {
             let _ = reply.send(result);
         }

@@ -7,6 +7,7 @@ mod builder;
 mod kind;
 mod names;
 mod pinned;
+mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +17,7 @@ pub use builder::{Applied, CatalogBuilder};
 pub use kind::ApiKind;
 pub use names::{ModelRef, is_latest, outside_policy};
 pub use pinned::{GATHER as PIN_GATHER, Pins};
+pub use resolve::{Holdings, Resolved};
 
 /// Why a request's names do not resolve against the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +25,11 @@ pub enum CatalogError {
     /// Something named does not exist; the message lists what does.
     #[error("{0}")]
     NotFound(String),
+
+    /// The version exists but cannot be served: it is INVALID, and nothing
+    /// holds an earlier content of it.
+    #[error("{0}")]
+    Unservable(String),
 
     /// The first snapshot has not arrived yet.
     #[error("not ready: the model index has not arrived from the model-store yet")]

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod client;
 pub mod context;
 pub mod metrics;
+pub mod reconnect;
 pub mod server;
 pub mod subscription;
 pub mod trust;

@@ -12,7 +12,7 @@ use hotswap_proto::v1::{WatchRequest, watch_response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff;
+use crate::reconnect::{self, Progress, Session};
 use crate::catalog::{Applied, Catalog, CatalogBuilder, Pins};
 use crate::client::{AddressError, PeerStatus, WithToken, endpoint};
 use crate::trust::ClusterCredentials;
@@ -67,40 +67,60 @@ pub async fn run(
     stats: Arc<SubscriptionStats>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = backoff::delays(BACKOFF_START, BACKOFF_MAX);
-    let mut resume = true;
-    let mut pins = Pins::default();
-    loop {
-        let result = tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = follow(&model_store, &cluster, &catalog, &stats, &mut backoff, &mut resume, &mut pins) => r,
-        };
-        let delay = backoff.next_delay();
-        if let Err(e) = result {
-            tracing::warn!(model_store = %model_store, error = %Report(&e), retry_in = ?delay, "model-store subscription interrupted");
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
+    let follow = Follow {
+        model_store,
+        cluster,
+        catalog,
+        stats,
+        resume: true,
+        pins: Pins::default(),
+    };
+    let delays = reconnect::Delays {
+        min: BACKOFF_START,
+        max: BACKOFF_MAX,
+    };
+    reconnect::run(follow, delays, shutdown).await;
+}
+
+/// The subscription's state across connections.
+struct Follow {
+    model_store: String,
+    cluster: ClusterCredentials,
+    catalog: watch::Sender<Arc<Catalog>>,
+    stats: Arc<SubscriptionStats>,
+    /// Cleared to resubscribe for a fresh snapshot.
+    resume: bool,
+    /// Pinned APIs, as first seen.
+    pins: Pins,
+}
+
+impl Session for Follow {
+    type Error = Interrupted;
+
+    async fn run(&mut self, progress: &Progress) -> Result<(), Interrupted> {
+        follow(self, progress).await
+    }
+
+    fn interrupted(&self, e: &Interrupted, delay: Duration) {
+        tracing::warn!(model_store = %self.model_store, error = %Report(e), retry_in = ?delay, "model-store subscription interrupted");
     }
 }
 
 /// One connection: resumes from what the catalog holds (unless `resume` was
 /// cleared: then from a fresh snapshot), applies messages until the stream
-/// ends. Resets the backoff once messages flow. The published catalog keeps
+/// ends. Marks progress once messages flow. The published catalog keeps
 /// pinned APIs as `pins` holds them; their versions in `working` may then
 /// drift from the model-store's, which is harmless since they are replaced
 /// on every publish.
-async fn follow(
-    model_store: &str,
-    cluster: &ClusterCredentials,
-    catalog: &watch::Sender<Arc<Catalog>>,
-    stats: &SubscriptionStats,
-    backoff: &mut backoff::Delays,
-    resume: &mut bool,
-    pins: &mut Pins,
-) -> Result<(), Interrupted> {
+async fn follow(f: &mut Follow, progress: &Progress) -> Result<(), Interrupted> {
+    let Follow {
+        model_store,
+        cluster,
+        catalog,
+        stats,
+        resume,
+        pins,
+    } = f;
     let channel = endpoint(model_store, cluster)?
         .connect_timeout(Duration::from_secs(2))
         // Finds a model-store whose host vanished without closing the
@@ -139,7 +159,7 @@ async fn follow(
         let Some(msg) = msg else {
             return Err(Interrupted::Ended);
         };
-        backoff.reset();
+        progress.made();
         let is_event = matches!(msg.kind, Some(watch_response::Kind::Event(_)));
         match builder.apply(&mut working, msg) {
             Applied::Pending => {}

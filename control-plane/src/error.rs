@@ -85,6 +85,7 @@ impl ServiceError for Error {
     fn code(&self) -> Code {
         match self {
             Error::Catalog(CatalogError::NotFound(_)) | Error::NotFound(_) => Code::NotFound,
+            Error::Catalog(CatalogError::Unservable(_)) => Code::FailedPrecondition,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Catalog(CatalogError::NotReady)
             | Error::NoWorkers(_)

@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hotswap_common::catalog::{
-    ApiKind, Catalog, CatalogError, ModelRef, VersionKey, is_latest, outside_policy,
-};
+use hotswap_common::catalog::{ApiKind, Catalog, ModelRef, VersionKey, is_latest};
 use hotswap_proto::inference::{
     self as pb, InferStatistics, ModelStatistics, StatisticDuration,
     repository_index_response::ModelIndex,
@@ -42,50 +40,20 @@ impl FrontDoor {
     }
 }
 
-/// The version a call is routed by. `latest` is the highest version some
-/// worker holds now (so a version that just arrived is used once a worker
-/// has loaded it, and no call waits for it), else the highest valid version
-/// (loaded on demand); a number must exist in the catalog. A `latest` call
-/// still goes to the worker as `latest`: the worker applies the same rule
-/// with what it knows first-hand (it starts loading a newer version in the
-/// background, falls back when a new version fails to load), and its answer
-/// names the version it used.
+/// The version a call is routed by: the catalog's rule
+/// ([`Catalog::resolve`]) with what the workers report holding. A `latest`
+/// call still goes to the worker as `latest`: the worker applies the same
+/// rule with what it knows first-hand (it starts loading a newer version in
+/// the background, falls back when a new version fails to load), and its
+/// answer names the version it used.
 pub fn resolve(
     catalog: &Catalog,
     registry: &Registry,
     m: &ModelRef,
     version: &str,
 ) -> Result<VersionKey, Error> {
-    let key = |v: u64| VersionKey {
-        api: m.api.clone(),
-        model: m.model.clone(),
-        version: v,
-    };
-    if !is_latest(version) {
-        return Ok(key(catalog.numbered(m, version)?.version));
-    }
-    let versions = catalog.versions(&m.api, &m.model);
-    if let Some(held) = versions
-        .iter()
-        .rev()
-        .find(|v| registry.served_anywhere(&Route::Version(key(v.version))))
-    {
-        return Ok(key(held.version));
-    }
-    if let Some(valid) = versions.iter().rev().find(|v| Catalog::valid(v)) {
-        return Ok(key(valid.version));
-    }
-    if let Some(e) = outside_policy(m, &versions) {
-        return Err(e.into());
-    }
-    let what = m.protocol_name();
-    Err(match versions.last() {
-        Some(v) => Error::FailedPrecondition(format!(
-            "`{what}` has no valid version; version {} is invalid: {}",
-            v.version, v.reason
-        )),
-        None => Error::NotFound(format!("`{what}` has no versions")),
-    })
+    let resolved = catalog.resolve(registry, m, version)?;
+    Ok(VersionKey::of(resolved.first()))
 }
 
 #[async_trait]
@@ -137,18 +105,8 @@ impl InferenceService for FrontDoor {
     async fn model_ready(&self, r: pb::ModelReadyRequest) -> Result<pb::ModelReadyResponse, Error> {
         let catalog = self.catalog();
         let m = catalog.model_by_name(&r.name)?;
-        let on_demand = catalog.apis.get(&m.api).is_some_and(|a| a.cache_size > 0);
-        let ready = match resolve(&catalog, &self.registry, &m, &r.version) {
-            Ok(key) => {
-                let valid = catalog.versions.get(&key).is_some_and(Catalog::valid);
-                self.registry.served_anywhere(&Route::Version(key))
-                    || (on_demand && !self.registry.is_empty() && valid)
-            }
-            Err(e @ (Error::NotFound(_) | Error::Catalog(CatalogError::NotFound(_)))) => {
-                return Err(e);
-            }
-            Err(_) => false,
-        };
+        // On demand, any registered worker may load it.
+        let ready = catalog.model_ready(&*self.registry, &m, &r.version, !self.registry.is_empty())?;
         Ok(pb::ModelReadyResponse { ready })
     }
 

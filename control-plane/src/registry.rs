@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use hotswap_common::catalog::VersionKey;
+use hotswap_common::catalog::{Holdings, VersionKey};
 use hotswap_common::lock;
-use hotswap_proto::v1::{HeldVersion, WorkerReport, WorkerStatus};
+use hotswap_proto::v1::{HeldVersion, ModelVersion, WorkerReport, WorkerStatus};
 use tokio::time::Instant;
 
 use crate::Error;
@@ -350,5 +350,12 @@ impl Registry {
         self.workers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What the workers report holding, for the catalog's version rules.
+impl Holdings for Registry {
+    fn held(&self, v: &ModelVersion) -> bool {
+        self.served_anywhere(&Route::Version(VersionKey::of(v)))
     }
 }

@@ -15,23 +15,8 @@ use hotswap_proto::v1::{
 };
 use tokio::sync::broadcast;
 
-/// Identifies a version across the whole index.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct VersionKey {
-    pub api: String,
-    pub model: String,
-    pub version: u64,
-}
-
-impl VersionKey {
-    fn of(v: &ModelVersion) -> VersionKey {
-        VersionKey {
-            api: v.api.clone(),
-            model: v.model.clone(),
-            version: v.version,
-        }
-    }
-}
+/// Identifies a version across the whole index (the key every plane uses).
+pub use hotswap_common::catalog::VersionKey;
 
 /// The part of the index one source's listing speaks for: a listing replaces
 /// what was known in its scope and nothing else.

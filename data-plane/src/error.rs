@@ -99,6 +99,7 @@ impl ServiceError for Error {
     fn code(&self) -> Code {
         match self {
             Error::Catalog(CatalogError::NotFound(_)) | Error::NotFound(_) => Code::NotFound,
+            Error::Catalog(CatalogError::Unservable(_)) => Code::FailedPrecondition,
             Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::FailedPrecondition(_) | Error::Undeclared { .. } => Code::FailedPrecondition,
             // The version could not be brought up on this worker; another

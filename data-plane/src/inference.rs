@@ -1,370 +1,255 @@
-//! The Open Inference Protocol (KServe v2) with Triton's ModelConfig,
-//! ModelStatistics and RepositoryIndex extensions, transport-free.
+//! The inference room: the one entry point every handler calls to run a
+//! model (Predict, ModelInfer, a Python predictor's `onnx_client` /
+//! `tensorflow_client`): resolve the version, acquire its instance from the
+//! models room (loading it on demand), read the inputs against its
+//! signature, batch or run, and record statistics. Metadata calls use the
+//! first two steps alone ([`Inference::instance`]).
 
+mod batch;
+mod run;
+mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use async_trait::async_trait;
-use hotswap_common::catalog::{ApiKind, Catalog, CatalogError, ModelRef, VersionKey};
-use hotswap_common::lock;
-use hotswap_proto::inference::{
-    self as pb, DataType as ConfigType, ModelConfig, ModelInput, ModelOutput,
-    model_metadata_response::TensorMetadata, repository_index_response::ModelIndex,
-};
-use hotswap_proto::service::InferenceService;
+use hotswap_common::catalog::{Catalog, ModelRef, Resolved, VersionKey};
+use hotswap_proto::v1::ModelVersion;
 
 use crate::Error;
-use crate::predict::WorkerService;
-use crate::signature::TensorSpec;
-use crate::tensor::{DataType, wire};
+use crate::models::{Loaded, Models, failure_error};
+use crate::tensor::{Tensor, json};
 
-#[async_trait]
-impl InferenceService for WorkerService {
-    type Error = Error;
+pub use batch::{Batcher, Batching};
+pub(crate) use run::off_runtime;
+pub use stats::{Phases, Stats, VersionStats};
 
-    async fn server_live(&self) -> Result<pb::ServerLiveResponse, Error> {
-        Ok(pb::ServerLiveResponse { live: true })
-    }
-
-    async fn server_ready(&self) -> Result<pb::ServerReadyResponse, Error> {
-        Ok(pb::ServerReadyResponse {
-            ready: self.worker.ready(),
-        })
-    }
-
-    async fn model_ready(&self, r: pb::ModelReadyRequest) -> Result<pb::ModelReadyResponse, Error> {
-        let m = self.worker.model_by_name(&r.name)?;
-        let ready = match self.worker.resolve(&m, &r.version) {
-            Ok(targets) => targets.iter().any(|t| self.worker.servable(&t.version)),
-            Err(e @ (Error::NotFound(_) | Error::Catalog(CatalogError::NotFound(_)))) => {
-                return Err(e);
-            }
-            Err(_) => false,
-        };
-        Ok(pb::ModelReadyResponse { ready })
-    }
-
-    async fn server_metadata(&self) -> Result<pb::ServerMetadataResponse, Error> {
-        Ok(hotswap_proto::service::server_metadata())
-    }
-
-    async fn model_metadata(
-        &self,
-        r: pb::ModelMetadataRequest,
-    ) -> Result<pb::ModelMetadataResponse, Error> {
-        let m = self.worker.model_by_name(&r.name)?;
-        let targets = self.worker.resolve(&m, &r.version)?;
-        let loaded = self.worker.acquire(targets).await?;
-        let signature = loaded.model.signature();
-        let meta = |s: &TensorSpec| TensorMetadata {
-            name: s.name.clone(),
-            datatype: s.dtype.name().to_owned(),
-            shape: s.shape.clone(),
-        };
-        Ok(pb::ModelMetadataResponse {
-            name: m.protocol_name(),
-            versions: self.valid_versions(&m),
-            platform: loaded.model.platform().to_owned(),
-            inputs: signature.inputs.iter().map(meta).collect(),
-            outputs: signature.outputs.iter().map(meta).collect(),
-        })
-    }
-
-    async fn model_infer(&self, r: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
-        let m = self.worker.model_by_name(&r.model_name)?;
-        // Inputs are decoded and size-checked before a version is picked: a
-        // bad request must not load or evict models.
-        if !r.raw_input_contents.is_empty() && r.raw_input_contents.len() != r.inputs.len() {
-            return Err(Error::invalid(format!(
-                "raw_input_contents has {} entries for {} inputs; send one per input, in order",
-                r.raw_input_contents.len(),
-                r.inputs.len()
-            )));
-        }
-        let mut inputs = Vec::with_capacity(r.inputs.len());
-        for (i, input) in r.inputs.iter().enumerate() {
-            let raw = r.raw_input_contents.get(i).map(|b| b.as_slice());
-            let size = raw.map_or_else(
-                || {
-                    input
-                        .contents
-                        .as_ref()
-                        .map_or(0, prost::Message::encoded_len)
-                },
-                <[u8]>::len,
-            );
-            self.check_size(&crate::tensor::input(&input.name), size)?;
-            inputs.push(wire::from_infer_input(input, raw)?);
-        }
-        let targets = self.worker.resolve_call(&m, &r.model_version)?;
-        let loaded = self.worker.acquire(targets).await?;
-        let wanted: Vec<String> = r.outputs.iter().map(|o| o.name.clone()).collect();
-        let outputs = self.worker.infer(&loaded, inputs, wanted).await?;
-        let (outputs, raw): (Vec<_>, Vec<_>) = outputs.iter().map(wire::to_infer_output).unzip();
-        Ok(pb::ModelInferResponse {
-            model_name: r.model_name,
-            model_version: loaded.key.version.to_string(),
-            id: r.id,
-            parameters: Default::default(),
-            outputs,
-            raw_output_contents: raw,
-        })
-    }
-
-    async fn model_config(
-        &self,
-        r: pb::ModelConfigRequest,
-    ) -> Result<pb::ModelConfigResponse, Error> {
-        let m = self.worker.model_by_name(&r.name)?;
-        let targets = self.worker.resolve(&m, &r.version)?;
-        let loaded = self.worker.acquire(targets).await?;
-        let signature = loaded.model.signature();
-        let platform = loaded.model.platform();
-        // Batched, Triton's way: max_batch_size set, and the dims below
-        // leave out the batch dimension.
-        let batching = loaded.batcher.as_ref().map(|b| b.settings());
-        let dims = |shape: &[i64]| match batching {
-            Some(_) => shape[1..].to_vec(),
-            None => shape.to_vec(),
-        };
-        Ok(pb::ModelConfigResponse {
-            config: Some(ModelConfig {
-                name: m.protocol_name(),
-                platform: platform.to_owned(),
-                backend: platform.split('_').next().unwrap_or(platform).to_owned(),
-                // Without batching, shapes include any batch dimension the
-                // model has.
-                max_batch_size: batching.map_or(0, |b| b.max_rows as i32),
-                scheduling_choice: batching.map(|b| {
-                    pb::model_config::SchedulingChoice::DynamicBatching(pb::ModelDynamicBatching {
-                        max_queue_delay_microseconds: b.interval.as_micros() as u64,
-                        ..Default::default()
-                    })
-                }),
-                version_policy: Some(version_policy(self.worker.catalog().version_policy(&m))),
-                input: signature
-                    .inputs
-                    .iter()
-                    .map(|s| ModelInput {
-                        name: s.name.clone(),
-                        data_type: config_type(s.dtype) as i32,
-                        dims: dims(&s.shape),
-                        ..Default::default()
-                    })
-                    .collect(),
-                output: signature
-                    .outputs
-                    .iter()
-                    .map(|s| ModelOutput {
-                        name: s.name.clone(),
-                        data_type: config_type(s.dtype) as i32,
-                        dims: dims(&s.shape),
-                        ..Default::default()
-                    })
-                    .collect(),
-                instance_group: vec![pb::ModelInstanceGroup {
-                    name: m.protocol_name(),
-                    kind: pb::model_instance_group::Kind::Cpu as i32,
-                    count: 1,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-        })
-    }
-
-    async fn model_statistics(
-        &self,
-        r: pb::ModelStatisticsRequest,
-    ) -> Result<pb::ModelStatisticsResponse, Error> {
-        let only = if r.name.is_empty() {
-            None
-        } else {
-            Some(self.worker.model_by_name(&r.name)?)
-        };
-        let catalog = self.worker.catalog();
-        // A number, or with a model named, a label of its versions.
-        let version: Option<u64> = match (r.version.trim(), &only) {
-            ("", _) => None,
-            (v, Some(m)) if v.parse::<u64>().is_err() => Some(catalog.numbered(m, v)?.version),
-            (v, _) => Some(v.parse().map_err(|_| {
-                Error::NotFound(format!(
-                    "version {:?} not found; versions are numbers (or, with a model named, \
-                     labels)",
-                    hotswap_proto::error::shown(v)
-                ))
-            })?),
-        };
-        // Every version the catalog has that is loaded or has served, so a
-        // client sees an entry before its first request; removed versions
-        // drop out.
-        let model_stats = catalog
-            .versions
-            .iter()
-            .filter(|(k, _)| {
-                only.as_ref()
-                    .is_none_or(|m| k.api == m.api && k.model == m.model)
-                    && version.is_none_or(|v| k.version == v)
-            })
-            .filter_map(|(k, v)| {
-                let stats = self.worker.stats().get(k);
-                if stats.is_none() && self.worker.published(v).is_none() {
-                    return None;
-                }
-                Some(stats.unwrap_or_default().to_proto(k, &name_of(k)))
-            })
-            .collect();
-        Ok(pb::ModelStatisticsResponse { model_stats })
-    }
-
-    async fn repository_index(
-        &self,
-        r: pb::RepositoryIndexRequest,
-    ) -> Result<pb::RepositoryIndexResponse, Error> {
-        let catalog = self.worker.catalog();
-        let now = Instant::now();
-        let models = catalog
-            .versions
-            .iter()
-            .map(|(key, v)| {
-                let (state, reason) = if Catalog::excluded(v) {
-                    // Calls naming it are NOT_FOUND, even while it is held
-                    // until a version within the policy loads.
-                    ("UNAVAILABLE", v.reason.clone())
-                } else if !Catalog::valid(v) {
-                    if self.worker.published(v).is_some() {
-                        ("READY", format!("update invalid: {}", v.reason))
-                    } else {
-                        ("UNAVAILABLE", format!("invalid: {}", v.reason))
-                    }
-                } else {
-                    match self.worker.table().get(key) {
-                        None => ("UNAVAILABLE", "unloaded".to_owned()),
-                        Some(slot) => {
-                            let s = lock(&slot.state);
-                            let current = slot.current.load();
-                            let failure = s
-                                .failure
-                                .as_ref()
-                                .filter(|f| f.content_hash == v.content_hash);
-                            match (current.as_ref(), failure) {
-                                // Serving, but its newest content failed to load.
-                                (Some(_), Some(f)) => {
-                                    ("READY", format!("update failed: {}", f.message))
-                                }
-                                (Some(_), None) if s.loading => {
-                                    ("READY", "update loading".to_owned())
-                                }
-                                (Some(_), None) => ("READY", String::new()),
-                                (None, Some(f)) => (
-                                    "UNAVAILABLE",
-                                    format!(
-                                        "load failed: {} (retry in {}s)",
-                                        f.message,
-                                        f.retry_at.saturating_duration_since(now).as_secs()
-                                    ),
-                                ),
-                                (None, None) if s.loading => ("LOADING", String::new()),
-                                (None, None) => ("UNAVAILABLE", "unloaded".to_owned()),
-                            }
-                        }
-                    }
-                };
-                // Say why a pinned API does not follow the bucket.
-                let reason = match catalog.apis.get(&key.api) {
-                    Some(api) if reason.is_empty() && !api.reloading_off.is_empty() => {
-                        api.reloading_off.clone()
-                    }
-                    _ => reason,
-                };
-                ModelIndex {
-                    name: name_of(key),
-                    version: key.version.to_string(),
-                    state: state.to_owned(),
-                    reason,
-                }
-            })
-            .chain(self.python_index(&catalog))
-            .filter(|m| !r.ready || m.state == "READY")
-            .collect();
-        Ok(pb::RepositoryIndexResponse { models })
-    }
+/// A call's inputs, as far as a handler can read them without the model.
+pub enum Inputs {
+    /// Named tensors, decoded.
+    Tensors(Vec<Tensor>),
+    /// JSON text checked for syntax and size, read into tensors with the
+    /// model's signature once the version is known.
+    Json(json::JsonPayload),
+    /// A JSON value (from a Python predictor's client).
+    Value(serde_json::Value),
 }
 
-impl WorkerService {
-    /// APIs served by a predictor class, one entry each (no version): their
-    /// predictor's state.
-    fn python_index(&self, catalog: &Catalog) -> Vec<ModelIndex> {
-        catalog
-            .apis_of(ApiKind::Predictor)
-            .map(|a| {
-                let (state, reason) = match self.worker.python_state(&a.name) {
-                    Some(crate::worker::PythonState::Ready(_)) => ("READY", String::new()),
-                    Some(crate::worker::PythonState::Starting) => ("LOADING", String::new()),
-                    Some(crate::worker::PythonState::Failed(traceback)) => {
-                        ("UNAVAILABLE", traceback)
-                    }
-                    None => ("UNAVAILABLE", "not started".to_owned()),
-                };
-                ModelIndex {
-                    name: a.name.clone(),
-                    version: String::new(),
-                    state: state.to_owned(),
-                    reason,
-                }
-            })
-            .collect()
+/// One inference call.
+pub struct Call {
+    /// The model.
+    pub model: ModelRef,
+    /// A number, a label, `latest` or "".
+    pub version: String,
+    /// Whether a call naming no version may be sent to a version by the
+    /// model's `traffic` weights (a client's call; not a predictor's).
+    pub traffic: bool,
+    /// The inputs.
+    pub inputs: Inputs,
+    /// Outputs asked for; empty for all.
+    pub outputs: Vec<String>,
+}
+
+/// What answered a call.
+pub struct Answer {
+    /// The version that ran.
+    pub key: VersionKey,
+    /// Its outputs.
+    pub outputs: Vec<Tensor>,
+}
+
+/// The execution side of a worker (see the module's doc).
+pub struct Inference {
+    models: Arc<Models>,
+    stats: Stats,
+    /// Requests running now.
+    in_flight: AtomicUsize,
+}
+
+impl Inference {
+    /// Execution over the instances `models` holds.
+    pub fn new(models: Arc<Models>) -> Inference {
+        Inference {
+            models,
+            stats: Stats::default(),
+            in_flight: AtomicUsize::new(0),
+        }
     }
 
-    fn valid_versions(&self, m: &ModelRef) -> Vec<String> {
-        self.worker
+    /// The catalog as last received.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.models.catalog()
+    }
+
+    /// Per-version counters (ModelStatistics).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Requests running now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether a call for `version` of `m` would be served without an
+    /// error now (the catalog's one readiness rule, with this worker's
+    /// holdings).
+    pub fn model_ready(&self, m: &ModelRef, version: &str) -> Result<bool, Error> {
+        Ok(self
             .catalog()
-            .versions(&m.api, &m.model)
-            .iter()
-            .filter(|v| Catalog::valid(v))
-            .map(|v| v.version.to_string())
-            .collect()
+            .model_ready(&*self.models, m, version, true)?)
+    }
+
+    /// Runs a call: resolve → acquire → read inputs → batch or run →
+    /// statistics.
+    pub async fn infer(&self, call: Call) -> Result<Answer, Error> {
+        let catalog = self.catalog();
+        let picked = call
+            .traffic
+            .then(|| catalog.pick_by_traffic(&call.model, &call.version))
+            .flatten();
+        let version = picked.as_deref().unwrap_or(&call.version);
+        let loaded = self.acquire(&catalog, &call.model, version).await?;
+        let signature = loaded.model.signature();
+        let inputs = match call.inputs {
+            Inputs::Tensors(tensors) => tensors,
+            Inputs::Json(text) => {
+                let model = loaded.model.clone();
+                run::off_runtime(text.text_len(), move || text.inputs(model.signature())).await?
+            }
+            Inputs::Value(value) => json::inputs(signature, &value)?,
+        };
+        let outputs = self.run(&loaded, inputs, call.outputs).await?;
+        Ok(Answer {
+            key: loaded.key.clone(),
+            outputs,
+        })
+    }
+
+    /// The instance a call for `version` of `m` is served with (for
+    /// metadata, config and signatures), loaded if need be.
+    pub async fn instance(&self, m: &ModelRef, version: &str) -> Result<Arc<Loaded>, Error> {
+        self.acquire(&self.catalog(), m, version).await
+    }
+
+    /// The version's batching queue, made on first use when its API asks
+    /// for batches and the model has a batch dimension.
+    pub fn batcher<'a>(&self, loaded: &'a Loaded) -> Option<&'a Batcher> {
+        loaded
+            .batcher
+            .get_or_init(|| {
+                let api = self.catalog().apis.get(&loaded.key.api).cloned()?;
+                Batcher::for_version(&api, loaded, self.stats.of(&loaded.key))
+            })
+            .as_ref()
+    }
+
+    /// Resolves and acquires: the first candidate that is published or
+    /// loads. A newer version is loaded in the background meanwhile.
+    async fn acquire(
+        &self,
+        catalog: &Catalog,
+        m: &ModelRef,
+        version: &str,
+    ) -> Result<Arc<Loaded>, Error> {
+        let loaded = match catalog.resolve(&*self.models, m, version)? {
+            Resolved::Named(v) => self.published_or_load(v).await,
+            Resolved::Held { version, newer } => {
+                if let Some(newer) = newer {
+                    self.models.load_in_background(newer);
+                }
+                self.published_or_load(version).await
+            }
+            Resolved::Load(candidates) => {
+                let mut last = Error::NotFound("no version to serve".to_owned());
+                let mut found = None;
+                for v in candidates {
+                    match self.models.load(v).await {
+                        Ok(loaded) => {
+                            found = Some(loaded);
+                            break;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                found.ok_or(last)
+            }
+            Resolved::Failing(v) => {
+                let what = format!("{} version {}", m.protocol_name(), v.version);
+                Err(match self.models.failure(&VersionKey::of(v)) {
+                    Some(f) => failure_error(&f, what),
+                    None => Error::LoadFailed {
+                        what,
+                        message: "failed".to_owned(),
+                    },
+                })
+            }
+        }?;
+        self.models.touch(&loaded.key);
+        Ok(loaded)
+    }
+
+    /// A resolved version's instance: the one published now (it serves as
+    /// is, even if the version is removed a moment later: requests finish
+    /// on what they found), or loaded.
+    async fn published_or_load(&self, v: &ModelVersion) -> Result<Arc<Loaded>, Error> {
+        match self.models.published(v) {
+            Some(loaded) => Ok(loaded),
+            None => self.models.load(v).await,
+        }
+    }
+
+    /// Runs a model on inputs checked against its signature, off the async
+    /// runtime where it may take long, and records statistics.
+    async fn run(
+        &self,
+        loaded: &Arc<Loaded>,
+        inputs: Vec<Tensor>,
+        outputs: Vec<String>,
+    ) -> Result<Vec<Tensor>, Error> {
+        let stats = self.stats.of(&loaded.key);
+        let start = Instant::now();
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _done = InFlight(&self.in_flight);
+        let signature = loaded.model.signature();
+        let checked = signature
+            .check_outputs(&outputs)
+            .and_then(|()| signature.check_inputs(inputs));
+        let checked_at = Instant::now();
+        let result = match checked {
+            Err(e) => Err(e),
+            Ok(inputs) => match self
+                .batcher(loaded)
+                .and_then(|b| Some((b, b.rows(&inputs)?)))
+            {
+                Some((batcher, rows)) => batcher.run(inputs, outputs, rows).await,
+                None => run::run(&loaded.model, inputs, outputs, stats.runs_short()).await,
+            },
+        };
+        match result {
+            Ok((out, began, infer)) => {
+                let phases = Phases {
+                    input: checked_at.saturating_duration_since(start),
+                    queue: began.saturating_duration_since(checked_at),
+                    infer,
+                    output: (began + infer).elapsed(),
+                };
+                stats.success(start.elapsed(), phases);
+                Ok(out)
+            }
+            Err(e) => {
+                stats.failure(start.elapsed());
+                Err(e)
+            }
+        }
     }
 }
 
-/// The model's version policy in Triton's terms.
-fn version_policy(policy: Option<&hotswap_proto::v1::VersionPolicy>) -> pb::ModelVersionPolicy {
-    use hotswap_proto::v1::version_policy::Policy;
-    use pb::model_version_policy::{All, Latest, PolicyChoice, Specific};
-    let choice = match policy.and_then(|p| p.policy.as_ref()) {
-        None => PolicyChoice::All(All {}),
-        Some(Policy::Latest(n)) => PolicyChoice::Latest(Latest { num_versions: *n }),
-        Some(Policy::Specific(s)) => PolicyChoice::Specific(Specific {
-            versions: s.versions.iter().map(|v| *v as i64).collect(),
-        }),
-    };
-    pb::ModelVersionPolicy {
-        policy_choice: Some(choice),
-    }
-}
+/// Counts a request as running until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
 
-fn name_of(key: &VersionKey) -> String {
-    ModelRef {
-        api: key.api.clone(),
-        model: key.model.clone(),
-    }
-    .protocol_name()
-}
-
-fn config_type(d: DataType) -> ConfigType {
-    match d {
-        DataType::Bool => ConfigType::TypeBool,
-        DataType::U8 => ConfigType::TypeUint8,
-        DataType::U16 => ConfigType::TypeUint16,
-        DataType::U32 => ConfigType::TypeUint32,
-        DataType::U64 => ConfigType::TypeUint64,
-        DataType::I8 => ConfigType::TypeInt8,
-        DataType::I16 => ConfigType::TypeInt16,
-        DataType::I32 => ConfigType::TypeInt32,
-        DataType::I64 => ConfigType::TypeInt64,
-        DataType::F16 => ConfigType::TypeFp16,
-        DataType::BF16 => ConfigType::TypeBf16,
-        DataType::F32 => ConfigType::TypeFp32,
-        DataType::F64 => ConfigType::TypeFp64,
-        DataType::Bytes => ConfigType::TypeString,
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -8,18 +8,20 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
-mod batch;
 mod body;
 mod cache;
 mod error;
-mod inference;
+pub mod inference;
+pub mod models;
+mod oip;
 mod predict;
+pub mod python_apis;
 mod registration;
 mod server;
 pub mod signature;
-mod stats;
-mod table;
 pub mod tensor;
+#[cfg(test)]
+mod testing;
 pub mod worker;
 
 pub use backend::RuntimeConfig;
@@ -29,5 +31,5 @@ pub use hotswap_proto::DEFAULT_MAX_REQUEST_BYTES;
 pub use hotswap_python::ProcessConfig;
 pub use predict::WorkerService;
 pub use server::{ServeConfig, serve, serve_worker};
-pub use table::TableStats;
+pub use models::TableStats;
 pub use worker::{Worker, WorkerConfig};

@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::body;
-use crate::tensor::{Tensor, json, wire};
+use crate::inference::{Call, Inputs};
+use crate::inference::off_runtime;
+use crate::tensor::{json, wire};
 use crate::worker::Worker;
 
 /// Both front-door services of a worker, over one [`Worker`].
@@ -63,7 +65,7 @@ impl WorkerService {
     /// An API whose models the worker runs: tensors (or JSON read with the
     /// model's signature) in, tensors or JSON out.
     async fn model_predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
-        let m = self.worker.model_ref(&request.api, &request.model)?;
+        let m = self.worker.catalog().model_ref(&request.api, &request.model)?;
         // Everything that can be checked without the model is checked before
         // a version is picked: a bad request must not load or evict models.
         let sent_tensors = matches!(request.payload, Some(predict_request::Payload::Tensors(_)));
@@ -80,11 +82,9 @@ impl WorkerService {
                 self.check_size("payload", text.len())?;
                 // Syntax and sizes only: the typed read waits for the
                 // model's signature.
-                ModelPayload::Json(
-                    off_runtime(text.len(), move || json::JsonPayload::new(text)).await?,
-                )
+                Inputs::Json(off_runtime(text.len(), move || json::JsonPayload::new(text)).await?)
             }
-            Some(predict_request::Payload::Tensors(t)) => ModelPayload::Tensors(
+            Some(predict_request::Payload::Tensors(t)) => Inputs::Tensors(
                 t.tensors
                     .iter()
                     .map(|t| {
@@ -94,16 +94,18 @@ impl WorkerService {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        let targets = self.worker.resolve_call(&m, &request.version)?;
-        let loaded = self.worker.acquire(targets).await?;
-        let inputs = match payload {
-            ModelPayload::Json(text) => {
-                let model = loaded.model.clone();
-                off_runtime(text.text_len(), move || text.inputs(model.signature())).await?
-            }
-            ModelPayload::Tensors(tensors) => tensors,
-        };
-        let outputs = self.worker.infer(&loaded, inputs, Vec::new()).await?;
+        let answer = self
+            .worker
+            .inference()
+            .infer(Call {
+                model: m.clone(),
+                version: request.version,
+                traffic: true,
+                inputs: payload,
+                outputs: Vec::new(),
+            })
+            .await?;
+        let outputs = answer.outputs;
         let as_tensors = match OutputFormat::try_from(request.output_format) {
             Ok(OutputFormat::Tensors) => true,
             Ok(OutputFormat::Json) => false,
@@ -123,7 +125,7 @@ impl WorkerService {
         Ok(PredictResponse {
             api: m.api,
             model: m.model,
-            version: loaded.key.version,
+            version: answer.key.version,
             output: Some(output),
             ..PredictResponse::default()
         })
@@ -163,33 +165,7 @@ impl WorkerService {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
         };
-        let output = self.worker.python_predict(&request.api, call).await?;
+        let output = self.worker.python().predict(&request.api, call).await?;
         Ok(body::response(request.api, output))
     }
-}
-
-/// JSON payloads up to this size are read on the runtime thread; larger
-/// ones on the blocking pool, so that reading one large request does not
-/// hold up the other calls served by that thread.
-const INLINE_READ_BYTES: usize = 256 * 1024;
-
-async fn off_runtime<T: Send + 'static>(
-    len: usize,
-    read: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    if len <= INLINE_READ_BYTES {
-        return read();
-    }
-    match tokio::task::spawn_blocking(read).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled: only when the runtime shuts down.
-        Err(_) => Err(Error::ShuttingDown),
-    }
-}
-
-enum ModelPayload {
-    /// Read into tensors once the model is known.
-    Json(json::JsonPayload),
-    Tensors(Vec<Tensor>),
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotswap_common::backoff;
+use hotswap_common::reconnect::{self, Progress, Session};
 use hotswap_common::client::{AddressError, PeerStatus, WithToken, endpoint_named};
 use hotswap_proto::HEARTBEAT;
 use hotswap_proto::error::Report;
@@ -155,20 +156,34 @@ async fn register_with(
     shutdown: CancellationToken,
 ) {
     tracing::info!(control_plane = %registration.control_plane, address = %registration.address, worker_id = %id, "registering with the control plane");
-    let mut backoff = backoff::delays(BACKOFF_START, BACKOFF_MAX);
-    loop {
-        let result = tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = session(&worker, &registration, &id, &mut backoff) => r,
-        };
-        let delay = backoff.next_delay();
-        if let Err(e) = result {
-            tracing::warn!(control_plane = %registration.control_plane, error = %Report(&e), retry_in = ?delay, "control-plane registration interrupted");
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
+    let delays = reconnect::Delays {
+        min: BACKOFF_START,
+        max: BACKOFF_MAX,
+    };
+    let stream = Stream {
+        worker,
+        registration,
+        id,
+    };
+    reconnect::run(stream, delays, shutdown).await;
+}
+
+/// One control plane's registration, across its streams.
+struct Stream {
+    worker: Arc<Worker>,
+    registration: Registration,
+    id: String,
+}
+
+impl Session for Stream {
+    type Error = Interrupted;
+
+    async fn run(&mut self, progress: &Progress) -> Result<(), Interrupted> {
+        session(&self.worker, &self.registration, &self.id, progress).await
+    }
+
+    fn interrupted(&self, e: &Interrupted, delay: Duration) {
+        tracing::warn!(control_plane = %self.registration.control_plane, error = %Report(e), retry_in = ?delay, "control-plane registration interrupted");
     }
 }
 
@@ -176,7 +191,7 @@ async fn session(
     worker: &Worker,
     registration: &Registration,
     id: &str,
-    backoff: &mut backoff::Delays,
+    progress: &Progress,
 ) -> Result<(), Interrupted> {
     // `name@ip:port`: call the address, verify TLS against the name.
     let (name, address) = registration
@@ -221,7 +236,7 @@ async fn session(
         .await
         .map_err(|s| Interrupted::Register(PeerStatus(s)))?
         .into_inner();
-    backoff.reset();
+    progress.made();
     let mut last_sent = Instant::now();
     let mut tick = tokio::time::interval(CHECK);
     // The control plane replies every heartbeat; silence means it is gone.
@@ -257,15 +272,13 @@ struct Held {
 }
 
 fn held_now(worker: &Worker) -> Held {
+    let (versions, predictors) = worker.held();
     Held {
-        versions: worker
-            .table()
-            .entries()
+        versions: versions
             .into_iter()
-            .filter(|(_, slot)| slot.current.load().is_some())
-            .map(|(k, _)| (k.api, k.model, k.version))
+            .map(|k| (k.api, k.model, k.version))
             .collect(),
-        predictors: worker.python_ready().into_iter().collect(),
+        predictors: predictors.into_iter().collect(),
         ready: worker.ready(),
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::Error;
 use crate::backend::Model;
 use crate::signature::Signature;
-use crate::stats::VersionStats;
+use super::stats::VersionStats;
 use crate::tensor::Tensor;
 
 /// An API's `server_side_batching`.
@@ -95,6 +95,28 @@ pub struct Batcher {
 }
 
 impl Batcher {
+    /// The batching queue of a loaded version, when its API asks for
+    /// batches (`server_side_batching`) and the model has a batch
+    /// dimension (else a warning, and calls run one by one).
+    pub fn for_version(
+        api: &Api,
+        loaded: &crate::models::Loaded,
+        stats: Arc<VersionStats>,
+    ) -> Option<Batcher> {
+        let settings = Batching::of(api)?;
+        if let Some(why) = unbatchable(loaded.model.signature()) {
+            tracing::warn!(version = %loaded.key, reason = %why,
+                "server_side_batching is off for this version: calls run one by one");
+            return None;
+        }
+        Some(Batcher::start(
+            loaded.model.clone(),
+            settings,
+            &loaded.key,
+            stats,
+        ))
+    }
+
     /// Starts the batching task of one loaded version (on the current
     /// runtime); `stats` counts the calls that ran in another's run.
     pub fn start(

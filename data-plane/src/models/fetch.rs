@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use hotswap_proto::v1::ModelVersion;
 use hotswap_storage::Location;
 
-use super::Worker;
+use super::Models;
 use crate::Error;
 use crate::cache::describe;
 
-impl Worker {
+impl Models {
     /// `version`'s files in the disk cache, downloaded if needed, when its
     /// location is one its API declares.
-    pub(crate) async fn fetch(&self, version: &ModelVersion) -> Result<PathBuf, Error> {
+    pub async fn fetch(&self, version: &ModelVersion) -> Result<PathBuf, Error> {
         let declared = self
             .catalog()
             .apis

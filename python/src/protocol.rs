@@ -10,6 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Largest frame either side accepts.
 pub const MAX_FRAME: u32 = 256 << 20;
 
+/// The file descriptor the worker hands a child its end of the socket on.
+pub const PROTOCOL_FD: std::os::fd::RawFd = 3;
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ToChild {

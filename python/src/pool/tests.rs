@@ -286,8 +286,15 @@ async fn a_call_past_its_time_limit_times_out_and_its_process_is_replaced() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert_eq!(sent.elapsed(), LIMIT);
-    let mut q = h.started().await;
+    settle().await;
     assert!(p.killed(), "the stuck process was left running");
+    let mut q = h.started().await;
+    let replaced = sent.elapsed();
+    // After the restart backoff's first delay.
+    assert!(
+        replaced < LIMIT + Duration::from_secs(1),
+        "replaced after {replaced:?}"
+    );
     assert_eq!(h.pool.pids(), [q.pid()]);
     let next = h.call();
     let id = q.next_call().await;

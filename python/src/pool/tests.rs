@@ -410,14 +410,16 @@ async fn a_caller_that_gives_up_leaves_its_thread_claimed_until_the_call_ends() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn calls_go_to_the_other_process_while_one_restarts() {
-    let mut h = pool(2, 1, 8).await;
+async fn calls_go_to_the_live_process_while_the_others_restart() {
+    let mut h = pool(3, 1, 8).await;
     let p = h.started().await;
+    let r = h.started().await;
     let mut q = h.started().await;
     h.launcher.refuse.store(true, Ordering::SeqCst);
     p.exit();
+    r.exit();
     settle().await;
-    for _ in 0..3 {
+    for _ in 0..4 {
         let call = h.call();
         let id = q.next_call().await;
         q.answer(id, false);

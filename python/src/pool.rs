@@ -217,7 +217,8 @@ impl PythonPool {
         }
         let _waiting = Waiting(&self.queued);
         // With no live process (being restarted), a caller waits at most the
-        // call time limit for one to come back.
+        // call time limit for one to come back (on tokio's clock, which the
+        // tests pause).
         let mut none_since: Option<Instant> = None;
         loop {
             let freed = self.freed.notified();

@@ -66,7 +66,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Command::PythonWorker = cli.command {
         // A worker's child: no runtime, no logging setup; it speaks on fd 3.
-        return std::process::ExitCode::from(hotswap_python::child_main() as u8);
+        return std::process::ExitCode::from(hotswap_python_child::child_main() as u8);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -31,28 +31,45 @@ pub enum StartError {
     #[error(transparent)]
     Predictor(#[from] Traceback),
 
+    /// The socket pair to a new child could not be made.
     #[error("socket pair")]
     SocketPair(#[source] std::io::Error),
 
+    /// The binary could not be started as `python-worker`.
     #[error("starting {} python-worker", .exe.display())]
     Spawn {
+        /// The binary.
         exe: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
 
+    /// The connection to a starting child failed.
     #[error("python process {pid}")]
     Socket {
+        /// The child's process id.
         pid: u32,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
 
+    /// The child exited before it said it was ready.
     #[error("python process {pid} exited while starting")]
-    Exited { pid: u32 },
+    Exited {
+        /// The child's process id.
+        pid: u32,
+    },
 
+    /// The child did not say it was ready in time.
     #[error("python process {pid} did not start within {timeout:?}")]
-    Timeout { pid: u32, timeout: Duration },
+    Timeout {
+        /// The child's process id.
+        pid: u32,
+        /// How long it had.
+        timeout: Duration,
+    },
 }
 
 /// Why one call to the predictor failed.
@@ -69,17 +86,37 @@ pub enum CallError {
 
     /// The process died while it ran the call (which may be why).
     #[error("{file}: the Python process {pid} exited during the request")]
-    ProcessDied { file: String, pid: u32 },
+    ProcessDied {
+        /// The predictor's file.
+        file: String,
+        /// The process that ran the call.
+        pid: u32,
+    },
 
     /// No process is running (they are being restarted).
     #[error("{file}: no Python process is running; restarting")]
-    NoProcess { file: String },
+    NoProcess {
+        /// The predictor's file.
+        file: String,
+    },
 
     /// The call ran past the time limit; its process was replaced.
     #[error("{file}: predict did not answer within {limit:?}; its process was replaced")]
-    TimedOut { file: String, limit: Duration },
+    TimedOut {
+        /// The predictor's file.
+        file: String,
+        /// The call time limit.
+        limit: Duration,
+    },
 
     /// Too many calls wait for a free Python thread already.
     #[error("{file}: {queued} calls are waiting for the predictor already; try again later")]
-    Busy { file: String, queued: usize },
+    Busy {
+        /// The predictor's file.
+        file: String,
+        /// How many may wait ([`ProcessConfig::max_queued`]).
+        ///
+        /// [`ProcessConfig::max_queued`]: crate::ProcessConfig::max_queued
+        queued: usize,
+    },
 }

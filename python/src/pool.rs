@@ -9,121 +9,32 @@
 //! restarted child.
 
 mod process;
+mod spec;
+mod supervise;
+#[cfg(test)]
+mod tests;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::process::{Process, spawn, supervise};
-use super::protocol::{ModelAnswer, Output, PredictorClass, Request, RunAnswer, ToChild};
+use self::process::{Children, Process};
+pub use self::spec::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_QUEUED, ModelResolver, ProcessConfig, PythonPredictorSpec,
+    THREAD_VARS,
+};
+use self::supervise::{Launch, supervise};
 use crate::error::{CallError, StartError};
 use crate::lock;
+use crate::protocol::{Output, Request, ToChild};
 
-/// Answers `python_client.get_model(...)`, `onnx_client` and
-/// `tensorflow_client` calls: which version a name and version mean, where
-/// its files are; runs ONNX and TensorFlow models.
-#[async_trait::async_trait]
-pub trait ModelResolver: Send + Sync + 'static {
-    /// `below`: for "latest", only versions lower than it (the child
-    /// falls back past versions its `load_model` failed on).
-    async fn resolve(
-        &self,
-        model: Option<String>,
-        version: String,
-        below: Option<u64>,
-    ) -> ModelAnswer;
-
-    /// `onnx_client.predict` / `tensorflow_client.predict`: runs the model
-    /// on `input` (a nested list, or an object of input name -> nested
-    /// list).
-    async fn run_model(
-        &self,
-        model: Option<String>,
-        version: String,
-        input: serde_json::Value,
-    ) -> RunAnswer;
-
-    /// `onnx_client.get_model`: the model's inputs and outputs.
-    async fn model_signature(&self, model: Option<String>, version: String) -> RunAnswer;
-}
-
-/// How a worker starts predictor processes and bounds their calls (from
-/// its configuration).
-#[derive(Debug, Clone)]
-pub struct ProcessConfig {
-    /// The binary to run as `<exe> python-worker` [default: this process's
-    /// own binary].
-    pub exe: Option<PathBuf>,
-    /// A virtualenv, made from the Python this binary embeds, whose
-    /// packages predictors import.
-    pub venv: Option<PathBuf>,
-    /// The worker's variables the processes inherit ([`inherited`]: no
-    /// credentials); the processes start from an empty environment. Those
-    /// of [`THREAD_VARS`] not among them are set so that the processes
-    /// share the cores.
-    ///
-    /// [`inherited`]: crate::inherited
-    pub inherited_env: Vec<(String, String)>,
-    /// A `predict` call running longer fails (DEADLINE_EXCEEDED), and its
-    /// process, which may be stuck, is killed and replaced.
-    pub call_timeout: Duration,
-    /// Calls waiting for a free Python thread, per API; one more is
-    /// refused (RESOURCE_EXHAUSTED) rather than queued without bound.
-    pub max_queued: usize,
-}
-
-impl Default for ProcessConfig {
-    fn default() -> Self {
-        ProcessConfig {
-            exe: None,
-            venv: None,
-            inherited_env: Vec::new(),
-            call_timeout: DEFAULT_CALL_TIMEOUT,
-            max_queued: DEFAULT_MAX_QUEUED,
-        }
-    }
-}
-
-/// Default [`ProcessConfig::call_timeout`].
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default [`ProcessConfig::max_queued`]: a quarter of the calls a worker
-/// handles at once (256), so the queue of a predictor that hangs leaves
-/// room for the worker's other APIs.
-pub const DEFAULT_MAX_QUEUED: usize = 64;
-
-/// The numeric libraries' thread-count variables.
-pub const THREAD_VARS: [&str; 3] = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"];
-
-#[derive(Clone)]
-pub struct PythonPredictorSpec {
-    /// The user's predictor file: its contents and its name (for
-    /// tracebacks).
-    pub source: String,
-    pub file: String,
-    /// `predictor.config`, handed to the constructor.
-    pub config: serde_json::Value,
-    /// processes_per_replica.
-    pub processes: usize,
-    /// Models each process keeps loaded (0: no limit).
-    pub cache_size: u32,
-    /// The class the file defines and how it is built.
-    pub class: PredictorClass,
-    /// Python threads per process (threads_per_process).
-    pub threads: u32,
-    /// How the processes are started.
-    pub process: ProcessConfig,
-    /// Where `get_model` finds models; None: the API has none.
-    pub models: Option<Arc<dyn ModelResolver>>,
-    /// `predictor.env`: set for the processes, over what they inherit.
-    pub env: BTreeMap<String, String>,
-}
-
+/// A predictor's processes, each with its Python threads: calls go to a
+/// free thread, one at a time per thread.
 pub struct PythonPool {
     spec: Arc<PythonPredictorSpec>,
     slots: Vec<Arc<ArcSwapOption<Process>>>,
@@ -140,6 +51,16 @@ impl PythonPool {
     /// predictor does not import or construct.
     pub async fn start(spec: PythonPredictorSpec) -> Result<PythonPool, StartError> {
         let spec = Arc::new(spec);
+        let launcher = Arc::new(Children(spec.clone()));
+        Self::start_with(spec, launcher).await
+    }
+
+    /// Starts `spec.processes` processes with `launcher` (child processes,
+    /// or stand-ins in the tests), restarted with it when they end.
+    async fn start_with(
+        spec: Arc<PythonPredictorSpec>,
+        launcher: Arc<dyn Launch>,
+    ) -> Result<PythonPool, StartError> {
         let shutdown = CancellationToken::new();
         // Children already started go again if a later one fails.
         let guard = shutdown.clone().drop_guard();
@@ -147,10 +68,11 @@ impl PythonPool {
         let mut slots = Vec::new();
         for _ in 0..spec.processes.max(1) {
             let slot = Arc::new(ArcSwapOption::empty());
-            let (process, child) = spawn(&spec).await?;
+            let (process, child) = launcher.launch().await?;
             slot.store(Some(process));
             tokio::spawn(supervise(
                 spec.clone(),
+                launcher.clone(),
                 slot.clone(),
                 child,
                 freed.clone(),
@@ -295,7 +217,8 @@ impl PythonPool {
         }
         let _waiting = Waiting(&self.queued);
         // With no live process (being restarted), a caller waits at most the
-        // call time limit for one to come back.
+        // call time limit for one to come back (on tokio's clock, which the
+        // tests pause).
         let mut none_since: Option<Instant> = None;
         loop {
             let freed = self.freed.notified();

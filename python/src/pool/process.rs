@@ -1,7 +1,8 @@
 //! One Python child process: started with the protocol socket on fd 3,
 //! fed whole frames by one writer task, its answers and model calls read by
-//! one reader task, and replaced (with backoff) when it exits or its
-//! connection breaks.
+//! one reader task. What its messages mean for the calls in flight (an
+//! answer, a thread free again) is [`Process::receive`], apart from the
+//! I/O.
 
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
@@ -10,13 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use hotswap_common::backoff;
-use hotswap_proto::error::Report;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::supervise::{Launch, Launched};
 use super::{ModelResolver, PythonPredictorSpec, THREAD_VARS};
 use crate::error::{CallError, StartError, Traceback};
 use crate::protocol::{
@@ -27,8 +26,6 @@ use crate::{fd, lock};
 /// How long a child may take to import the user's file and build the
 /// predictor.
 const INIT_TIMEOUT: Duration = Duration::from_secs(120);
-const RESTART_START: Duration = Duration::from_millis(100);
-const RESTART_MAX: Duration = Duration::from_secs(5);
 
 pub(super) type Reply = oneshot::Sender<Result<Output, CallError>>;
 
@@ -49,10 +46,24 @@ pub(super) struct Process {
     pub(super) busy: AtomicUsize,
     /// Cancelled when the connection is over: the supervisor then makes sure
     /// the child is gone.
-    gone: CancellationToken,
+    pub(super) gone: CancellationToken,
 }
 
 impl Process {
+    /// A process just started, with `outbox` to its writer.
+    pub(super) fn new(pid: u32, outbox: mpsc::UnboundedSender<ToChild>) -> Arc<Process> {
+        Arc::new(Process {
+            pid,
+            outbox,
+            pending: Mutex::new(HashMap::new()),
+            freeing: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            alive: AtomicBool::new(true),
+            busy: AtomicUsize::new(0),
+            gone: CancellationToken::new(),
+        })
+    }
+
     /// Call `id`'s thread in the child is free again.
     fn freed(&self, id: u64) {
         if let Some(tell) = lock(&self.freeing).remove(&id) {
@@ -69,11 +80,62 @@ impl Process {
         lock(&self.pending).clear();
         lock(&self.freeing).clear();
     }
+
+    /// Takes in what the child said about a call: its answer goes to its
+    /// caller, and its Python thread is free again at the answer, or, when
+    /// `post_predict` runs after it, at [`FromChild::Freed`]; a call that
+    /// raised has nothing more to run. Model calls from the child are
+    /// returned, for the caller to answer.
+    pub(super) fn receive(&self, message: FromChild) -> Option<FromChild> {
+        let (id, result) = match message {
+            FromChild::Freed { id } => {
+                self.freed(id);
+                return None;
+            }
+            FromChild::Answer {
+                id,
+                output,
+                post_predict,
+            } => {
+                if !post_predict {
+                    self.freed(id);
+                }
+                (id, Ok(output))
+            }
+            FromChild::Failed {
+                id,
+                traceback,
+                lookup: true,
+            } => (id, Err(CallError::Lookup(Traceback(traceback)))),
+            FromChild::Failed { id, traceback, .. } => {
+                (id, Err(CallError::Raised(Traceback(traceback))))
+            }
+            call => return Some(call),
+        };
+        if result.is_err() {
+            self.freed(id);
+        }
+        if let Some(reply) = lock(&self.pending).remove(&id) {
+            let _ = reply.send(result);
+        }
+        None
+    }
+}
+
+/// Starts a predictor's child processes (`hotswap python-worker`).
+pub(super) struct Children(pub(super) Arc<PythonPredictorSpec>);
+
+#[async_trait::async_trait]
+impl Launch for Children {
+    async fn launch(&self) -> Result<Launched, StartError> {
+        let (process, child) = spawn(&self.0).await?;
+        Ok((process, Box::new(child)))
+    }
 }
 
 /// Starts one child and waits for it to report ready, answering the model
 /// calls its constructor makes meanwhile.
-pub(super) async fn spawn(
+async fn spawn(
     spec: &PythonPredictorSpec,
 ) -> Result<(Arc<Process>, tokio::process::Child), StartError> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(StartError::SocketPair)?;
@@ -119,16 +181,7 @@ pub(super) async fn spawn(
     let stream = tokio::net::UnixStream::from_std(ours).map_err(socket)?;
     let (mut reader, writer) = stream.into_split();
     let (outbox, frames) = mpsc::unbounded_channel();
-    let process = Arc::new(Process {
-        pid,
-        outbox,
-        pending: Mutex::new(HashMap::new()),
-        freeing: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(0),
-        alive: AtomicBool::new(true),
-        busy: AtomicUsize::new(0),
-        gone: CancellationToken::new(),
-    });
+    let process = Process::new(pid, outbox);
     tokio::spawn(write_frames(process.clone(), writer, frames));
     let _ = process.outbox.send(ToChild::Init {
         source: spec.source.clone(),
@@ -254,40 +307,8 @@ async fn read_answers(
             Ok(Some(m)) => m,
             Ok(None) | Err(_) => break,
         };
-        let (id, result) = match message {
-            FromChild::Freed { id } => {
-                process.freed(id);
-                continue;
-            }
-            FromChild::Answer {
-                id,
-                output,
-                post_predict,
-            } => {
-                if !post_predict {
-                    process.freed(id);
-                }
-                (id, Ok(output))
-            }
-            FromChild::Failed {
-                id,
-                traceback,
-                lookup: true,
-            } => (id, Err(CallError::Lookup(Traceback(traceback)))),
-            FromChild::Failed { id, traceback, .. } => {
-                (id, Err(CallError::Raised(Traceback(traceback))))
-            }
-            call => {
-                answer_call(&process, &models, call);
-                continue;
-            }
-        };
-        // A call that raised has nothing more to run.
-        if result.is_err() {
-            process.freed(id);
-        }
-        if let Some(reply) = lock(&process.pending).remove(&id) {
-            let _ = reply.send(result);
+        if let Some(call) = process.receive(message) {
+            answer_call(&process, &models, call);
         }
     }
     process.fail();
@@ -300,54 +321,5 @@ fn no_models() -> RunAnswer {
         message: NO_MODELS.to_owned(),
         lookup: true,
         invalid: false,
-    }
-}
-
-/// Waits for the child to exit (or its connection to end: then it is
-/// killed) and starts a new one, until shutdown.
-pub(super) async fn supervise(
-    spec: Arc<PythonPredictorSpec>,
-    slot: Arc<ArcSwapOption<Process>>,
-    mut child: tokio::process::Child,
-    freed: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = backoff::delays(RESTART_START, RESTART_MAX);
-    loop {
-        let gone = slot.load_full().map(|p| p.gone.clone()).unwrap_or_default();
-        let status = tokio::select! {
-            () = shutdown.cancelled() => return,
-            status = child.wait() => status,
-            () = gone.cancelled() => {
-                // A broken connection with a live child: end it.
-                let _ = child.kill().await;
-                child.wait().await
-            }
-        };
-        let old = slot.swap(None);
-        if let Some(old) = &old {
-            old.fail();
-        }
-        tracing::warn!(file = %spec.file, pid = old.as_ref().map_or(0, |p| p.pid), status = ?status, "Python process exited; restarting it");
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-            match spawn(&spec).await {
-                Ok((process, new_child)) => {
-                    tracing::info!(file = %spec.file, pid = process.pid, "Python process restarted");
-                    slot.store(Some(process));
-                    // Calls waiting for a thread may take this process's.
-                    freed.notify_waiters();
-                    child = new_child;
-                    backoff.reset();
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(file = %spec.file, error = %Report(&e), "Python process failed to restart");
-                }
-            }
-        }
     }
 }

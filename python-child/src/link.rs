@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use hotswap_python::protocol::{FromChild, ToChild, write_sync};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use super::protocol::{FromChild, ToChild, write_sync};
 use crate::lock;
 
 pub struct Link {

@@ -3,20 +3,21 @@
 
 use std::ffi::CString;
 use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, mpsc};
 
+use hotswap_python::Traceback;
+use hotswap_python::protocol::{
+    FromChild, PROTOCOL_FD, PredictorClass, Request, ToChild, read_sync,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-use std::sync::{Arc, Mutex, mpsc};
-
-use super::body::{output_from_python, payload_to_python, strings_to_python};
-use super::client::{OnnxClient, PythonClient, TensorFlowClient};
-use super::contract::{Arguments, Contract, construct};
-use super::convert::to_python;
-use super::link::Link;
-use super::protocol::{FromChild, PredictorClass, Request, ToChild, read_sync};
-use crate::error::Traceback;
-use crate::fd::{self, PROTOCOL_FD};
+use crate::body::{output_from_python, payload_to_python, strings_to_python};
+use crate::client::{OnnxClient, PythonClient, TensorFlowClient};
+use crate::contract::{Arguments, Contract, construct};
+use crate::convert::to_python;
+use crate::fd;
+use crate::link::Link;
 use crate::lock;
 
 /// The process's python_client, once built (evictions reach it from the
@@ -215,7 +216,7 @@ fn run<'py>(
         Err(err) => (
             FromChild::Failed {
                 id: job.id,
-                lookup: err.is_instance_of::<super::client::ModelLookupError>(py),
+                lookup: err.is_instance_of::<crate::client::ModelLookupError>(py),
                 traceback: traceback(py, &err).0,
             },
             None,

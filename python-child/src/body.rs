@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use hotswap_python::protocol::{FormValue, Output, Payload};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
 
 use crate::convert::{from_python, to_python};
-use crate::protocol::{FormValue, Output, Payload};
 
 /// A file from a multipart form, with the attributes Cortex users read from
 /// starlette's `UploadFile`: `filename`, `content_type` and `file` (a

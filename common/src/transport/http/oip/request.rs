@@ -166,7 +166,7 @@ mod tests {
     fn read_body(
         header_len: Option<&str>,
         body: &[u8],
-    ) -> Result<(pb::ModelInferRequest, BinaryOutputs), String> {
+    ) -> Result<(pb::ModelInferRequest, BinaryOutputs), BadRequest> {
         let mut headers = HeaderMap::new();
         if let Some(n) = header_len {
             headers.insert(HEADER_LENGTH, n.parse().expect("header value"));
@@ -175,7 +175,7 @@ mod tests {
             model: "m".to_owned(),
             version: String::new(),
         };
-        read(path, &headers, body).map_err(|e| hotswap_proto::error::report(&e))
+        read(path, &headers, body)
     }
 
     #[test]
@@ -235,7 +235,10 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                read_body(header_len, body).err().as_deref(),
+                read_body(header_len, body)
+                    .err()
+                    .map(|e| hotswap_proto::error::report(&e))
+                    .as_deref(),
                 Some(message),
                 "{}",
                 String::from_utf8_lossy(body)

@@ -39,12 +39,16 @@ pub enum CatalogError {
 /// One model version: api, model, version number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct VersionKey {
+    /// The API the model belongs to.
     pub api: String,
+    /// The model's name within its API.
     pub model: String,
+    /// The version number.
     pub version: u64,
 }
 
 impl VersionKey {
+    /// The key of a model version from the index.
     pub fn of(v: &ModelVersion) -> VersionKey {
         VersionKey {
             api: v.api.clone(),
@@ -60,14 +64,20 @@ impl std::fmt::Display for VersionKey {
     }
 }
 
+/// The model-store's index as last published: its APIs and model versions,
+/// at a revision of one model-store incarnation.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
+    /// Which run of the model-store the revisions count from; a new one
+    /// means a new snapshot.
     pub incarnation: String,
     /// The revision of the last message applied.
     pub revision: u64,
     /// False until the first snapshot is complete.
     pub complete: bool,
+    /// The APIs, by name.
     pub apis: BTreeMap<String, Api>,
+    /// Every model version the index lists, valid or not.
     pub versions: BTreeMap<VersionKey, ModelVersion>,
     /// Versions kept from before the current snapshot because their source
     /// is unknown to the model-store that sent it (its listing failed, or
@@ -102,6 +112,7 @@ impl Catalog {
             .collect()
     }
 
+    /// Whether a version passed validation (and so may be served).
     pub fn valid(v: &ModelVersion) -> bool {
         v.state == VersionState::Valid as i32
     }

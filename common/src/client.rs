@@ -15,6 +15,7 @@ use crate::trust::{CLUSTER_TOKEN_HEADER, ClusterCredentials};
 #[derive(Debug, thiserror::Error)]
 #[error("address {address}")]
 pub struct AddressError {
+    /// The address as given.
     pub address: String,
     #[source]
     source: tonic::transport::Error,
@@ -66,6 +67,7 @@ pub struct WithToken<S> {
 }
 
 impl<S> WithToken<S> {
+    /// `inner`, with the cluster's token (if it has one) on every call.
     pub fn new(inner: S, cluster: &ClusterCredentials) -> WithToken<S> {
         let token = cluster.token.as_ref().and_then(|t| {
             let mut value = HeaderValue::from_str(t.as_str()).ok()?;

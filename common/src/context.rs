@@ -41,6 +41,8 @@ impl<S> Layer<S> for CallContextLayer {
     }
 }
 
+/// A server's calls, each run in its span with its deadline known (see
+/// [`CallContextLayer`]).
 #[derive(Clone)]
 pub struct CallContext<S> {
     inner: S,

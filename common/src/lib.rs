@@ -1,8 +1,9 @@
 //! What the three hotswap services share beyond the contracts: the catalog
 //! built from the model-store's Watch stream and the subscription that
-//! keeps it current, the server builder every service is served with, and
-//! the call context (trace, deadline) that travels from one service to the
-//! next.
+//! keeps it current, the server builder every service is served with and
+//! the transports it serves the front-door services over (gRPC adapters,
+//! the HTTP bindings), and the call context (trace, deadline) that travels
+//! from one service to the next.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod reconnect;
 pub mod server;
 pub mod subscription;
+pub mod transport;
 pub mod trust;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -86,6 +86,7 @@ pub async fn serve(
 /// headers: the whole of a unary call), and `hotswap_requests_in_flight`.
 #[derive(Clone, Copy)]
 pub struct RequestMetricsLayer {
+    /// Names the server in the metrics' `service` label ("data-plane", ...).
     pub service: &'static str,
 }
 
@@ -100,6 +101,7 @@ impl<S> Layer<S> for RequestMetricsLayer {
     }
 }
 
+/// A server's calls, each counted and timed (see [`RequestMetricsLayer`]).
 #[derive(Clone)]
 pub struct RequestMetrics<S> {
     inner: S,

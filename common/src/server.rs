@@ -39,21 +39,30 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Why a server did not start, or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The listener's address could not be read.
     #[error("listener")]
     Listener(#[source] std::io::Error),
+    /// The reflection service could not be built from the descriptors.
     #[error("reflection")]
     Reflection(#[source] tonic_reflection::server::Error),
+    /// The listener's TLS material is unusable.
     #[error("TLS for the listener on {addr}")]
     Tls {
+        /// The listener's address.
         addr: SocketAddr,
+        /// What is wrong with the material.
         #[source]
         source: TlsError,
     },
+    /// Serving failed.
     #[error("grpc server on {addr}")]
     Transport {
+        /// The listener's address.
         addr: SocketAddr,
+        /// tonic's error.
         #[source]
         source: tonic::transport::Error,
     },
@@ -88,6 +97,8 @@ pub struct GrpcServer {
 }
 
 impl GrpcServer {
+    /// A server with gRPC health and nothing else yet; `name` names it in
+    /// its log lines, spans and metrics ("data-plane", ...).
     pub fn new(name: &'static str) -> GrpcServer {
         let (health, health_service) = tonic_health::server::health_reporter();
         let mut server = GrpcServer {
@@ -111,6 +122,8 @@ impl GrpcServer {
         self.health.clone()
     }
 
+    /// Serves a gRPC service (a generated `...Server`), which reflection
+    /// then advertises.
     pub fn add_service<S>(mut self, service: S) -> Self
     where
         S: Service<

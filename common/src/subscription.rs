@@ -47,6 +47,7 @@ pub struct SubscriptionStats {
 }
 
 impl SubscriptionStats {
+    /// Streams opened, snapshots applied and events applied, so far.
     pub fn get(&self) -> (u64, u64, u64) {
         (
             self.connects.load(Ordering::Relaxed),

@@ -23,23 +23,36 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 pub const CLUSTER_TOKEN_HEADER: &str = "hotswap-cluster-token";
 
 /// File names in a TLS directory: those cert-manager and Kubernetes TLS
-/// secrets use, so a mounted secret is such a directory as it is.
+/// secrets use, so a mounted secret is such a directory as it is. This one
+/// is the certificate authority's certificate.
 pub const CA_FILE: &str = "ca.crt";
+/// The process's certificate in a TLS directory (see [`CA_FILE`]).
 pub const CERT_FILE: &str = "tls.crt";
+/// The process's private key in a TLS directory (see [`CA_FILE`]).
 pub const KEY_FILE: &str = "tls.key";
 
+/// Why credentials could not be read or are refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
+    /// A file could not be read.
     #[error("cannot read {path}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The reading error.
         #[source]
         source: std::io::Error,
     },
+    /// A token file that is empty once trimmed.
     #[error("{path} holds no token")]
-    EmptyToken { path: PathBuf },
+    EmptyToken {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An empty token.
     #[error("a token must not be empty")]
     EmptySecret,
+    /// A token with characters a header cannot carry.
     #[error("a token may hold only printable ASCII without spaces (it travels in a header)")]
     SecretCharacters,
 }
@@ -64,6 +77,8 @@ impl fmt::Debug for Tls {
 }
 
 impl Tls {
+    /// The material from PEM bytes: the CA's certificate, this process's
+    /// certificate and its key. They are checked when first used.
     pub fn from_pem(ca: impl AsRef<[u8]>, cert: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> Tls {
         Tls {
             ca: Certificate::from_pem(&ca),
@@ -158,6 +173,7 @@ impl Secret {
         })
     }
 
+    /// Whether `candidate` is this token (compared in constant time).
     pub fn matches(&self, candidate: &[u8]) -> bool {
         bool::from(self.0.as_ref().ct_eq(candidate))
     }
@@ -218,11 +234,14 @@ async fn read_text(path: &Path) -> Result<String, TrustError> {
 /// listeners are open to anyone who reaches them (a warning says so).
 #[derive(Debug, Clone, Default)]
 pub struct ClusterCredentials {
+    /// The cluster's TLS material: mutual TLS between the planes.
     pub tls: Option<Arc<Tls>>,
+    /// The cluster token every call between the planes carries.
     pub token: Option<Secret>,
 }
 
 impl ClusterCredentials {
+    /// Whether there is neither TLS nor a token.
     pub fn is_open(&self) -> bool {
         self.tls.is_none() && self.token.is_none()
     }
@@ -256,11 +275,14 @@ impl ClusterCredentials {
 /// for), bearer tokens, either or neither.
 #[derive(Debug, Clone, Default)]
 pub struct ClientTrust {
+    /// TLS on the listener, with this certificate.
     pub tls: Option<Arc<Tls>>,
+    /// The bearer tokens a call may carry.
     pub tokens: Option<BearerTokens>,
 }
 
 impl ClientTrust {
+    /// The listener's TLS and the gate its calls pass.
     pub fn guard(&self) -> Guard {
         Guard {
             tls: self.tls.as_ref().map(|t| ServerTls {

@@ -12,9 +12,9 @@ use std::time::Duration;
 use hotswap_common::GrpcServer;
 use hotswap_common::catalog::Catalog;
 use hotswap_common::subscription;
+use hotswap_common::transport::grpc::{GrpcInference, GrpcPredictor};
 use hotswap_common::trust::{ClientTrust, ClusterCredentials};
 use hotswap_proto::DEFAULT_MAX_REQUEST_BYTES;
-use hotswap_proto::grpc::{GrpcInference, GrpcPredictor};
 use hotswap_proto::inference::grpc_inference_service_server::{
     self as inference_server, GrpcInferenceServiceServer,
 };
@@ -184,7 +184,7 @@ pub async fn serve_control_plane(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(usize::MAX),
         )
-        .http(hotswap_proto::http::router(
+        .http(hotswap_common::transport::http::router(
             Arc::new(front.clone()),
             Arc::new(front),
             MAX_MESSAGE_BYTES,

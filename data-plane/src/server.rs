@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hotswap_common::GrpcServer;
+use hotswap_common::transport::grpc::{GrpcInference, GrpcPredictor};
 use hotswap_common::trust::ClientTrust;
-use hotswap_proto::grpc::{GrpcInference, GrpcPredictor};
 use hotswap_proto::inference::grpc_inference_service_server::{
     self as inference_server, GrpcInferenceServiceServer,
 };
@@ -95,7 +95,7 @@ pub async fn serve_worker(
                 .max_decoding_message_size(decode_limit)
                 .max_encoding_message_size(usize::MAX),
         )
-        .http(hotswap_proto::http::router(
+        .http(hotswap_common::transport::http::router(
             Arc::new(service.clone()),
             Arc::new(service),
             decode_limit,

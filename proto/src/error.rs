@@ -9,26 +9,45 @@ use std::fmt;
 /// The gRPC status codes, as the service traits speak of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
+    /// The caller gave up on the call.
     Cancelled,
+    /// An error with no better code (also a peer's `Ok` read as an error).
     Unknown,
+    /// The request is wrong whatever the server's state: a bad name, shape
+    /// or value.
     InvalidArgument,
+    /// The call's deadline passed before it finished.
     DeadlineExceeded,
+    /// What the request names (an API, a model, a version) does not exist.
     NotFound,
+    /// What the request would create exists already.
     AlreadyExists,
+    /// The caller is known but may not do this.
     PermissionDenied,
+    /// A limit was reached: request size, queue, memory.
     ResourceExhausted,
+    /// The server is not in a state to do this (a model not loaded, say).
     FailedPrecondition,
+    /// The call was cut short by a conflict, such as a swap under it.
     Aborted,
+    /// A value outside the range the operation accepts.
     OutOfRange,
+    /// The server does not offer this method or feature.
     Unimplemented,
+    /// The server broke one of its own invariants; the detail is in its logs.
     Internal,
+    /// The server (or the worker behind it) cannot answer now; a retry may
+    /// succeed.
     Unavailable,
+    /// Data was lost or corrupted.
     DataLoss,
+    /// The call carries no valid credentials.
     Unauthenticated,
 }
 
 /// A service's error as the caller sees it.
 pub trait ServiceError: StdError + Send + Sync + Sized + 'static {
+    /// The status code the caller gets.
     fn code(&self) -> Code;
 
     /// The message the caller gets: the error and its causes, unless the

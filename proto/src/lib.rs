@@ -1,24 +1,36 @@
 //! hotswap's contracts: the generated gRPC types of its own API
 //! (`hotswap.v1`) and of the Open Inference Protocol (KServe v2, package
 //! `inference`, with Triton's extensions); the transport-free traits of the
-//! front-door services and their tonic adapters; how service errors become
-//! gRPC statuses; the constants both ends of a stream must agree on.
+//! front-door services; how service errors become gRPC statuses; the
+//! constants both ends of a stream must agree on. How the services are
+//! served (the tonic adapters, the HTTP bindings) is `hotswap-common`'s
+//! `transport` module.
 
 #![forbid(unsafe_code)]
 
 pub mod error;
-pub mod grpc;
-pub mod http;
 pub mod service;
 
 use std::time::Duration;
 
+/// hotswap's own API, package `hotswap.v1`.
 pub mod hotswap {
+    /// Generated from `proto/hotswap/v1/*.proto`.
+    #[allow(
+        missing_docs,
+        reason = "generated: documented where the .proto files comment"
+    )]
     pub mod v1 {
         tonic::include_proto!("hotswap.v1");
     }
 }
 
+/// The Open Inference Protocol (KServe v2) with Triton's extensions,
+/// generated from `proto/inference/*.proto`.
+#[allow(
+    missing_docs,
+    reason = "generated: documented where the .proto files comment"
+)]
 pub mod inference {
     tonic::include_proto!("inference");
 }

@@ -50,6 +50,8 @@ impl CatalogBuilder {
         }
     }
 
+    /// Applies one Watch message to `current`, which changes only when a
+    /// snapshot completes or an event follows it in order.
     pub fn apply(&mut self, current: &mut Catalog, msg: WatchResponse) -> Applied {
         match msg.kind {
             Some(watch_response::Kind::Snapshot(chunk)) => {

@@ -4,6 +4,8 @@
 
 use hotswap_proto::v1::{Api, PredictorType};
 
+/// How an API is served: by the worker's own runtimes, or by a predictor
+/// class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiKind {
     /// The worker loads the API's model versions (ONNX, TensorFlow) and runs
@@ -17,6 +19,8 @@ pub enum ApiKind {
 }
 
 impl ApiKind {
+    /// How `api` is served: a Python predictor or a `predictor.path` makes
+    /// it a predictor class.
     pub fn of(api: &Api) -> ApiKind {
         if api.predictor_type == PredictorType::Python as i32 || !api.predictor_source.is_empty() {
             ApiKind::Predictor

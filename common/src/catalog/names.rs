@@ -12,7 +12,9 @@ use crate::list;
 /// A model of an API, as a request names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ModelRef {
+    /// The API's name.
     pub api: String,
+    /// The model's name within the API.
     pub model: String,
 }
 

@@ -30,14 +30,19 @@ const HANDSHAKES: usize = 256;
 /// Why a listener's TLS material is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file that does not parse as PEM.
     #[error("{what}: not readable as PEM")]
     Pem {
+        /// Which file: `tls.crt`, `tls.key` or `ca.crt`.
         what: &'static str,
+        /// The parser's error.
         #[source]
         source: rustls::pki_types::pem::Error,
     },
+    /// No client verifier can be built from the CA certificate.
     #[error("the CA certificate is not usable for client verification")]
     Verifier(#[source] rustls::server::VerifierBuilderError),
+    /// The certificate and key do not go together.
     #[error("the certificate and key do not make a server identity")]
     Identity(#[source] rustls::Error),
 }

@@ -1,14 +1,15 @@
 //! Thin tonic adapters over the transport-free services: the only place a
-//! service error becomes a `tonic::Status` (see [`crate::error::to_status`]).
+//! service error becomes a `tonic::Status` (see
+//! [`hotswap_proto::error::to_status`]).
 
-use crate::inference::grpc_inference_service_server::GrpcInferenceService;
-use crate::inference::{self as pb};
-use crate::v1::predictor_server::Predictor;
-use crate::v1::{PredictRequest, PredictResponse};
+use hotswap_proto::inference::grpc_inference_service_server::GrpcInferenceService;
+use hotswap_proto::inference::{self as pb};
+use hotswap_proto::v1::predictor_server::Predictor;
+use hotswap_proto::v1::{PredictRequest, PredictResponse};
 use tonic::{Request, Response, Status};
 
-use crate::error::to_status;
-use crate::service::{InferenceService, PredictorService};
+use hotswap_proto::error::to_status;
+use hotswap_proto::service::{InferenceService, PredictorService};
 
 /// Serves any [`PredictorService`] (a worker, or the control plane).
 pub struct GrpcPredictor<S>(pub S);

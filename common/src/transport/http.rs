@@ -2,22 +2,23 @@
 //! port as gRPC (the server tells them apart by protocol and path): the Open
 //! Inference Protocol's REST binding under `/v2` (`http/oip.rs`: JSON
 //! tensors and the binary-tensor extension) and Cortex's `POST /{api}`
-//! (`http/cortex.rs`). The only place a service error becomes an HTTP
-//! status: the same code as over gRPC, by the usual gRPC-to-HTTP mapping,
-//! with `{"error": message}`.
+//! (`http/cortex.rs`). How their failures are answered (service errors by
+//! their code, malformed requests with 400) is `http/failure.rs`.
 
 mod cortex;
+mod failure;
 mod oip;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::error::{Code, ServiceError, bounded};
-use crate::service::{InferenceService, PredictorService};
+use hotswap_proto::service::{InferenceService, PredictorService};
+
+use failure::failure;
+pub use failure::http_status;
 
 /// The HTTP routes of a server that serves both services (a worker, or the
 /// control plane); bodies larger than `max_body` bytes are refused (413)
@@ -70,35 +71,4 @@ where
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
-}
-
-/// The HTTP status for a service error's code.
-pub fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            StatusCode::BAD_REQUEST
-        }
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        // nginx's "client closed request": nobody reads it.
-        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// A service error as an HTTP response.
-fn error_response<E: ServiceError>(e: &E) -> Response {
-    failure(http_status(e.code()), &e.public_message())
-}
-
-/// `{"error": message}`, as Triton and KServe answer failures.
-fn failure(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({ "error": bounded(message.to_owned()) });
-    (status, axum::Json(body)).into_response()
 }

@@ -13,9 +13,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{error_response, failure};
-use crate::service::PredictorService;
-use crate::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
+use super::failure::{BadRequest, error_response};
+use hotswap_proto::service::PredictorService;
+use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
 
 /// Headers a predictor never sees: credentials for hotswap itself, and what
 /// describes the transport rather than the call.
@@ -27,7 +27,7 @@ const WITHHELD: &[&str] = &[
     "transfer-encoding",
 ];
 
-pub async fn predict<P: PredictorService>(
+pub(crate) async fn predict<P: PredictorService>(
     State(service): State<Arc<P>>,
     Path(api): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -48,7 +48,7 @@ pub async fn predict<P: PredictorService>(
     let payload = if is_json {
         match String::from_utf8(body.to_vec()) {
             Ok(text) => predict_request::Payload::Json(text),
-            Err(_) => return failure(StatusCode::BAD_REQUEST, "the JSON body is not UTF-8"),
+            Err(_) => return BadRequest::JsonNotUtf8.into_response(),
         }
     } else {
         predict_request::Payload::Body(body.to_vec())

@@ -349,3 +349,6 @@ fn split(outputs: Vec<Tensor>, batch: &[Job], rows: usize) -> Option<Vec<Vec<Ten
     }
     Some(parts)
 }
+
+#[cfg(test)]
+mod tests;

@@ -202,3 +202,44 @@ impl Models {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hotswap_proto::error::{Code, ServiceError};
+
+    use super::*;
+
+    fn failure(precondition: bool, wait: Duration) -> Failure {
+        Failure {
+            content_hash: "h".into(),
+            message: "bad model".into(),
+            precondition,
+            attempts: 1,
+            retry_at: tokio::time::Instant::now() + wait,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_version_is_unavailable_until_its_retry_unless_no_retry_can_fix_it() {
+        let waiting = failure_error(&failure(false, Duration::from_secs(4)), "a/m v1".into());
+        assert_eq!(waiting.code(), Code::Unavailable);
+        assert_eq!(
+            waiting.to_string(),
+            "load of a/m v1: bad model (retrying in 5s)"
+        );
+        let due = failure_error(&failure(false, Duration::ZERO), "a/m v1".into());
+        assert_eq!(due.to_string(), "load of a/m v1: bad model");
+        let hardware = failure_error(&failure(true, Duration::from_secs(4)), "a/m v1".into());
+        assert_eq!(hardware.code(), Code::FailedPrecondition);
+        assert_eq!(hardware.to_string(), "bad model");
+    }
+
+    #[test]
+    fn retries_back_off_from_a_second_to_a_minute() {
+        let delay = |n| hotswap_common::backoff::nth(RETRY_START, RETRY_MAX, n);
+        let s = Duration::from_secs;
+        assert!(delay(1) >= s(1) && delay(1) < s(2), "{:?}", delay(1));
+        assert!(delay(3) >= s(4), "{:?}", delay(3));
+        assert!(delay(30) >= s(60) && delay(30) <= s(120), "{:?}", delay(30));
+    }
+}

@@ -12,9 +12,14 @@ use hotswap_common::catalog::{ApiKind, Catalog, Holdings, VersionKey};
 
 use super::Models;
 
-/// Whether a version the table holds leaves it, and whether it left the
-/// index (rather than the version policy).
-fn leaves(models: &Models, catalog: &Catalog, key: &VersionKey, published: bool) -> Option<bool> {
+/// Whether a version the table holds leaves it (`Some`), and if so whether
+/// it left the index (`Some(true)`) rather than the version policy.
+fn leaves(
+    holdings: &impl Holdings,
+    catalog: &Catalog,
+    key: &VersionKey,
+    published: bool,
+) -> Option<bool> {
     match catalog.versions.get(key) {
         None => Some(true),
         // Outside the policy: held until a version within it is published
@@ -24,7 +29,7 @@ fn leaves(models: &Models, catalog: &Catalog, key: &VersionKey, published: bool)
             let replaced = catalog
                 .versions(&key.api, &key.model)
                 .into_iter()
-                .any(|w| Catalog::valid(w) && models.held(w));
+                .any(|w| Catalog::valid(w) && holdings.held(w));
             (!published || replaced).then_some(false)
         }
         // Invalid and never loaded: nothing to keep.
@@ -45,7 +50,7 @@ impl Models {
             // awaits, and a newer catalog may have brought the version back.
             let catalog = self.catalog();
             let published = self.table.published(&key).is_some();
-            let Some(forget) = leaves(self, &catalog, &key, published) else {
+            let Some(forget) = leaves(&**self, &catalog, &key, published) else {
                 continue;
             };
             let Some(removed) = self.table.remove(&key) else {
@@ -143,3 +148,6 @@ impl Models {
         metrics::gauge!("hotswap_model_file_bytes_on_disk").set(disk_bytes as f64);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,7 @@
 //! strictly (an unknown field is an error naming it) and validated into
 //! [`ApiConfig`]s whose invariants later code relies on.
 
+mod duration;
 mod policy;
 mod raw;
 

@@ -15,15 +15,20 @@ use super::ConfigError;
 
 pub(super) use validation::{Invalid, invalid};
 
+/// `predictor.type`: what runs the API's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PredictorType {
+    /// The user's `PythonPredictor` class in Python processes.
     Python,
+    /// TensorFlow SavedModels.
     Tensorflow,
+    /// ONNX models through ONNX Runtime.
     Onnx,
 }
 
 impl PredictorType {
+    /// The name as the config writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             PredictorType::Python => "python",

@@ -283,3 +283,6 @@ fn add_duration(total: &mut Option<StatisticDuration>, add: Option<StatisticDura
         t.ns = t.ns.saturating_add(add.ns);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,7 @@ mod server;
 pub mod worker;
 
 #[cfg(test)]
-mod tests;
+mod testing;
 
 pub use error::Error;
 pub use front::FrontDoor;

@@ -359,3 +359,6 @@ impl Holdings for Registry {
         self.served_anywhere(&Route::Version(VersionKey::of(v)))
     }
 }
+
+#[cfg(test)]
+mod tests;

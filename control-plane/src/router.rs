@@ -169,3 +169,6 @@ fn random(n: usize) -> usize {
     z ^= z >> 31;
     (z % n.max(1) as u64) as usize
 }
+
+#[cfg(test)]
+mod tests;

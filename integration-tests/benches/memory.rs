@@ -17,11 +17,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hotswap_integration_tests::process::{Hotswap, hotswap_binary, workspace_root};
+use hotswap_integration_tests::process::{
+    Hotswap, hotswap_binary, model_store_args, workspace_root,
+};
+use hotswap_integration_tests::wait::Wait;
+use hotswap_integration_tests::worker::request;
+use hotswap_proto::v1::predict_response;
 use hotswap_proto::v1::predictor_client::PredictorClient;
-use hotswap_proto::v1::{PredictRequest, predict_request, predict_response};
 use tonic::transport::{Channel, Endpoint};
 
 /// Under the default 16 MiB request limit.
@@ -83,14 +87,6 @@ fn rows(bytes: usize, numbers: Numbers) -> (String, f64) {
     (text, sum)
 }
 
-fn request(json: &str) -> PredictRequest {
-    PredictRequest {
-        api: "total".to_owned(),
-        payload: Some(predict_request::Payload::Json(json.to_owned())),
-        ..Default::default()
-    }
-}
-
 async fn predict(addr: SocketAddr, json: &str) -> Result<f64, tonic::Status> {
     let channel: Channel = Endpoint::from_shared(format!("http://{addr}"))
         .expect("address")
@@ -101,7 +97,7 @@ async fn predict(addr: SocketAddr, json: &str) -> Result<f64, tonic::Status> {
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let response = PredictorClient::new(channel)
         .max_encoding_message_size(usize::MAX)
-        .predict(request(json))
+        .predict(request("total", json, &[]))
         .await?
         .into_inner();
     match response.output {
@@ -185,15 +181,17 @@ async fn measure(
     let front = control.as_ref().map_or(worker.addr, |c| c.addr);
 
     // Ready and warm: the model loaded and a call served.
-    let deadline = Instant::now() + READY_WITHIN;
-    loop {
-        match predict(front, "[[1, 2, 3, 4]]").await {
-            Ok(10.0) => break,
-            Ok(other) => panic!("[[1, 2, 3, 4]] summed to {other}"),
-            Err(e) if Instant::now() > deadline => panic!("not ready: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
+    Wait::new("the worker ready")
+        .within(READY_WITHIN)
+        .every(Duration::from_millis(200))
+        .until(|| async {
+            match predict(front, "[[1, 2, 3, 4]]").await {
+                Ok(10.0) => Some(()),
+                Ok(other) => panic!("[[1, 2, 3, 4]] summed to {other}"),
+                Err(_) => None,
+            }
+        })
+        .await;
 
     let mut measured = vec![("worker", worker.process.pid())];
     if let Some(c) = &control {
@@ -255,17 +253,7 @@ fn main() {
     )
     .unwrap();
 
-    let store = Hotswap::start_binary(
-        &binary,
-        &[
-            "model-store",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let store = Hotswap::start_binary(&binary, &model_store_args(&config, &[]), &[]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let mut rows = Vec::new();
     for numbers in [Numbers::Decimals, Numbers::Digits] {

@@ -25,7 +25,7 @@ use hotswap_data_plane::backend::onnx::OnnxModel;
 use hotswap_data_plane::tensor::{Tensor, TensorData};
 use hotswap_integration_tests::latency::{Stats, in_process_with, micros};
 use hotswap_integration_tests::perf::{Measured, make_bench_models, perf_analyzer, ready};
-use hotswap_integration_tests::process::{Hotswap, hotswap_binary, runtimes};
+use hotswap_integration_tests::process::{Hotswap, hotswap_binary, model_store_args, runtimes};
 use hotswap_integration_tests::worker::iris;
 
 /// A model the benchmark serves.
@@ -141,7 +141,7 @@ fn main() {
 
         let store = Hotswap::start_binary(
             &binary,
-            &[&["model-store", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--poll-interval", "200ms"], metrics].concat(),
+            &model_store_args(&config, &[&["--poll-interval", "200ms"], metrics].concat()),
             &[],
         );
         let store_addr = store.addr.to_string();

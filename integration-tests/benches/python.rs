@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotswap_integration_tests::process::{predict_json, python, venv};
+use hotswap_integration_tests::pool::predict_json;
+use hotswap_integration_tests::process::{python, venv};
 use hotswap_python::protocol::PredictorClass;
 use hotswap_python::{PythonPool, PythonPredictorSpec};
 use serde_json::json;

@@ -17,8 +17,9 @@ use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::latency::{Stats, Until, concurrent, micros};
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, iris, predict_json,
 };
 use hotswap_proto::v1::predictor_client::PredictorClient;
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use hotswap_integration_tests::compose::copy_readable;
 use hotswap_integration_tests::process::{Hotswap, workspace_root};
+use hotswap_integration_tests::wait::Wait;
 use hotswap_integration_tests::worker::{IRIS_INPUT, predict_json};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::transport::Channel;
@@ -96,29 +97,29 @@ async fn round(warmup: bool, samples: &mut [Samples; 2]) {
             .connect_lazy(),
     );
     for (api, _) in MODELS {
-        let deadline = Instant::now() + WAIT;
-        while p
-            .predict(predict_json(api, "", "1", IRIS_INPUT))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "{api} version 1 never served");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Wait::new(format!("{api} version 1 served"))
+            .within(WAIT)
+            .until(|| {
+                let mut p = p.clone();
+                async move { p.predict(predict_json(api, "", "1", IRIS_INPUT)).await.ok() }
+            })
+            .await;
     }
     for version in [2, 3] {
         for (i, (api, example)) in MODELS.into_iter().enumerate() {
             copy_version(api, example, version, bucket.path());
             let published = format!("version={api}/{api} version {version} ");
-            let deadline = Instant::now() + WAIT;
-            while !up
-                .log()
-                .iter()
-                .any(|l| l.contains("version loaded and published") && l.contains(&published))
-            {
-                assert!(Instant::now() < deadline, "{api} {version} never loaded");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            // Looked for often: the first call is timed from here.
+            up.wait(format!("{api} {version} loaded"))
+                .within(WAIT)
+                .every(Duration::from_millis(5))
+                .until(|| {
+                    let loaded = up.log().iter().any(|l| {
+                        l.contains("version loaded and published") && l.contains(&published)
+                    });
+                    std::future::ready(loaded.then_some(()))
+                })
+                .await;
             samples[i].first.push(timed(&mut p, api, version).await);
             let mut steady = Vec::with_capacity(STEADY_CALLS);
             for _ in 0..STEADY_CALLS {

@@ -13,7 +13,7 @@ use hotswap_proto::v1::{ListWorkersRequest, WorkerStatus};
 use tonic::transport::Channel;
 
 use crate::serving::{Running, channel, cluster_channel};
-use crate::worker::eventually;
+use crate::wait::eventually;
 
 pub struct ControlServer {
     /// The front door: clients call here.

@@ -3,12 +3,13 @@
 //! back.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hotswap_proto::inference::ModelReadyRequest;
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 
 use crate::process::{ChildGuard, venv, workspace_root};
+use crate::wait::Wait;
 
 /// What one perf_analyzer run reported.
 pub struct Measured {
@@ -46,16 +47,10 @@ pub fn perf_analyzer(
         .stderr(std::fs::File::create(dir.path().join("err.txt")).unwrap());
     let mut child = ChildGuard::spawn("perf_analyzer", &mut command);
     // Ten windows at most, each a few times the window with its set-up.
-    let deadline = Instant::now() + Duration::from_millis(u64::from(window_ms) * 40 + 30_000);
-    let status = loop {
-        if let Some(status) = child.child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            return Err("did not finish in time".to_owned());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let within = Duration::from_millis(u64::from(window_ms) * 40 + 30_000);
+    let status = child
+        .exit_within(within)
+        .ok_or("did not finish in time".to_owned())?;
     let output = std::fs::read_to_string(&out).unwrap_or_default()
         + &std::fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default();
     if !status.success() {
@@ -88,22 +83,25 @@ pub fn perf_analyzer(
 
 /// Waits (bounded) until `addr` says `model` is ready.
 pub async fn ready(addr: std::net::SocketAddr, model: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut client) = GrpcInferenceServiceClient::connect(format!("http://{addr}")).await
-            && let Ok(r) = client
+    Wait::new(format!("{model} ready at {addr}"))
+        .within(Duration::from_secs(60))
+        .every(Duration::from_millis(100))
+        .until(|| async move {
+            let mut client = GrpcInferenceServiceClient::connect(format!("http://{addr}"))
+                .await
+                .ok()?;
+            let ready = client
                 .model_ready(ModelReadyRequest {
                     name: model.to_owned(),
                     version: String::new(),
                 })
                 .await
-            && r.into_inner().ready
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{model} never ready at {addr}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+                .ok()?
+                .into_inner()
+                .ready;
+            ready.then_some(())
+        })
+        .await
 }
 
 /// Writes the benchmark models (`heavy.onnx`, `big.onnx`) into `out` with

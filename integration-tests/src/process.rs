@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::wait::{WAIT, Wait};
 
 /// A child process killed (by its PID) and reaped when dropped.
 pub struct ChildGuard {
@@ -40,21 +42,16 @@ impl ChildGuard {
 
     /// Waits (bounded) for the process to listen on a TCP port and returns it.
     pub fn listening_port(&mut self, timeout: Duration) -> u16 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited before listening: {status}", self.name);
-            }
-            if let Some(port) = listening_port(self.pid()) {
-                return port;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen within {timeout:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let pid = self.pid();
+        let (name, child) = (&self.name, &mut self.child);
+        Wait::new(format!("{name} to listen"))
+            .within(timeout)
+            .until_blocking(|| {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("{name} exited before listening: {status}");
+                }
+                listening_port(pid)
+            })
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status, letting the
@@ -64,18 +61,22 @@ impl ChildGuard {
         unsafe {
             libc::kill(self.pid() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not stop within {timeout:?} of SIGTERM",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let child = &mut self.child;
+        Wait::new(format!("{} to stop after SIGTERM", self.name))
+            .within(timeout)
+            .every(Duration::from_millis(20))
+            .until(|| std::future::ready(child.try_wait().expect("wait")))
+            .await
+    }
+
+    /// Waits (bounded, blocking) for the process to exit by itself; None
+    /// when it still runs after `within`.
+    pub fn exit_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = &mut self.child;
+        Wait::new(format!("{} to exit", self.name))
+            .within(within)
+            .every(Duration::from_millis(20))
+            .poll_blocking(|| child.try_wait().expect("wait"))
     }
 }
 
@@ -286,26 +287,36 @@ impl Hotswap {
         self.log.lock().unwrap().clone()
     }
 
+    /// A wait for `what` whose timeout shows this process's log.
+    pub fn wait(&self, what: impl Into<String>) -> Wait<'_> {
+        Wait::new(what).context(|| self.log().join("\n"))
+    }
+
     /// The address the server called `name` logged as bound (a control
     /// plane's "control-plane-internal", say); waits for it (bounded).
     pub fn addr_of(&self, name: &str) -> std::net::SocketAddr {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let found = self
-                .log()
-                .iter()
-                .find_map(|l| listening(l).filter(|(n, _)| *n == name).map(|(_, a)| a));
-            if let Some(addr) = found {
-                return addr;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `{name} listening` line: {:#?}",
+        Wait::new(format!("a `{name} listening` line"))
+            .every(Duration::from_millis(20))
+            .context(|| format!("{:#?}", self.log()))
+            .until_blocking(|| {
                 self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                    .iter()
+                    .find_map(|l| listening(l).filter(|(n, _)| *n == name).map(|(_, a)| a))
+            })
     }
+}
+
+/// The command line of a model-store serving `config` on a free loopback
+/// port: `model-store --config CONFIG --listen 127.0.0.1:0`, then `more`
+/// (`--poll-interval 200ms`, TLS flags, ...). The one place tests spell it.
+pub fn model_store_args<'a, P>(config: &'a P, more: &[&'a str]) -> Vec<&'a str>
+where
+    P: AsRef<Path> + ?Sized,
+{
+    let config = config.as_ref().to_str().expect("a UTF-8 config path");
+    let mut args = vec!["model-store", "--config", config, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(more);
+    args
 }
 
 /// Runs `hotswap ARGS` to completion (bounded) and returns its exit code and
@@ -317,23 +328,19 @@ pub fn run_hotswap(args: &[&str]) -> (Option<i32>, String) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let mut guard = ChildGuard::spawn("hotswap", &mut command);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = guard.child.try_wait().expect("wait") {
-            let mut stderr = String::new();
-            use std::io::Read;
-            guard
-                .child
-                .stderr
-                .take()
-                .expect("piped")
-                .read_to_string(&mut stderr)
-                .expect("read stderr");
-            return (status.code(), stderr);
-        }
-        assert!(Instant::now() < deadline, "hotswap {args:?} did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = guard
+        .exit_within(WAIT)
+        .unwrap_or_else(|| panic!("hotswap {args:?} did not exit"));
+    let mut stderr = String::new();
+    use std::io::Read;
+    guard
+        .child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (status.code(), stderr)
 }
 
 /// Runs `scripts/triton_client_check.py` (the unmodified `tritonclient`
@@ -397,47 +404,32 @@ fn run_check(
 ) -> Result<(), String> {
     let root = workspace_root();
     let mut last = String::new();
-    for _ in 0..100 {
-        let output = Command::new(venv().join("bin/python"))
-            .arg(root.join("integration-tests/scripts").join(script))
-            .args([addr, name, version])
-            .arg(model_file)
-            .args(options)
-            .output()
-            .expect("run the venv's python");
-        last = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        if output.status.success() && last.contains("ok") {
-            return Ok(());
-        }
-        // Until a worker has registered and loaded, the client sees not-ready.
-        if !last.contains("not ready") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(last)
-}
-
-/// Calls a predictor pool with a JSON payload and query parameters, as the
-/// worker does for a `json` Predict, and returns its JSON answer.
-pub async fn predict_json(
-    pool: &hotswap_python::PythonPool,
-    payload: serde_json::Value,
-    query_params: std::collections::BTreeMap<String, String>,
-) -> Result<serde_json::Value, hotswap_python::CallError> {
-    use hotswap_python::protocol::{Output, Payload, Request};
-    let request = Request {
-        payload: Payload::Json(payload),
-        query_params,
-        headers: Default::default(),
-    };
-    match pool.predict(request).await? {
-        Output::Json { value } => Ok(value),
-        other => panic!("expected a JSON answer, got {other:?}"),
+    // Until a worker has registered and loaded, the client sees not-ready;
+    // any other failure ends the wait.
+    let passed = Wait::new(format!("{script} against {addr}"))
+        .within(Duration::from_secs(120))
+        .every(Duration::from_millis(100))
+        .poll_blocking(|| {
+            let output = Command::new(venv().join("bin/python"))
+                .arg(root.join("integration-tests/scripts").join(script))
+                .args([addr, name, version])
+                .arg(model_file)
+                .args(options)
+                .output()
+                .expect("run the venv's python");
+            last = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            if output.status.success() && last.contains("ok") {
+                return Some(true);
+            }
+            (!last.contains("not ready")).then_some(false)
+        });
+    match passed {
+        Some(true) => Ok(()),
+        _ => Err(last),
     }
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::store::WAIT;
+use crate::wait::WAIT;
 
 pub struct Running<E> {
     shutdown: Option<oneshot::Sender<()>>,

@@ -15,10 +15,7 @@ use tonic::transport::Channel;
 
 use crate::bucket::TestBucket;
 use crate::serving::{Running, channel};
-
-/// Every wait in these tests is bounded by this; it is a hang guard, not a
-/// speed claim.
-pub const WAIT: Duration = Duration::from_secs(30);
+use crate::wait::WAIT;
 
 /// Fast polling for tests: 100 ms polls, 300 ms settle.
 pub fn fast_polling() -> PollSettings {

@@ -2,11 +2,9 @@
 //! a [`StoreServer`], with clients for both of its front-door services and
 //! the model files the tests publish.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use hotswap_data_plane::{DEFAULT_MAX_REQUEST_BYTES, Worker, WorkerConfig};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
@@ -22,7 +20,8 @@ use tonic::transport::Channel;
 use crate::bucket::TestBucket;
 use crate::process::workspace_root;
 use crate::serving::{Running, channel};
-use crate::store::{StoreServer, WAIT};
+use crate::store::StoreServer;
+use crate::wait::eventually;
 
 pub struct WorkerServer {
     pub addr: SocketAddr,
@@ -136,22 +135,6 @@ impl Drop for WorkerServer {
     }
 }
 
-/// Retries `check` every 50 ms until it returns Some; panics after [`WAIT`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The iris-like example model whose answer is label `label` (0, 1 or 2)
 /// for [`IRIS_INPUT`]: the example's version `label + 1`.
 pub fn iris(label: usize) -> Vec<u8> {
@@ -192,18 +175,32 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// An input the iris versions tell apart.
 pub const IRIS_INPUT: &str = "[[5.1, 3.5, 1.4, 0.2]]";
 
-pub fn predict_json(api: &str, model: &str, version: &str, json: &str) -> PredictRequest {
+/// A Predict call of `json` to `api`, with the query parameters a Cortex
+/// client sends (`[("version", "2")]`, say): the one way tests build one.
+pub fn request(api: &str, json: &str, query: &[(&str, &str)]) -> PredictRequest {
     PredictRequest {
         api: api.to_owned(),
-        model: model.to_owned(),
-        version: version.to_owned(),
         payload: Some(predict_request::Payload::Json(json.to_owned())),
+        query_params: query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         ..Default::default()
     }
 }
 
+/// As [`request`], for `api`'s `model` and `version` in the request's own
+/// fields ("" for the API's only model, or latest).
+pub fn predict_json(api: &str, model: &str, version: &str, json: &str) -> PredictRequest {
+    PredictRequest {
+        model: model.to_owned(),
+        version: version.to_owned(),
+        ..request(api, json, &[])
+    }
+}
+
 /// Calls Predict for `api` ("latest") until an answer satisfies `accept`;
-/// panics after [`WAIT`].
+/// panics after [`WAIT`](crate::wait::WAIT).
 pub async fn answer(
     predictor: &PredictorClient<Channel>,
     api: &str,

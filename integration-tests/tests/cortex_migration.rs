@@ -39,15 +39,9 @@ fn the_cortex_users_files_and_clients_work_unchanged() {
     let probe = format!(
         "curl -s -o /dev/null -w '%{{http_code}}' -X POST {url} -H 'Content-Type: application/json' -d '{{\"text\": \"ok\"}}'"
     );
-    let mut status = String::new();
-    for _ in 0..300 {
-        status = sh(&probe);
-        if status == "200" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(status, "200", "log:\n{}", up.log().join("\n"));
+    up.wait("the predictor answering 200")
+        .every(Duration::from_millis(100))
+        .until_blocking(|| (sh(&probe) == "200").then_some(()));
 
     let readme = std::fs::read_to_string(example.join("README.md")).unwrap();
     let curls = readme_curls(&readme);

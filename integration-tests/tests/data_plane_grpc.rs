@@ -6,8 +6,9 @@ use std::process::Command;
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::process::venv;
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, iris, predict_json,
 };
 use hotswap_proto::inference::ServerReadyRequest;
 use tonic_health::pb::HealthCheckRequest;

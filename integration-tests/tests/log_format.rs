@@ -5,16 +5,17 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hotswap_integration_tests::process::{ChildGuard, hotswap_binary, workspace_root};
+use hotswap_integration_tests::process::{
+    ChildGuard, hotswap_binary, model_store_args, workspace_root,
+};
 
 #[test]
 fn json_logs_are_one_object_per_line() {
     let config = workspace_root().join("examples/iris-onnx/hotswap.yaml");
     let mut command = Command::new(hotswap_binary());
     command
-        .args(["--log-format", "json", "model-store", "--config"])
-        .arg(&config)
-        .args(["--listen", "127.0.0.1:0", "--poll-interval", "200ms"])
+        .args(["--log-format", "json"])
+        .args(model_store_args(&config, &["--poll-interval", "200ms"]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut store = ChildGuard::spawn("model-store", &mut command);

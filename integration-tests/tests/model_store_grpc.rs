@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::process::venv;
-use hotswap_integration_tests::store::{StoreServer, WAIT, Watcher};
+use hotswap_integration_tests::store::{StoreServer, Watcher};
+use hotswap_integration_tests::wait::WAIT;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

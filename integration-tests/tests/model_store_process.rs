@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
-use hotswap_integration_tests::process::{Hotswap, run_hotswap};
+use hotswap_integration_tests::process::{Hotswap, model_store_args, run_hotswap};
+use hotswap_integration_tests::wait::Wait;
 use hotswap_proto::v1::model_store_client::ModelStoreClient;
 use hotswap_proto::v1::{GetModelRequest, WatchRequest};
 use tonic_health::pb::HealthCheckRequest;
@@ -36,15 +37,7 @@ async fn serve_and_check(bucket: &TestBucket, env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let config = iris_config(dir.path(), bucket);
     let mut hotswap = Hotswap::start(
-        &[
-            "model-store",
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "100ms",
-        ],
+        &model_store_args(&config, &["--poll-interval", "100ms"]),
         env,
     );
     let uri = format!("http://{}", hotswap.addr);
@@ -53,27 +46,24 @@ async fn serve_and_check(bucket: &TestBucket, env: &[(&str, &str)]) {
         .connect()
         .await
         .unwrap();
-    let mut health = HealthClient::new(channel);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = health
-            .check(HealthCheckRequest {
-                service: "hotswap.v1.ModelStore".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
-        if status == ServingStatus::Serving as i32 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never healthy: {:#?}",
-            hotswap.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let health = HealthClient::new(channel);
+    hotswap
+        .wait("the model-store healthy")
+        .until(|| {
+            let mut health = health.clone();
+            async move {
+                let status = health
+                    .check(HealthCheckRequest {
+                        service: "hotswap.v1.ModelStore".into(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .status;
+                (status == ServingStatus::Serving as i32).then_some(())
+            }
+        })
+        .await;
     let mut client = ModelStoreClient::connect(uri).await.unwrap();
     let model = client
         .get_model(GetModelRequest {
@@ -143,13 +133,7 @@ fn a_bad_config_is_refused_naming_the_field() {
         dir.path(),
         "- name: iris\n  predictor:\n    type: onnx\n    models: {dir: /m, cache_size: 4, disk_cache_size: 2}\n",
     );
-    let (code, stderr) = run_hotswap(&[
-        "model-store",
-        "--config",
-        &config,
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let (code, stderr) = run_hotswap(&model_store_args(&config, &[]));
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
@@ -157,7 +141,7 @@ fn a_bad_config_is_refused_naming_the_field() {
         ),
         "{stderr}"
     );
-    let (code, stderr) = run_hotswap(&["model-store", "--config", "/nonexistent.yaml"]);
+    let (code, stderr) = run_hotswap(&model_store_args("/nonexistent.yaml", &[]));
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("/nonexistent.yaml: cannot read"),
@@ -174,15 +158,7 @@ async fn the_subscriber_gauge_follows_watch_streams() {
     let dir = tempfile::tempdir().unwrap();
     let config = iris_config(dir.path(), &bucket);
     let hotswap = Hotswap::start(
-        &[
-            "model-store",
-            "--config",
-            &config,
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
+        &model_store_args(&config, &["--metrics-listen", "127.0.0.1:0"]),
         &[],
     );
     let metrics = hotswap.addr_of("metrics");
@@ -190,15 +166,10 @@ async fn the_subscriber_gauge_follows_watch_streams() {
         hotswap_integration_tests::process::metric(metrics, "hotswap_store_watch_subscribers", "")
     };
     let wait_for = async |want: f64| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while gauge() != Some(want) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gauge {:?}, expected {want}",
-                gauge()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Wait::new(format!("the gauge at {want}"))
+            .context(|| format!("gauge {:?}", gauge()))
+            .until(|| std::future::ready((gauge() == Some(want)).then_some(())))
+            .await
     };
     let mut client = ModelStoreClient::connect(format!("http://{}", hotswap.addr))
         .await

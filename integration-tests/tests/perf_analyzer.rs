@@ -7,9 +7,12 @@
 //! "failed to find the requested model version".
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hotswap_integration_tests::process::{ChildGuard, Hotswap, venv, workspace_root};
+use hotswap_integration_tests::process::{
+    ChildGuard, Hotswap, model_store_args, venv, workspace_root,
+};
+use hotswap_integration_tests::wait::Wait;
 use hotswap_integration_tests::worker::{IRIS_INPUT, predict_json};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 
@@ -51,17 +54,9 @@ fn perf_analyzer(protocol: &str, addr: &str) -> Result<String, String> {
             std::fs::File::create(dir.path().join("err.txt")).unwrap(),
         ));
     let mut child = ChildGuard::spawn("perf_analyzer", &mut command);
-    let deadline = Instant::now() + RUN_WITHIN;
-    let status = loop {
-        if let Some(status) = child.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "perf_analyzer did not finish within {RUN_WITHIN:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = child
+        .exit_within(RUN_WITHIN)
+        .unwrap_or_else(|| panic!("perf_analyzer did not finish within {RUN_WITHIN:?}"));
     let output = std::fs::read_to_string(&log).unwrap_or_default()
         + &std::fs::read_to_string(dir.path().join("err.txt")).unwrap_or_default();
     if !status.success() {
@@ -72,19 +67,19 @@ fn perf_analyzer(protocol: &str, addr: &str) -> Result<String, String> {
 
 /// Waits (bounded) until `addr` answers a Predict for iris.
 async fn serving(addr: std::net::SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut client) = PredictorClient::connect(format!("http://{addr}")).await
-            && client
+    Wait::new(format!("{addr} to serve iris"))
+        .every(Duration::from_millis(100))
+        .until(|| async move {
+            let mut client = PredictorClient::connect(format!("http://{addr}"))
+                .await
+                .ok()?;
+            client
                 .predict(predict_json("iris", "", "", IRIS_INPUT))
                 .await
-                .is_ok()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{addr} never served iris");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+                .ok()
+                .map(drop)
+        })
+        .await
 }
 
 /// The CSV's one measured row: concurrency 2, some inferences per second,
@@ -108,16 +103,7 @@ fn check_report(csv: &str, target: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn perf_analyzer_runs_unmodified_against_a_worker_and_the_front_door() {
     let config = workspace_root().join("examples/iris-onnx/hotswap.yaml");
-    let store = Hotswap::start(
-        &[
-            "model-store",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let store = Hotswap::start(&model_store_args(&config, &[]), &[]);
     let store_addr = store.addr.to_string();
     let alone = Hotswap::start(
         &[

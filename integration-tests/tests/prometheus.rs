@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hotswap_integration_tests::compose::copy_readable;
 use hotswap_integration_tests::process::{ChildGuard, Hotswap, venv, workspace_root};
+use hotswap_integration_tests::wait::Wait;
 
 /// Runs `curl -s ARGS` and returns its output.
 fn curl(args: &[&str]) -> String {
@@ -64,15 +65,9 @@ fn prometheus_scrapes_what_the_calls_did() {
         ])
     };
     let good = "[[5.1, 3.5, 1.4, 0.2]]";
-    let mut first = String::new();
-    for _ in 0..300 {
-        first = call(good);
-        if first == "200" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(first, "200", "{}", up.log().join("\n"));
+    up.wait("a first call answered 200")
+        .every(Duration::from_millis(100))
+        .until_blocking(|| (call(good) == "200").then_some(()));
     for _ in 0..6 {
         assert_eq!(call(good), "200");
     }
@@ -133,15 +128,10 @@ fn prometheus_scrapes_what_the_calls_did() {
         (r#"sum(hotswap_model_loads_total{api="iris"})"#, 3.0),
     ];
     for (promql, want) in checks {
-        let mut got = None;
-        for _ in 0..300 {
-            got = query(&prometheus_addr, promql);
-            if got == Some(want) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert_eq!(got, Some(want), "{promql}");
+        Wait::new(format!("{promql} = {want}"))
+            .every(Duration::from_millis(100))
+            .context(|| format!("got {:?}", query(&prometheus_addr, promql)))
+            .until_blocking(|| (query(&prometheus_addr, promql) == Some(want)).then_some(()));
     }
     let rss = query(&prometheus_addr, "process_resident_memory_bytes").unwrap_or(0.0);
     assert!(rss > 1e6, "process_resident_memory_bytes {rss}");
@@ -156,14 +146,8 @@ fn prometheus_scrapes_what_the_calls_did() {
     // A version removed from the bucket is unloaded.
     std::fs::remove_dir_all(bucket.path().join("models/iris/3")).unwrap();
     let removed = r#"sum(hotswap_model_unloads_total{api="iris",reason="removed"})"#;
-    let mut got = None;
-    for _ in 0..300 {
-        got = query(&prometheus_addr, removed);
-        if got == Some(1.0) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(got, Some(1.0), "{removed}\n{}", up.log().join("\n"));
+    up.wait(format!("{removed} = 1"))
+        .every(Duration::from_millis(100))
+        .until_blocking(|| (query(&prometheus_addr, removed) == Some(1.0)).then_some(()));
     let _ = prometheus.child.kill();
 }

@@ -8,10 +8,13 @@
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, eventually, output_json};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, output_json, request};
 use hotswap_proto::inference::RepositoryIndexRequest;
-use hotswap_proto::v1::{PredictRequest, predict_request};
 use tonic::Code;
+
+/// The query every call to `echo` and `broken` carries.
+const FAST: &[(&str, &str)] = &[("mode", "fast")];
 
 const ECHO: &str = r#"
 class PythonPredictor:
@@ -25,15 +28,6 @@ class PythonPredictor:
 
 const BROKEN: &str =
     "class PythonPredictor:\n    def __init__(self, config, python_client)\n        pass\n";
-
-fn request(api: &str, json: &str) -> PredictRequest {
-    PredictRequest {
-        api: api.to_owned(),
-        payload: Some(predict_request::Payload::Json(json.to_owned())),
-        query_params: [("mode".to_owned(), "fast".to_owned())].into(),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_apis_are_served_through_the_control_plane() {
@@ -59,7 +53,7 @@ async fn python_apis_are_served_through_the_control_plane() {
     let p = control.predictor().await;
     let answer = eventually("the echo predictor answers", || {
         let mut p = p.clone();
-        async move { p.predict(request("echo", "[1, 2, 3]")).await.ok() }
+        async move { p.predict(request("echo", "[1, 2, 3]", FAST)).await.ok() }
     })
     .await
     .into_inner();
@@ -91,7 +85,7 @@ async fn python_apis_are_served_through_the_control_plane() {
     let e = worker
         .predictor()
         .await
-        .predict(request("broken", "[1]"))
+        .predict(request("broken", "[1]", FAST))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
@@ -99,7 +93,7 @@ async fn python_apis_are_served_through_the_control_plane() {
     let again = worker
         .predictor()
         .await
-        .predict(request("echo", "[5]"))
+        .predict(request("echo", "[5]", FAST))
         .await
         .unwrap()
         .into_inner();
@@ -107,7 +101,7 @@ async fn python_apis_are_served_through_the_control_plane() {
     let e = worker
         .predictor()
         .await
-        .predict(request("echo", "[1, "))
+        .predict(request("echo", "[1, ", FAST))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
@@ -151,15 +145,6 @@ fn pickled(label: i64) -> Vec<u8> {
     out.stdout
 }
 
-fn ask(version: &str) -> PredictRequest {
-    PredictRequest {
-        api: "clf".to_owned(),
-        payload: Some(predict_request::Payload::Json("{}".to_owned())),
-        query_params: [("version".to_owned(), version.to_owned())].into(),
-        ..Default::default()
-    }
-}
-
 /// A model-store and a worker serving the CLASSIFIER predictor over the
 /// bucket's `clf` folder, with `fields` added to its multi_model_reloading.
 async fn classifier(bucket: &TestBucket, fields: &str) -> (StoreServer, WorkerServer) {
@@ -185,12 +170,21 @@ async fn get_model_loads_caches_and_follows_versions() {
     let loads = |r: &hotswap_proto::v1::PredictResponse| output_json(r)["loads"].as_i64().unwrap();
     let first = eventually("the classifier answers", || {
         let mut p = p.clone();
-        async move { p.predict(ask("latest")).await.ok() }
+        async move {
+            p.predict(request("clf", "{}", &[("version", "latest")]))
+                .await
+                .ok()
+        }
     })
     .await
     .into_inner();
     assert_eq!((label(&first), loads(&first)), (10, 1));
-    let again = p.clone().predict(ask("")).await.unwrap().into_inner();
+    let again = p
+        .clone()
+        .predict(request("clf", "{}", &[("version", "")]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(
         (label(&again), loads(&again)),
         (10, 1),
@@ -202,13 +196,22 @@ async fn get_model_loads_caches_and_follows_versions() {
     let second = eventually("version 2 via get_model", || {
         let mut p = p.clone();
         async move {
-            let r = p.predict(ask("latest")).await.ok()?.into_inner();
+            let r = p
+                .predict(request("clf", "{}", &[("version", "latest")]))
+                .await
+                .ok()?
+                .into_inner();
             (output_json(&r)["label"] == 20).then_some(r)
         }
     })
     .await;
     assert_eq!(loads(&second), 2);
-    let one = p.clone().predict(ask("1")).await.unwrap().into_inner();
+    let one = p
+        .clone()
+        .predict(request("clf", "{}", &[("version", "1")]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(
         (label(&one), loads(&one)),
         (10, 2),
@@ -216,7 +219,11 @@ async fn get_model_loads_caches_and_follows_versions() {
     );
 
     // Unknown versions are NOT_FOUND with the exception's line.
-    let e = p.clone().predict(ask("7")).await.unwrap_err();
+    let e = p
+        .clone()
+        .predict(request("clf", "{}", &[("version", "7")]))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(
         e.message().contains("LookupError") && e.message().contains("(request "),
@@ -229,7 +236,11 @@ async fn get_model_loads_caches_and_follows_versions() {
     eventually("the rewritten version 2", || {
         let mut p = p.clone();
         async move {
-            let r = p.predict(ask("2")).await.ok()?.into_inner();
+            let r = p
+                .predict(request("clf", "{}", &[("version", "2")]))
+                .await
+                .ok()?
+                .into_inner();
             (output_json(&r)["label"] == 30).then_some(())
         }
     })
@@ -242,18 +253,35 @@ async fn get_model_loads_caches_and_follows_versions() {
         (w.worker.catalog().versions.len() == 3).then_some(())
     })
     .await;
-    let before = loads(&p.clone().predict(ask("1")).await.unwrap().into_inner());
+    let before = loads(
+        &p.clone()
+            .predict(request("clf", "{}", &[("version", "1")]))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
     let calls: Vec<_> = (0..6)
         .map(|_| {
             let mut p = p.clone();
-            tokio::spawn(async move { p.predict(ask("3")).await.unwrap().into_inner() })
+            tokio::spawn(async move {
+                p.predict(request("clf", "{}", &[("version", "3")]))
+                    .await
+                    .unwrap()
+                    .into_inner()
+            })
         })
         .collect();
     for c in calls {
         assert_eq!(label(&c.await.unwrap()), 40);
     }
     // One more call for version 3 loads nothing new.
-    let after = loads(&p.clone().predict(ask("3")).await.unwrap().into_inner());
+    let after = loads(
+        &p.clone()
+            .predict(request("clf", "{}", &[("version", "3")]))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
     assert_eq!(after, before + 1, "one load for six concurrent first calls");
     worker.stop().await;
     store.stop().await;
@@ -270,12 +298,20 @@ async fn get_model_keeps_to_the_version_policy() {
     let p = worker.predictor().await;
     let latest = eventually("the classifier answers", || {
         let mut p = p.clone();
-        async move { p.predict(ask("latest")).await.ok() }
+        async move {
+            p.predict(request("clf", "{}", &[("version", "latest")]))
+                .await
+                .ok()
+        }
     })
     .await
     .into_inner();
     assert_eq!(output_json(&latest)["label"], 20);
-    let e = p.clone().predict(ask("1")).await.unwrap_err();
+    let e = p
+        .clone()
+        .predict(request("clf", "{}", &[("version", "1")]))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(
         e.message()

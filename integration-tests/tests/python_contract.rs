@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use hotswap_integration_tests::pool::pool_request;
 use hotswap_integration_tests::process::python;
-use hotswap_integration_tests::worker::eventually;
-use hotswap_python::protocol::{FormField, FormValue, Output, Payload, PredictorClass, Request};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_python::protocol::{FormField, FormValue, Output, Payload, PredictorClass};
 use hotswap_python::{PythonPool, PythonPredictorSpec, StartError, Traceback};
 use serde_json::{Value, json};
 
@@ -27,16 +28,12 @@ fn spec(source: &str, config: Value) -> PythonPredictorSpec {
     }
 }
 
-fn request(payload: Payload) -> Request {
-    Request {
-        payload,
-        query_params: BTreeMap::from([("mode".to_owned(), "fast".to_owned())]),
-        headers: BTreeMap::from([("x-user".to_owned(), "ada".to_owned())]),
-    }
-}
+/// Headers every call here carries.
+const HEADERS: &[(&str, &str)] = &[("x-user", "ada")];
 
 async fn answer(pool: &PythonPool, payload: Payload) -> Value {
-    match pool.predict(request(payload)).await.unwrap() {
+    let request = pool_request(payload, &[("mode", "fast")], HEADERS);
+    match pool.predict(request).await.unwrap() {
         Output::Json { value } => value,
         other => panic!("expected JSON, got {other:?}"),
     }
@@ -178,9 +175,11 @@ async fn payloads_and_answers_of_every_kind_and_post_predict_after() {
         .await
         .unwrap();
     let ask = |payload: Payload, kind: &str| {
-        let mut r = request(payload);
-        r.query_params.insert("answer".to_owned(), kind.to_owned());
-        pool.predict(r)
+        pool.predict(pool_request(
+            payload,
+            &[("mode", "fast"), ("answer", kind)],
+            HEADERS,
+        ))
     };
 
     assert_eq!(

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 
 use hotswap_data_plane::Error;
-use hotswap_integration_tests::process::{predict_json, python};
-use hotswap_integration_tests::worker::eventually;
+use hotswap_integration_tests::pool::predict_json;
+use hotswap_integration_tests::process::python;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_proto::error::to_status;
 use hotswap_python::{CallError, PythonPool, PythonPredictorSpec, StartError, Traceback};
 use serde_json::json;

@@ -2,6 +2,7 @@
 //! strictly (an unknown field is an error naming it) and validated into
 //! [`ApiConfig`]s whose invariants later code relies on.
 
+mod duration;
 mod policy;
 mod raw;
 
@@ -20,8 +21,12 @@ pub use raw::PredictorType;
 /// One validated API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
+    /// The API's name: what calls name, and a folder name in workers'
+    /// caches (checked as Cortex checked it).
     pub name: String,
+    /// `kind`: always `RealtimeAPI`, the one kind hotswap serves.
     pub kind: String,
+    /// `predictor.type`.
     pub predictor_type: PredictorType,
     /// The user's predictor class file, resolved against the config's folder.
     pub predictor_path: Option<PathBuf>,
@@ -31,7 +36,11 @@ pub struct ApiConfig {
     /// `predictor.models` (or `multi_model_reloading` for python). Absent for
     /// a python predictor that loads what it wants itself.
     pub models: Option<ModelsConfig>,
+    /// `predictor.processes_per_replica`: predictor processes per worker
+    /// (at least 1).
     pub processes_per_replica: u32,
+    /// `predictor.threads_per_process`: calls one predictor process runs
+    /// at once (at least 1).
     pub threads_per_process: u32,
     /// `predictor.config`, handed to the predictor's constructor.
     pub config: serde_json::Value,
@@ -49,17 +58,23 @@ pub struct ApiConfig {
 /// Cortex's `server_side_batching`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerSideBatching {
+    /// The most rows one run takes (at least 1).
     pub max_batch_size: u32,
+    /// How long the first call of a batch waits for others.
     pub batch_interval: std::time::Duration,
 }
 
+/// An API's models section (`predictor.models`, or a python predictor's
+/// `multi_model_reloading`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelsConfig {
+    /// Where the models are: exactly one of `path`, `paths` or `dir`.
     pub sources: ModelSources,
     /// Models held in memory per worker; `None` means all.
     pub cache_size: Option<u32>,
     /// Models held on local disk per worker; `None` means all.
     pub disk_cache_size: Option<u32>,
+    /// The SavedModel signature to serve (tensorflow predictors only).
     pub signature_key: Option<String>,
     /// `version_labels` of a `path` or `dir` (every model of the folder).
     pub version_labels: BTreeMap<String, u64>,
@@ -70,6 +85,7 @@ pub struct ModelsConfig {
     pub version_policy: VersionPolicy,
 }
 
+/// Where an API's models are, as the config names them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelSources {
     /// `path`: one model, named after the API.
@@ -80,27 +96,39 @@ pub enum ModelSources {
     Dir(Location),
 }
 
+/// One entry of `paths`: a model by name, with its own settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedModel {
+    /// The model's name (a folder name in workers' caches).
     pub name: String,
+    /// The model's folder.
     pub location: Location,
+    /// The SavedModel signature to serve (tensorflow predictors only).
     pub signature_key: Option<String>,
+    /// Names for this model's version numbers.
     pub version_labels: BTreeMap<String, u64>,
+    /// Weights per label for calls that name no version.
     pub traffic: BTreeMap<String, u32>,
+    /// Which of its versions are served; the section's when the entry sets
+    /// none.
     pub version_policy: VersionPolicy,
 }
 
 /// What a version folder must contain, per predictor type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
+    /// Any files: the predictor reads what it wants.
     Python,
+    /// A SavedModel: `saved_model.pb` and its `variables/`.
     TensorFlow,
     /// TensorFlow compiled for Inferentia: `saved_model.pb` alone.
     Inferentia,
+    /// One `.onnx` file.
     Onnx,
 }
 
 impl ApiConfig {
+    /// What each of this API's version folders must contain.
     pub fn layout(&self) -> Layout {
         match self.predictor_type {
             PredictorType::Python => Layout::Python,
@@ -220,16 +248,22 @@ impl ApiConfig {
 pub struct SourceConfig {
     /// The model it holds; `None` for a `dir` (one model per sub-folder).
     pub model: Option<String>,
+    /// The folder listed.
     pub location: Location,
+    /// The SavedModel signature to serve (tensorflow predictors only).
     pub signature_key: Option<String>,
+    /// Names for version numbers of the model(s) it holds.
     pub version_labels: BTreeMap<String, u64>,
+    /// Weights per label for calls that name no version.
     pub traffic: BTreeMap<String, u32>,
+    /// Which versions are served.
     pub version_policy: VersionPolicy,
 }
 
 /// Why a config is refused; the message names the API and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be read.
     #[error("cannot read")]
     Read(#[source] std::io::Error),
 
@@ -237,26 +271,36 @@ pub enum ConfigError {
     /// predictor.modles`) when the parser could say where.
     #[error("{}", .field.as_deref().unwrap_or("syntax"))]
     Syntax {
+        /// Where in the YAML, when the parser could say.
         field: Option<String>,
+        /// The parser's own error.
         #[source]
         source: serde_yaml::Error,
     },
 
+    /// An empty list.
     #[error("the config lists no APIs")]
     NoApis,
 
     /// `api` is "api `name`", or "api #n" when the API has no name.
     #[error("{api}: {field}: {reason}")]
     Field {
+        /// Which API.
         api: String,
+        /// The field's dotted path within the API (`predictor.models`).
         field: String,
+        /// What is wrong with it.
         reason: String,
     },
 
+    /// A python predictor's file could not be read.
     #[error("api `{api}`: predictor.path: cannot read {}", .path.display())]
     PredictorFile {
+        /// The API's name.
         api: String,
+        /// The file, resolved against the config's folder.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },

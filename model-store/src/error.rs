@@ -5,11 +5,15 @@ use hotswap_proto::error::{Code, ServiceError, shown};
 
 use crate::config::ConfigError;
 
+/// Everything that can go wrong in the model-store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The API config file was refused.
     #[error("config {file}")]
     Config {
+        /// The file, as given.
         file: String,
+        /// What is wrong with it.
         #[source]
         source: ConfigError,
     },
@@ -19,19 +23,31 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] hotswap_storage::Error),
 
+    /// A call named an API the config does not have.
     #[error("api `{}` not found; apis: {}", shown(.api), hotswap_common::list(.known))]
-    ApiNotFound { api: String, known: Vec<String> },
-
-    #[error("model `{}` not found in api `{api}`; models: {}", shown(.model), hotswap_common::list(.known))]
-    ModelNotFound {
+    ApiNotFound {
+        /// The name the call gave.
         api: String,
-        model: String,
+        /// The APIs there are.
         known: Vec<String>,
     },
 
+    /// A call named a model its API does not have (yet).
+    #[error("model `{}` not found in api `{api}`; models: {}", shown(.model), hotswap_common::list(.known))]
+    ModelNotFound {
+        /// The API.
+        api: String,
+        /// The name the call gave.
+        model: String,
+        /// The API's models.
+        known: Vec<String>,
+    },
+
+    /// A malformed request; the message says what is wrong.
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// The store is stopping: Watch streams end, new calls are refused.
     #[error("model-store is shutting down")]
     ShuttingDown,
 

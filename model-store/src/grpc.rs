@@ -12,6 +12,8 @@ use tonic::{Request, Response, Status};
 
 use crate::service::ModelStoreService;
 
+/// The tonic service over a [`ModelStoreService`]: statuses from the one
+/// error mapping, nothing else.
 pub struct GrpcModelStore<S>(pub S);
 
 #[tonic::async_trait]

@@ -30,8 +30,10 @@ enum PollError {
     Indexing(#[source] tokio::task::JoinError),
 }
 
+/// How each source is listed.
 #[derive(Debug, Clone)]
 pub struct PollSettings {
+    /// Time between two listings of a source.
     pub interval: Duration,
     /// How long a version's files must stay unchanged before it is published.
     pub settle: Duration,

@@ -24,22 +24,31 @@ use crate::index::Index;
 use crate::poller::{self, PollSettings, StoreHealth};
 use crate::{Error, lock};
 
+/// What [`ModelStoreService::watch`] returns: messages until the client
+/// goes away or the store stops.
 pub type WatchStream = BoxStream<'static, Result<WatchResponse, Error>>;
 
+/// The model-store's calls, free of transport: the gRPC adapter and tests
+/// call it alike.
 #[async_trait]
 pub trait ModelStoreService: Send + Sync + 'static {
     /// A snapshot (or the events missed since `after_revision`), then every
     /// change, until the client goes away or the store shuts down.
     async fn watch(&self, request: WatchRequest) -> Result<WatchStream, Error>;
+    /// Every API with its models, versions and sources' health.
     async fn list_models(&self, request: ListModelsRequest) -> Result<ListModelsResponse, Error>;
+    /// One model's versions (the API's only model when none is named).
     async fn get_model(&self, request: GetModelRequest) -> Result<GetModelResponse, Error>;
 }
 
 /// Everything the model-store needs to run.
 #[derive(Debug, Clone)]
 pub struct ModelStoreConfig {
+    /// The validated API config.
     pub apis: Vec<ApiConfig>,
+    /// How buckets are reached (endpoints, credentials).
     pub storage: StorageOptions,
+    /// How often sources are listed and when a version counts as complete.
     pub poll: PollSettings,
     /// Events kept for subscribers that reconnect with `after_revision`.
     pub history_limit: usize,
@@ -51,6 +60,7 @@ pub struct ModelStoreConfig {
 }
 
 impl ModelStoreConfig {
+    /// `apis` with the defaults for everything else.
     pub fn new(apis: Vec<ApiConfig>) -> ModelStoreConfig {
         ModelStoreConfig {
             apis,

@@ -32,6 +32,8 @@ pub struct GcsOptions {
 /// Objects per listing page: the JSON API's maximum.
 const PAGE_SIZE: i32 = 1000;
 
+/// A GCS client: anonymous against an emulator `endpoint`, otherwise with
+/// Google's application default credentials.
 pub async fn client(options: &GcsOptions) -> Result<Client, Error> {
     install_crypto_provider();
     let config = match &options.endpoint {

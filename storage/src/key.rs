@@ -2,6 +2,7 @@
 //! with write access controls; a key that could climb out of a folder on a
 //! worker's disk must never reach a subscriber as a path.
 
+/// What [`check_key`] makes of an object key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyCheck {
     /// A plain relative path.

@@ -31,13 +31,16 @@ pub use s3::{S3Options, client as s3_client};
 pub struct ObjectMeta {
     /// Relative to the listed prefix, '/'-separated.
     pub key: String,
+    /// Its size in bytes.
     pub size: u64,
     /// ETag (S3), generation (GCS) or a metadata fingerprint (local folder):
     /// whatever changes when the object is rewritten.
     pub etag: String,
+    /// When it was last written, if the backend says.
     pub modified: Option<SystemTime>,
 }
 
+/// An object's bytes, as they arrive.
 pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
 
 /// An object as a listing saw it: a download that names it gets those
@@ -45,6 +48,7 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
 /// next listing announces under its own content hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
+    /// The size the listing saw.
     pub size: u64,
     /// [`ObjectMeta::etag`] from the listing; empty: nothing is pinned here
     /// (the caller still compares the bytes it got with `size`).
@@ -67,13 +71,16 @@ pub trait ObjectStore: Send + Sync + 'static {
 /// Endpoint and credential settings for the cloud backends.
 #[derive(Debug, Clone, Default)]
 pub struct StorageOptions {
+    /// How S3 is reached.
     pub s3: S3Options,
+    /// How GCS is reached.
     pub gcs: GcsOptions,
 }
 
 /// A [`Location`] opened on its backend.
 #[derive(Clone)]
 pub struct Folder {
+    /// The location opened.
     pub location: Location,
     store: Arc<dyn ObjectStore>,
     prefix: String,
@@ -110,6 +117,7 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// Storage with these settings; clients are made on first use.
     pub fn new(options: StorageOptions) -> Storage {
         Storage {
             options,
@@ -118,6 +126,7 @@ impl Storage {
         }
     }
 
+    /// The folder at `location`, on its backend's client.
     pub async fn open(&self, location: &Location) -> Result<Folder, Error> {
         let (store, prefix): (Arc<dyn ObjectStore>, String) = match location {
             Location::Local(root) => (Arc::new(fs::LocalStore::new(root.clone())), String::new()),

@@ -8,31 +8,48 @@ use std::path::{Component, Path, PathBuf};
 /// Why a location could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocationError {
+    /// Nothing written.
     #[error("must not be empty")]
     Empty,
+    /// `file://` followed by a relative path.
     #[error("{0:?}: a file:// URI needs an absolute path (file:///...)")]
     RelativeFileUri(String),
+    /// A scheme other than `s3`, `gs` or `file`.
     #[error("{text:?}: unsupported scheme {scheme:?}; use s3://, gs://, file:// or a local path")]
-    UnsupportedScheme { text: String, scheme: String },
+    UnsupportedScheme {
+        /// The location as written.
+        text: String,
+        /// The scheme found.
+        scheme: String,
+    },
+    /// `s3://` or `gs://` with nothing after it.
     #[error("the URI names no bucket")]
     NoBucket,
+    /// A bucket name the cloud would refuse.
     #[error("{0:?} is not a valid bucket name")]
     BadBucket(String),
+    /// A prefix that could not name one folder unambiguously.
     #[error("prefix {0:?} has an empty, '.' or '..' segment")]
     BadPrefix(String),
 }
 
+/// A folder of models: local, or a bucket and prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Location {
     /// An absolute, lexically normalized folder.
     Local(PathBuf),
-    /// `prefix` is empty or ends with '/'.
+    /// An S3 bucket; `prefix` is empty or ends with '/'.
     S3 {
+        /// The bucket's name.
         bucket: String,
+        /// Where in the bucket; empty or ending with '/'.
         prefix: String,
     },
+    /// A GCS bucket; `prefix` as for S3.
     Gcs {
+        /// The bucket's name.
         bucket: String,
+        /// Where in the bucket; empty or ending with '/'.
         prefix: String,
     },
 }

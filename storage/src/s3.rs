@@ -21,6 +21,7 @@ pub struct S3Options {
     /// An S3-compatible endpoint (emulator, MinIO, ...). Setting it also
     /// switches to path-style addressing, which such stores expect.
     pub endpoint: Option<String>,
+    /// The region to sign with, instead of the chain's.
     pub region: Option<String>,
     /// Static access key and secret, instead of the credential chain.
     pub credentials: Option<(String, String)>,
@@ -33,6 +34,7 @@ const FALLBACK_REGION: &str = "us-east-1";
 /// Connecting to S3 takes less than this, or fails.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// An S3 client over rustls, with a bounded connect time.
 pub async fn client(options: &S3Options) -> Client {
     // rustls with ring: no C toolchain beyond what cargo needs, no OpenSSL.
     let http = aws_smithy_http_client::Builder::new()

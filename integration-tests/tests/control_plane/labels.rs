@@ -43,23 +43,20 @@ async fn labels_name_versions_wherever_a_version_is_named() {
 
     // Predict by label: the answer names the version it came from, and
     // version N of the example answers label N - 1.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let stable = loop {
-        match p
-            .predict(predict_json("iris", "", "stable", IRIS_INPUT))
-            .await
-        {
-            Ok(r) => break r.into_inner(),
-            Err(e) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "{e}\n{}",
-                    up.log().join("\n")
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let stable = up
+        .wait("Predict of label stable")
+        .within(Duration::from_secs(60))
+        .every(Duration::from_millis(100))
+        .until(|| {
+            let mut p = p.clone();
+            async move {
+                p.predict(predict_json("iris", "", "stable", IRIS_INPUT))
+                    .await
+                    .ok()
             }
-        }
-    };
+        })
+        .await
+        .into_inner();
     assert_eq!((stable.version, iris_label(&stable)), (1, 0));
     let canary = p
         .predict(predict_json("iris", "", "canary", IRIS_INPUT))
@@ -173,19 +170,18 @@ async fn traffic_splits_calls_that_name_no_version() {
         .unwrap()
         .connect_lazy();
     let mut p = PredictorClient::new(channel.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while p
-        .predict(predict_json("iris", "", "1", IRIS_INPUT))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{}",
-            up.log().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    up.wait("Predict of version 1")
+        .within(Duration::from_secs(60))
+        .every(Duration::from_millis(100))
+        .until(|| {
+            let mut p = p.clone();
+            async move {
+                p.predict(predict_json("iris", "", "1", IRIS_INPUT))
+                    .await
+                    .ok()
+            }
+        })
+        .await;
 
     let calls = 1_000;
     let mut canary = 0;

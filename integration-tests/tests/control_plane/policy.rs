@@ -45,15 +45,14 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            up.log().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    up.wait(what)
+        .within(Duration::from_secs(60))
+        .every(Duration::from_millis(100))
+        .until(|| {
+            let done = check();
+            async move { done.await.then_some(()) }
+        })
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

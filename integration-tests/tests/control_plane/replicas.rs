@@ -10,7 +10,8 @@ use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::load::Load;
 use hotswap_integration_tests::process::Hotswap;
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{IRIS_INPUT, eventually, iris, iris_label, predict_json};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{IRIS_INPUT, iris, iris_label, predict_json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_registers_with_every_control_plane_and_one_may_stop() {

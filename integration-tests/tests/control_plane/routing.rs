@@ -6,9 +6,9 @@
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, answer, eventually, iris, iris_infer, iris_label,
-    predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, answer, iris, iris_infer, iris_label, predict_json,
 };
 use tonic::Code;
 

@@ -10,7 +10,8 @@ use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::process::Hotswap;
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{IRIS_INPUT, eventually, iris, iris_label, predict_json};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{IRIS_INPUT, iris, iris_label, predict_json};
 
 const CLIENTS: usize = 4;
 

@@ -4,7 +4,7 @@
 //! file.
 
 use hotswap_integration_tests::process::{
-    Hotswap, triton_check, triton_http_check, workspace_root,
+    Hotswap, model_store_args, triton_check, triton_http_check, workspace_root,
 };
 
 #[test]
@@ -12,15 +12,7 @@ fn tritonclient_through_the_control_plane() {
     let example = workspace_root().join("examples/iris-onnx");
     let config = example.join("hotswap.yaml");
     let store = Hotswap::start(
-        &[
-            "model-store",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "200ms",
-        ],
+        &model_store_args(&config, &["--poll-interval", "200ms"]),
         &[],
     );
     let store_addr = store.addr.to_string();

@@ -4,8 +4,9 @@
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, fixture, iris, iris_infer, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, fixture, iris, iris_infer, predict_json,
 };
 use hotswap_proto::inference::model_infer_request::InferInputTensor;
 use hotswap_proto::inference::{InferTensorContents, ModelInferRequest};

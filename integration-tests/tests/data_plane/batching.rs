@@ -3,9 +3,9 @@
 //! a call's own rows count toward `max_batch_size`; ModelConfig reports the
 //! batching as Triton does.
 
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    answer, eventually, execution_counts, fixture, index_entry, infer_outputs, iris, iris_rows,
-    model_config,
+    answer, execution_counts, fixture, index_entry, infer_outputs, iris, iris_rows, model_config,
 };
 use hotswap_proto::inference::model_config::SchedulingChoice;
 use hotswap_proto::inference::{ModelInferRequest, model_infer_request};

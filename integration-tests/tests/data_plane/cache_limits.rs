@@ -7,8 +7,9 @@ use std::path::Path;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, iris, iris_label, predict_json,
 };
 
 const CONFIG: &str = "

@@ -2,9 +2,9 @@
 //! new versions; metadata, config, statistics and the repository index
 //! describe what is served.
 
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, answer, eventually, fixture, iris, iris_infer, iris_label, output_json,
-    predict_json,
+    IRIS_INPUT, answer, fixture, iris, iris_infer, iris_label, output_json, predict_json,
 };
 use hotswap_proto::inference::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use hotswap_proto::inference::{

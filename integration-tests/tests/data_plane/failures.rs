@@ -5,9 +5,9 @@
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::{StoreServer, Watcher};
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, answer, eventually, index_entry, iris, iris_label,
-    predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, answer, index_entry, iris, iris_label, predict_json,
 };
 use tonic::Code;
 

@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use hotswap_integration_tests::worker::{
-    IRIS_INPUT, answer, eventually, iris, iris_label, predict_json,
-};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{IRIS_INPUT, answer, iris, iris_label, predict_json};
 
 use super::stack;
 

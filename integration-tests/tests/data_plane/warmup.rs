@@ -2,9 +2,8 @@
 //! loads but cannot run on its signature's inputs is refused, and the one
 //! before keeps serving as latest.
 
-use hotswap_integration_tests::worker::{
-    answer, eventually, fixture, index_entry, output_json, predict_json,
-};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{answer, fixture, index_entry, output_json, predict_json};
 use tonic::Code;
 
 use super::stack;

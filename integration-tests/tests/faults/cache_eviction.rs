@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, index_entry, iris, iris_label,
-    predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, index_entry, iris, iris_label, predict_json,
 };
 
 /// Long enough for the broken version's retries (after 1 s, 2 s, 4 s).

@@ -15,9 +15,8 @@ use hotswap_integration_tests::load::Load;
 use hotswap_integration_tests::process::{Hotswap, venv};
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{
-    IRIS_INPUT, eventually, index_entry, iris, iris_label, predict_json,
-};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{IRIS_INPUT, index_entry, iris, iris_label, predict_json};
 use hotswap_model_store::ModelStoreConfig;
 use hotswap_proto::v1::ListModelsRequest;
 use tonic::Code;

@@ -12,8 +12,9 @@ use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::load::Load;
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, iris, predict_json,
 };
 use hotswap_model_store::ModelStoreConfig;
 use hotswap_proto::v1::{ListModelsRequest, SourceStatus};

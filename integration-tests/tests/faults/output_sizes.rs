@@ -5,9 +5,8 @@
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{
-    WorkerServer, eventually, fixture, output_json, predict_json,
-};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{WorkerServer, fixture, output_json, predict_json};
 use hotswap_proto::inference::ModelInferRequest;
 use hotswap_proto::inference::model_infer_request::InferInputTensor;
 use tonic::Code;

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, iris_label, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, iris, iris_label, predict_json,
 };
 
 async fn rewrite_between_listing_and_download(backend: Backend) {

@@ -6,8 +6,8 @@
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::process::venv;
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, eventually, output_json};
-use hotswap_proto::v1::{PredictRequest, predict_request};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, output_json, request};
 
 const PREDICTOR: &str = r#"
 class PythonPredictor:
@@ -26,14 +26,6 @@ class PythonPredictor:
     def predict(self, payload):
         return {"model": self.client.get_model(), "loads": self.loads}
 "#;
-
-fn request() -> PredictRequest {
-    PredictRequest {
-        api: "m".into(),
-        payload: Some(predict_request::Payload::Json("{}".into())),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latest_falls_back_to_a_version_that_loads() {
@@ -56,7 +48,7 @@ async fn latest_falls_back_to_a_version_that_loads() {
     let p = worker.predictor().await;
     let first = eventually("the predictor answers", || {
         let mut p = p.clone();
-        async move { p.predict(request()).await.ok() }
+        async move { p.predict(request("m", "{}", &[])).await.ok() }
     })
     .await
     .into_inner();
@@ -65,7 +57,12 @@ async fn latest_falls_back_to_a_version_that_loads() {
     // Served by version 1, without trying version 2 on every call.
     for _ in 0..20 {
         let mut p = p.clone();
-        let out = output_json(&p.predict(request()).await.expect("served").into_inner());
+        let out = output_json(
+            &p.predict(request("m", "{}", &[]))
+                .await
+                .expect("served")
+                .into_inner(),
+        );
         assert_eq!(out["model"], "one");
         assert_eq!(out["loads"].as_u64().unwrap(), loads, "loaded again");
     }
@@ -74,7 +71,7 @@ async fn latest_falls_back_to_a_version_that_loads() {
     eventually("the repaired version 2 serves", || {
         let mut p = p.clone();
         async move {
-            let out = output_json(&p.predict(request()).await.ok()?.into_inner());
+            let out = output_json(&p.predict(request("m", "{}", &[])).await.ok()?.into_inner());
             (out["model"] == "two").then_some(())
         }
     })

@@ -11,9 +11,8 @@ use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{
-    WorkerOptions, WorkerServer, eventually, index_entry, iris,
-};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, index_entry, iris};
 use hotswap_proto::inference::ServerReadyRequest;
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use tonic::transport::Channel;

@@ -11,9 +11,9 @@ use hotswap_data_plane::DownloadLimits;
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::proxy::Proxy;
 use hotswap_integration_tests::store::StoreServer;
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, index_entry, iris, iris_label,
-    predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, index_entry, iris, iris_label, predict_json,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,12 @@
-//! The model-store scenario suite, once per storage backend.
+//! The model-store scenario suite, once per storage backend: each scenario
+//! runs against a local folder, moto (S3) and fake-gcs-server (GCS),
+//! through a real gRPC Watch client.
 
-mod scenarios;
+mod changes;
+mod layouts;
+mod storage;
+mod support;
+mod watch;
 
 use hotswap_integration_tests::bucket::Backend;
 
@@ -11,37 +17,37 @@ macro_rules! suite {
 
             #[tokio::test]
             async fn seed_layouts() {
-                scenarios::seed_layouts($backend).await;
+                layouts::seed_layouts($backend).await;
             }
 
             #[tokio::test]
             async fn changes() {
-                scenarios::changes($backend).await;
+                changes::changes($backend).await;
             }
 
             #[tokio::test]
             async fn slow_upload_is_announced_once() {
-                scenarios::slow_upload_is_announced_once($backend).await;
+                changes::slow_upload_is_announced_once($backend).await;
             }
 
             #[tokio::test]
             async fn invalid_layouts() {
-                scenarios::invalid_layouts($backend).await;
+                layouts::invalid_layouts($backend).await;
             }
 
             #[tokio::test]
             async fn resume() {
-                scenarios::resume($backend).await;
+                watch::resume($backend).await;
             }
 
             #[tokio::test]
             async fn read_objects() {
-                scenarios::read_objects($backend).await;
+                storage::read_objects($backend).await;
             }
 
             #[tokio::test]
             async fn bucket_trouble() {
-                scenarios::bucket_trouble($backend).await;
+                storage::bucket_trouble($backend).await;
             }
         }
     };
@@ -53,10 +59,10 @@ suite!(gcs, Backend::Gcs);
 
 #[tokio::test]
 async fn s3_unsafe_keys_never_reach_subscribers() {
-    scenarios::unsafe_keys_never_reach_subscribers(Backend::S3).await;
+    watch::unsafe_keys_never_reach_subscribers(Backend::S3).await;
 }
 
 #[tokio::test]
 async fn gcs_unsafe_keys_never_reach_subscribers() {
-    scenarios::unsafe_keys_never_reach_subscribers(Backend::Gcs).await;
+    watch::unsafe_keys_never_reach_subscribers(Backend::Gcs).await;
 }

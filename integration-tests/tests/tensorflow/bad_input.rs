@@ -4,7 +4,8 @@
 //! serves it.
 
 use hotswap_integration_tests::saved_model;
-use hotswap_integration_tests::worker::{IRIS_INPUT, answer, eventually, iris_label, predict_json};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{IRIS_INPUT, answer, iris_label, predict_json};
 use hotswap_proto::inference::{
     ModelInferRequest, RepositoryIndexRequest, model_infer_request::InferInputTensor,
 };

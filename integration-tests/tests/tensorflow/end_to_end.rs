@@ -111,7 +111,7 @@ async fn metadata_and_config_come_from_the_signature() {
     .await;
     let predictor = stack.control.predictor().await;
     // Loaded once it answers.
-    hotswap_integration_tests::worker::eventually("pair answers", || {
+    hotswap_integration_tests::wait::eventually("pair answers", || {
         let mut p = predictor.clone();
         async move {
             p.predict(predict_json(

@@ -4,7 +4,8 @@
 //! Neuron, while one that also runs on CPU is served.
 
 use hotswap_integration_tests::saved_model;
-use hotswap_integration_tests::worker::{IRIS_INPUT, answer, eventually, iris_label, predict_json};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{IRIS_INPUT, answer, iris_label, predict_json};
 use hotswap_proto::inference::RepositoryIndexRequest;
 use hotswap_proto::v1::{GetModelRequest, ListModelsRequest, VersionState};
 use tonic::Code;

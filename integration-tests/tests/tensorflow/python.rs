@@ -3,8 +3,8 @@
 //! worker and returns a dict of output name -> numpy array.
 
 use hotswap_integration_tests::saved_model;
-use hotswap_integration_tests::worker::{eventually, output_json};
-use hotswap_proto::v1::{PredictRequest, predict_request};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{output_json, request};
 use tonic::Code;
 
 use super::Stack;
@@ -28,19 +28,6 @@ class TensorFlowPredictor:
         }
 "#;
 
-fn request(json: &str, model: &str, version: &str) -> PredictRequest {
-    PredictRequest {
-        api: "tf".to_owned(),
-        payload: Some(predict_request::Payload::Json(json.to_owned())),
-        query_params: [
-            ("model".to_owned(), model.to_owned()),
-            ("version".to_owned(), version.to_owned()),
-        ]
-        .into(),
-        ..Default::default()
-    }
-}
-
 const IRIS: &str = r#"{"input": [[5.1, 3.5, 1.4, 0.2]]}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,7 +43,15 @@ async fn a_tensorflow_predictor_runs_savedmodels_through_tensorflow_client() {
     let predictor = stack.control.predictor().await;
     let latest = eventually("the predictor answers", || {
         let mut p = predictor.clone();
-        async move { p.predict(request(IRIS, "iris", "latest")).await.ok() }
+        async move {
+            p.predict(request(
+                "tf",
+                IRIS,
+                &[("model", "iris"), ("version", "latest")],
+            ))
+            .await
+            .ok()
+        }
     })
     .await
     .into_inner();
@@ -71,7 +66,7 @@ async fn a_tensorflow_predictor_runs_savedmodels_through_tensorflow_client() {
 
     let mut p = predictor.clone();
     let one = output_json(
-        &p.predict(request(IRIS, "iris", "1"))
+        &p.predict(request("tf", IRIS, &[("model", "iris"), ("version", "1")]))
             .await
             .unwrap()
             .into_inner(),
@@ -80,9 +75,9 @@ async fn a_tensorflow_predictor_runs_savedmodels_through_tensorflow_client() {
 
     let pair = output_json(
         &p.predict(request(
+            "tf",
             r#"{"a": [[1, 2, 3]], "ids": [[4, 5]]}"#,
-            "pair",
-            "",
+            &[("model", "pair"), ("version", "")],
         ))
         .await
         .unwrap()
@@ -96,14 +91,28 @@ async fn a_tensorflow_predictor_runs_savedmodels_through_tensorflow_client() {
     assert_eq!(pair["types"]["doubled"], "int64");
 
     // Without a model name an API of two models is ambiguous.
-    let e = p.predict(request(IRIS, "default", "")).await.unwrap_err();
+    let e = p
+        .predict(request(
+            "tf",
+            IRIS,
+            &[("model", "default"), ("version", "")],
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     // Unknown versions and bad inputs reach Python as exceptions.
-    let e = p.predict(request(IRIS, "iris", "7")).await.unwrap_err();
+    let e = p
+        .predict(request("tf", IRIS, &[("model", "iris"), ("version", "7")]))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains("LookupError"), "{}", e.message());
     let e = p
-        .predict(request(r#"{"input": [[1, 2, 3]]}"#, "iris", ""))
+        .predict(request(
+            "tf",
+            r#"{"input": [[1, 2, 3]]}"#,
+            &[("model", "iris"), ("version", "")],
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Internal, "{e:?}");

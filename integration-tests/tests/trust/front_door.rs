@@ -9,9 +9,12 @@ use hotswap_common::trust::BearerTokens;
 use hotswap_control_plane::ControlPlaneConfig;
 use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
-use hotswap_integration_tests::process::{Hotswap, triton_check_with, workspace_root};
+use hotswap_integration_tests::process::{
+    Hotswap, model_store_args, run_hotswap, triton_check_with, workspace_root,
+};
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{IRIS_INPUT, eventually, predict_json};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{IRIS_INPUT, predict_json};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -120,17 +123,7 @@ fn tritonclient_calls_over_tls_with_a_token() {
     let example = workspace_root().join("examples/iris-onnx");
     let config = example.join("hotswap.yaml");
     let store = Hotswap::start(
-        &[
-            "model-store",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "200ms",
-            "--tls",
-            &tls(0),
-        ],
+        &model_store_args(&config, &["--poll-interval", "200ms", "--tls", &tls(0)]),
         &[],
     );
     let store_addr = store.addr.to_string();
@@ -240,15 +233,10 @@ fn unreadable_tls_material_stops_the_start() {
     ca.issue("model-store").write(dir.path());
     std::fs::write(dir.path().join("tls.key"), "not a key\n").unwrap();
     let config = workspace_root().join("examples/iris-onnx/hotswap.yaml");
-    let (code, stderr) = hotswap_integration_tests::process::run_hotswap(&[
-        "model-store",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--tls",
-        dir.path().to_str().unwrap(),
-    ]);
+    let (code, stderr) = run_hotswap(&model_store_args(
+        &config,
+        &["--tls", dir.path().to_str().unwrap()],
+    ));
     assert_ne!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("TLS for the listener") && stderr.contains("tls.key: not readable as PEM"),

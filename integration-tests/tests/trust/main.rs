@@ -9,8 +9,9 @@ mod rogue_worker;
 
 use hotswap_common::trust::ClusterCredentials;
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, eventually, iris, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, iris, predict_json,
 };
 use hotswap_proto::v1::PredictResponse;
 use hotswap_proto::v1::predictor_client::PredictorClient;

@@ -13,9 +13,8 @@ use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::serving::cluster_channel;
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{
-    IRIS_INPUT, eventually, iris, iris_infer, iris_label, predict_json,
-};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{IRIS_INPUT, iris, iris_infer, iris_label, predict_json};
 use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::model_store_client::ModelStoreClient;

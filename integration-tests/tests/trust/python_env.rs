@@ -5,9 +5,9 @@
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::process::{Hotswap, venv};
 use hotswap_integration_tests::store::StoreServer;
-use hotswap_integration_tests::worker::{eventually, output_json};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{output_json, request};
 use hotswap_proto::v1::predictor_client::PredictorClient;
-use hotswap_proto::v1::{PredictRequest, predict_request};
 
 const PREDICTOR: &str = r#"
 import os
@@ -56,14 +56,10 @@ async fn a_predictor_sees_what_its_config_passes_and_no_credentials() {
     let seen = eventually("the predictor answers", || {
         let mut p = p.clone();
         async move {
-            p.predict(PredictRequest {
-                api: "env".into(),
-                payload: Some(predict_request::Payload::Json(asked.into())),
-                ..Default::default()
-            })
-            .await
-            .ok()
-            .map(|r| output_json(&r.into_inner()))
+            p.predict(request("env", asked, &[]))
+                .await
+                .ok()
+                .map(|r| output_json(&r.into_inner()))
         }
     })
     .await;

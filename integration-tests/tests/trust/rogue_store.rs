@@ -8,7 +8,8 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
-use hotswap_integration_tests::worker::{WorkerServer, eventually, index_entry, iris};
+use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::{WorkerServer, index_entry, iris};
 use hotswap_proto::v1::model_store_server::{ModelStore, ModelStoreServer};
 use hotswap_proto::v1::{
     Api, GetModelRequest, GetModelResponse, ListModelsRequest, ListModelsResponse, ModelFile,

@@ -10,6 +10,7 @@ use serde_yaml::Value;
 
 use super::raw::{Invalid, invalid};
 
+/// `version_policy`: which of a model's valid versions are served.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum VersionPolicy {
     /// Every valid version (Cortex's behaviour, hence the default).
@@ -97,6 +98,7 @@ impl VersionPolicy {
         }
     }
 
+    /// The policy as subscribers receive it.
     pub fn to_proto(&self) -> proto::VersionPolicy {
         use proto::version_policy::Policy;
         proto::VersionPolicy {

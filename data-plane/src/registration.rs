@@ -282,3 +282,6 @@ fn held_now(worker: &Worker) -> Held {
         ready: worker.ready(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,16 +13,17 @@ const MAX: Duration = Duration::from_secs(1);
 #[derive(Clone, Default)]
 struct Flaky {
     starts: Arc<Mutex<Vec<Instant>>>,
-    interrupted: Arc<Mutex<Vec<(String, Duration)>>>,
+    interrupted: Arc<Mutex<Vec<(usize, Duration)>>>,
     progress_on: Vec<usize>,
     /// Runs end without an error from this one on.
     clean_from: Option<usize>,
 }
 
 impl Session for Flaky {
-    type Error = String;
+    /// The number of the run that failed.
+    type Error = usize;
 
-    async fn run(&mut self, progress: &Progress) -> Result<(), String> {
+    async fn run(&mut self, progress: &Progress) -> Result<(), usize> {
         let n = {
             let mut starts = self.starts.lock().unwrap();
             starts.push(Instant::now());
@@ -35,14 +36,11 @@ impl Session for Flaky {
         if self.clean_from.is_some_and(|c| n >= c) {
             return Ok(());
         }
-        Err(format!("run {n}"))
+        Err(n)
     }
 
-    fn interrupted(&self, error: &String, retry_in: Duration) {
-        self.interrupted
-            .lock()
-            .unwrap()
-            .push((error.clone(), retry_in));
+    fn interrupted(&self, error: &usize, retry_in: Duration) {
+        self.interrupted.lock().unwrap().push((*error, retry_in));
     }
 }
 
@@ -100,8 +98,8 @@ async fn errors_are_reported_with_the_wait_and_clean_ends_are_not() {
     };
     gaps(session.clone(), 4).await;
     let reported = session.interrupted.lock().unwrap().clone();
-    let errors: Vec<&str> = reported.iter().map(|(e, _)| e.as_str()).collect();
-    assert_eq!(errors, ["run 0", "run 1"]);
+    let errors: Vec<usize> = reported.iter().map(|(e, _)| *e).collect();
+    assert_eq!(errors, [0, 1]);
     assert!(reported[0].1 >= MIN && reported[0].1 < MIN * 2);
 }
 

@@ -12,9 +12,9 @@ use hotswap_proto::v1::{WatchRequest, watch_response};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::reconnect::{self, Progress, Session};
 use crate::catalog::{Applied, Catalog, CatalogBuilder, Pins};
 use crate::client::{AddressError, PeerStatus, WithToken, endpoint};
+use crate::reconnect::{self, Progress, Session};
 use crate::trust::ClusterCredentials;
 use hotswap_proto::error::Report;
 

@@ -7,6 +7,8 @@ use hotswap_proto::error::{Code, ServiceError};
 
 use crate::worker::BoxError;
 
+/// Everything a control-plane call or the control plane itself can fail
+/// with; [`ServiceError`] turns it into what callers see.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Name resolution against the catalog (NOT_FOUND listing what exists,
@@ -22,28 +24,38 @@ pub enum Error {
     #[error("{0}")]
     FailedPrecondition(String),
 
+    /// No registered worker serves the named model or API.
     #[error("no worker is registered to serve {0}")]
     NoWorkers(String),
 
     /// A worker's own answer, passed on as it came.
     #[error("{message}")]
-    Worker { code: Code, message: String },
+    Worker {
+        /// The worker's status code.
+        code: Code,
+        /// The worker's message.
+        message: String,
+    },
 
     /// The worker chosen for a call could not take it (gone, restarting,
     /// connection cut); the transport's detail is logged, not returned.
     #[error("worker for {0} is unavailable; try again")]
     WorkerUnavailable(String),
 
+    /// The call's deadline passed before any worker answered.
     #[error("deadline exceeded before a worker answered")]
     DeadlineExceeded,
 
+    /// The request itself is wrong.
     #[error("{0}")]
     InvalidArgument(String),
 
     /// A worker registered an address the control plane cannot call.
     #[error("worker address {address}")]
     WorkerAddress {
+        /// The address as the worker gave it.
         address: String,
+        /// Why it cannot be called.
         #[source]
         source: BoxError,
     },
@@ -55,14 +67,24 @@ pub enum Error {
     )]
     WorkerIdTaken(String),
 
+    /// A registration beyond the limit on registered workers.
     #[error("{max} workers are registered already (--max-workers)")]
-    TooManyWorkers { max: usize },
+    TooManyWorkers {
+        /// The limit (`--max-workers`).
+        max: usize,
+    },
 
+    /// A worker's report names more routes than one worker may have.
     #[error(
         "a report names {routes} model versions and predictor APIs; at most {max} are taken \
          (--max-routes-per-worker)"
     )]
-    TooManyRoutes { routes: usize, max: usize },
+    TooManyRoutes {
+        /// How many the report named.
+        routes: usize,
+        /// The limit (`--max-routes-per-worker`).
+        max: usize,
+    },
 
     /// A worker advertised an address this control plane itself listens
     /// on: calls routed there would come back here.
@@ -73,6 +95,7 @@ pub enum Error {
     #[error("registration stream")]
     ReportStream(#[source] PeerStatus),
 
+    /// The control plane is stopping and takes no new calls.
     #[error("control plane is shutting down")]
     ShuttingDown,
 

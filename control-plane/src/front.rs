@@ -19,6 +19,8 @@ use crate::Error;
 use crate::registry::{Registry, Route};
 use crate::router::Router;
 
+/// The front-door services (Predict and the Open Inference Protocol):
+/// resolve names against the catalog and route each call to a worker.
 #[derive(Clone)]
 pub struct FrontDoor {
     pub(crate) catalog: watch::Receiver<Arc<Catalog>>,
@@ -106,7 +108,8 @@ impl InferenceService for FrontDoor {
         let catalog = self.catalog();
         let m = catalog.model_by_name(&r.name)?;
         // On demand, any registered worker may load it.
-        let ready = catalog.model_ready(&*self.registry, &m, &r.version, !self.registry.is_empty())?;
+        let ready =
+            catalog.model_ready(&*self.registry, &m, &r.version, !self.registry.is_empty())?;
         Ok(pb::ModelReadyResponse { ready })
     }
 

@@ -70,9 +70,14 @@ impl fmt::Display for Route {
     }
 }
 
+/// One registered worker: where it is, what it serves, and the counts the
+/// router balances by.
 pub struct WorkerEntry {
+    /// The id the worker registered with.
     pub id: String,
+    /// The address it advertised, which calls are sent to.
     pub address: String,
+    /// Calls it takes at once (0: no limit of its own).
     pub capacity: u32,
     /// The registration stream that owns the entry.
     session: u64,
@@ -88,6 +93,7 @@ pub struct WorkerEntry {
     routed_metric: metrics::Counter,
     registered: SystemTime,
     last_report: Mutex<(Instant, SystemTime)>,
+    /// The client calls to it go through.
     pub api: Arc<dyn WorkerApi>,
 }
 
@@ -108,6 +114,8 @@ impl WorkerEntry {
                 .is_some_and(|t| t.elapsed() < PLACEMENT_GRACE)
     }
 
+    /// Records that `route` was just placed here, so the router counts it
+    /// as coming before the worker's next report says so.
     pub fn place(&self, route: &Route) {
         lock(&self.placed).insert(route.clone(), Instant::now());
         metrics::counter!("hotswap_placements_total").increment(1);
@@ -127,6 +135,7 @@ impl WorkerEntry {
                 .count()
     }
 
+    /// Counts one call routed to the worker.
     pub fn routed(&self) {
         self.routed.fetch_add(1, Ordering::Relaxed);
         self.routed_metric.increment(1);
@@ -153,6 +162,7 @@ impl WorkerEntry {
         lock(&self.last_report).0.elapsed()
     }
 
+    /// The worker as `ListWorkers` shows it.
     pub fn status(&self) -> WorkerStatus {
         let mut held = Vec::new();
         let mut predictors = Vec::new();
@@ -197,6 +207,7 @@ fn key_of(h: &HeldVersion) -> VersionKey {
     }
 }
 
+/// The workers registered with the control plane, by id.
 pub struct Registry {
     workers: RwLock<HashMap<String, Arc<WorkerEntry>>>,
     sessions: AtomicU64,
@@ -211,6 +222,7 @@ impl Registry {
         Registry::with_limits(connector, RegistryLimits::default())
     }
 
+    /// As [`Registry::new`], with `limits` on workers and what they report.
     pub fn with_limits(connector: Arc<dyn Connect>, limits: RegistryLimits) -> Registry {
         Registry {
             workers: RwLock::default(),
@@ -313,6 +325,7 @@ impl Registry {
         });
     }
 
+    /// The worker registered as `id`.
     pub fn get(&self, id: &str) -> Option<Arc<WorkerEntry>> {
         self.read().get(id).cloned()
     }
@@ -324,6 +337,7 @@ impl Registry {
         all
     }
 
+    /// Whether no worker is registered.
     pub fn is_empty(&self) -> bool {
         self.read().is_empty()
     }

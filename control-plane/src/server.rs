@@ -37,6 +37,7 @@ use crate::router::Router;
 use crate::worker::Connect;
 use crate::worker::grpc::GrpcConnector;
 
+/// The gRPC name of the control plane's own service, for health checks.
 pub const SERVICE_NAME: &str = control_plane_server::SERVICE_NAME;
 
 /// Largest message the front door decodes: what a worker accepts by
@@ -49,6 +50,8 @@ const MAX_MESSAGE_BYTES: usize = 2 * DEFAULT_MAX_REQUEST_BYTES;
 /// [`MAX_MESSAGE_BYTES`]), as a worker bounds its own.
 const MAX_CONCURRENT_CALLS: usize = 256;
 
+/// What a control plane is started with (the binary builds it from flags
+/// and the environment).
 #[derive(Debug, Clone, Default)]
 pub struct ControlPlaneConfig {
     /// host:port (or URI) of the model-store.
@@ -76,6 +79,7 @@ pub struct Listeners {
 /// A running control plane's shared state, for callers that also inspect it.
 #[derive(Clone)]
 pub struct ControlPlane {
+    /// The registered workers.
     pub registry: Arc<Registry>,
     catalog: watch::Receiver<Arc<Catalog>>,
     shutdown: CancellationToken,
@@ -128,10 +132,13 @@ impl ControlPlane {
         }
     }
 
+    /// The catalog as last received from the model-store.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.borrow().clone()
     }
 
+    /// Stops the control plane: its catalog subscription, its registry
+    /// sweeper, and any server serving it (as its `shutdown` resolving would).
     pub fn shut_down(&self) {
         self.shutdown.cancel();
     }

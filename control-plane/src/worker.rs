@@ -14,6 +14,7 @@ use hotswap_proto::error::Code;
 use hotswap_proto::inference as pb;
 use hotswap_proto::v1::{PredictRequest, PredictResponse};
 
+/// Any error, boxed: what transports and connectors fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The calls the front door makes on a worker. The two that carry inputs
@@ -21,19 +22,24 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// request, never a copy of it.
 #[async_trait]
 pub trait WorkerApi: Send + Sync + 'static {
+    /// `hotswap.v1.Predictor/Predict` on the worker.
     async fn predict(&self, r: Arc<PredictRequest>) -> Result<PredictResponse, WorkerError>;
+    /// The Open Inference Protocol's `ModelInfer` on the worker.
     async fn model_infer(
         &self,
         r: Arc<pb::ModelInferRequest>,
     ) -> Result<pb::ModelInferResponse, WorkerError>;
+    /// The Open Inference Protocol's `ModelMetadata` on the worker.
     async fn model_metadata(
         &self,
         r: pb::ModelMetadataRequest,
     ) -> Result<pb::ModelMetadataResponse, WorkerError>;
+    /// Triton's `ModelConfig` on the worker.
     async fn model_config(
         &self,
         r: pb::ModelConfigRequest,
     ) -> Result<pb::ModelConfigResponse, WorkerError>;
+    /// Triton's `ModelStatistics` on the worker.
     async fn model_statistics(
         &self,
         r: pb::ModelStatisticsRequest,
@@ -55,7 +61,9 @@ pub enum WorkerError {
     /// The worker's own answer.
     #[error("{message}")]
     Answered {
+        /// The worker's status code.
         code: Code,
+        /// The worker's message.
         message: String,
         /// The worker says the call itself may be the problem (it was
         /// running when a Python process died): it must not run again.
@@ -66,5 +74,7 @@ pub enum WorkerError {
 /// Opens a client to the worker at `address`, which takes `capacity`
 /// calls at once (0: no limit of its own).
 pub trait Connect: Send + Sync + 'static {
+    /// A client to the worker at `address`; it connects lazily, so this
+    /// fails only on an address that cannot be dialled at all.
     fn connect(&self, address: &str, capacity: u32) -> Result<Arc<dyn WorkerApi>, BoxError>;
 }

@@ -21,6 +21,7 @@ pub use runtimes::{RuntimeConfig, RuntimeError, tensorflow_library_dir};
 
 /// A loaded model version, shared by every request that uses it.
 pub trait Model: Send + Sync + 'static {
+    /// The inputs it takes and the outputs it returns.
     fn signature(&self) -> &Signature;
 
     /// The Triton-style platform name ("onnxruntime_onnx", ...).
@@ -50,9 +51,11 @@ pub trait Model: Send + Sync + 'static {
 /// words, with the worker's cache paths taken out (callers see it).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The version's folder could not be read.
     #[error("reading the version folder")]
     Folder(#[source] std::io::Error),
 
+    /// An ONNX version must hold exactly one `.onnx` file; it held this many.
     #[error("expected exactly one *.onnx file in the version, found {0}")]
     OnnxFiles(usize),
 
@@ -60,23 +63,34 @@ pub enum LoadError {
     #[error("{0}")]
     Refused(String),
 
+    /// The SavedModel lacks the signature the API asks for.
     #[error("the SavedModel has no signature `{key}`; its signatures: {}", hotswap_common::list(.known))]
-    NoSignature { key: String, known: Vec<String> },
+    NoSignature {
+        /// The signature asked for.
+        key: String,
+        /// The signatures the SavedModel has.
+        known: Vec<String>,
+    },
 
     /// An input or output the worker cannot serve; `name` says which.
     #[error("{name}")]
     Tensor {
+        /// The input or output.
         name: String,
+        /// What about it cannot be served.
         #[source]
         source: TensorTypeError,
     },
 
+    /// The runtime's library could not be found or started.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 
+    /// The runtime refused the session options the worker set.
     #[error("session options")]
     SessionOptions(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    /// The loading thread panicked.
     #[error("loader panicked")]
     Panicked(#[source] tokio::task::JoinError),
 
@@ -88,8 +102,15 @@ pub enum LoadError {
     /// A warm-up request shipped in the version's `warmup/` folder could
     /// not be read or did not run.
     #[error("warm-up request {file} failed: {message}")]
-    WarmupRequest { file: String, message: String },
+    WarmupRequest {
+        /// The request's file in `warmup/`.
+        file: String,
+        /// What went wrong with it.
+        message: String,
+    },
 
+    /// The API's predictor type has no backend here (Python predictors
+    /// are not loaded as models).
     #[error("predictor type {0} is not served by this worker")]
     PredictorType(&'static str),
 }
@@ -97,12 +118,16 @@ pub enum LoadError {
 /// A tensor in a model's signature that hotswap cannot serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TensorTypeError {
+    /// An element type hotswap has no tensor type for.
     #[error("element type {0} is not supported")]
     Element(String),
+    /// A TensorFlow dtype hotswap does not convert yet.
     #[error("dtype {0} is not served by hotswap yet")]
     Dtype(String),
+    /// The model does not say how many dimensions the tensor has.
     #[error("the signature gives no rank (unknown shape), which hotswap cannot serve")]
     UnknownRank,
+    /// A sequence, map or other non-tensor value.
     #[error("is a {0}; only tensor inputs and outputs are served")]
     NotATensor(String),
 }
@@ -110,6 +135,7 @@ pub enum TensorTypeError {
 /// What a backend needs from the API config to load one of its versions.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
+    /// Which backend loads the version.
     pub predictor: PredictorType,
     /// The SavedModel signature to serve ("" for the default).
     pub signature_key: String,

@@ -10,6 +10,8 @@ use hotswap_python::CallError;
 use crate::backend::LoadError;
 use crate::cache::DownloadError;
 
+/// Everything a data-plane call or the worker itself can fail with;
+/// [`ServiceError`] turns it into what callers see.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Names that do not resolve against the catalog, or no catalog yet.
@@ -33,19 +35,28 @@ pub enum Error {
     /// Downloading a version's files failed.
     #[error("download of {what}")]
     Download {
+        /// The model version.
         what: String,
+        /// Why.
         #[source]
         source: DownloadError,
     },
 
     /// A version whose location is outside its API's declared sources.
     #[error("{what}: location {location} is outside the sources its API declares; not fetched")]
-    Undeclared { what: String, location: String },
+    Undeclared {
+        /// The model version.
+        what: String,
+        /// Its location.
+        location: String,
+    },
 
     /// The backend could not load a version.
     #[error("load of {what}")]
     Load {
+        /// The model version.
         what: String,
+        /// Why.
         #[source]
         source: LoadError,
     },
@@ -53,7 +64,12 @@ pub enum Error {
     /// A load that failed earlier, answered again until its retry (the
     /// error itself went to the log when it happened).
     #[error("load of {what}: {message}")]
-    LoadFailed { what: String, message: String },
+    LoadFailed {
+        /// The model version.
+        what: String,
+        /// The earlier error, as text.
+        message: String,
+    },
 
     /// The backend failed while running a model on valid input.
     #[error("inference failed: {0}")]
@@ -67,19 +83,28 @@ pub enum Error {
     /// traceback went to the log under that id). NOT_FOUND for a
     /// `hotswap.ModelLookupError`.
     #[error("{message}")]
-    PredictorRaised { lookup: bool, message: String },
+    PredictorRaised {
+        /// Whether it was a `hotswap.ModelLookupError`.
+        lookup: bool,
+        /// What callers are told.
+        message: String,
+    },
 
     /// Something the request needs is down for now (a Python predictor
     /// starting); a retry may succeed.
     #[error("{0}")]
     Unavailable(String),
 
+    /// The worker is stopping and takes no new calls.
     #[error("worker is shutting down")]
     ShuttingDown,
 
+    /// The disk cache's folder could not be prepared.
     #[error("cache folder {}", .path.display())]
     CacheFolder {
+        /// The folder.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -90,6 +115,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// A request error ([`Error::InvalidArgument`]) with `message`.
     pub fn invalid(message: impl Into<String>) -> Error {
         Error::InvalidArgument(message.into())
     }

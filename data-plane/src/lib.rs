@@ -29,7 +29,7 @@ pub use cache::{DownloadError, DownloadLimits};
 pub use error::Error;
 pub use hotswap_proto::DEFAULT_MAX_REQUEST_BYTES;
 pub use hotswap_python::ProcessConfig;
+pub use models::TableStats;
 pub use predict::WorkerService;
 pub use server::{ServeConfig, serve, serve_worker};
-pub use models::TableStats;
 pub use worker::{Worker, WorkerConfig};

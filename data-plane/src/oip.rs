@@ -119,7 +119,11 @@ impl InferenceService for WorkerService {
         let platform = loaded.model.platform();
         // Batched, Triton's way: max_batch_size set, and the dims below
         // leave out the batch dimension.
-        let batching = self.worker.inference().batcher(&loaded).map(|b| b.settings());
+        let batching = self
+            .worker
+            .inference()
+            .batcher(&loaded)
+            .map(|b| b.settings());
         let dims = |shape: &[i64]| match batching {
             Some(_) => shape[1..].to_vec(),
             None => shape.to_vec(),

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::body;
-use crate::inference::{Call, Inputs};
 use crate::inference::off_runtime;
+use crate::inference::{Call, Inputs};
 use crate::tensor::{json, wire};
 use crate::worker::Worker;
 
@@ -30,6 +30,8 @@ pub struct WorkerService {
 }
 
 impl WorkerService {
+    /// The services of `worker`, refusing payloads over
+    /// `max_request_bytes`.
     pub fn new(worker: Arc<Worker>, max_request_bytes: usize) -> WorkerService {
         WorkerService {
             worker,
@@ -65,7 +67,10 @@ impl WorkerService {
     /// An API whose models the worker runs: tensors (or JSON read with the
     /// model's signature) in, tensors or JSON out.
     async fn model_predict(&self, request: PredictRequest) -> Result<PredictResponse, Error> {
-        let m = self.worker.catalog().model_ref(&request.api, &request.model)?;
+        let m = self
+            .worker
+            .catalog()
+            .model_ref(&request.api, &request.model)?;
         // Everything that can be checked without the model is checked before
         // a version is picked: a bad request must not load or evict models.
         let sent_tensors = matches!(request.payload, Some(predict_request::Payload::Tensors(_)));

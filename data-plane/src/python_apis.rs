@@ -13,9 +13,7 @@ use hotswap_common::catalog::{ApiKind, Catalog};
 use hotswap_common::lock;
 use hotswap_proto::error::{Report, report};
 use hotswap_proto::v1::{Api, PredictorType};
-use hotswap_python::protocol::{
-    Output, PredictorClass, Request,
-};
+use hotswap_python::protocol::{Output, PredictorClass, Request};
 use hotswap_python::{
     CallError, ModelResolver, ProcessConfig, PythonPool, PythonPredictorSpec, StartError,
 };
@@ -29,17 +27,22 @@ mod models;
 
 use models::ApiModels;
 
+/// Where a Python API's pool of processes stands.
 #[derive(Clone)]
 pub enum PythonState {
+    /// The processes are starting; calls are answered UNAVAILABLE.
     Starting,
+    /// The pool is up and takes calls.
     Ready(Arc<PythonPool>),
     /// Why the predictor did not start, as callers are told.
     Failed(String),
 }
 
+/// One Python-predictor API on this worker.
 pub struct PythonApi {
     /// What the running pool was started from.
     fingerprint: String,
+    /// Its pool's state.
     pub state: PythonState,
     /// The API's model versions and content hashes as last seen, to tell
     /// the processes which cached models to drop.
@@ -196,7 +199,6 @@ impl PythonApis {
             });
         }
     }
-
 }
 
 /// What a pool's start needs, apart from the worker (a start outlives no

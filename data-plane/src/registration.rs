@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotswap_common::backoff;
-use hotswap_common::reconnect::{self, Progress, Session};
 use hotswap_common::client::{AddressError, PeerStatus, WithToken, endpoint_named};
+use hotswap_common::reconnect::{self, Progress, Session};
 use hotswap_proto::HEARTBEAT;
 use hotswap_proto::error::Report;
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;

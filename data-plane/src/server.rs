@@ -34,9 +34,13 @@ const DEREGISTER_PAUSE: Duration = Duration::from_millis(300);
 /// finish without a catalog change).
 const READINESS_CHECK: Duration = Duration::from_millis(200);
 
+/// What a worker is served with (the binary builds it from flags and the
+/// environment).
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// The worker itself: model-store, cache, runtimes, limits.
     pub worker: WorkerConfig,
+    /// Largest request payload accepted, in bytes.
     pub max_request_bytes: usize,
     /// TLS and bearer tokens for clients, for a worker that does not
     /// register with a control plane (one that does takes the cluster's

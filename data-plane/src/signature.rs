@@ -10,18 +10,25 @@ use hotswap_common::list;
 /// One input or output. A dimension of -1 is free.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorSpec {
+    /// The name requests use.
     pub name: String,
+    /// Its element type.
     pub dtype: DataType,
+    /// Its dimensions, -1 where any size is taken.
     pub shape: Vec<i64>,
 }
 
+/// What a model takes and returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Signature {
+    /// Its inputs, in the order the backend takes them.
     pub inputs: Vec<TensorSpec>,
+    /// Its outputs.
     pub outputs: Vec<TensorSpec>,
 }
 
 impl Signature {
+    /// The input named `name`.
     pub fn input(&self, name: &str) -> Option<&TensorSpec> {
         self.inputs.iter().find(|s| s.name == name)
     }
@@ -91,6 +98,7 @@ impl Signature {
         Ok(())
     }
 
+    /// The outputs' names, in order.
     pub fn output_names(&self) -> Vec<String> {
         self.outputs.iter().map(|s| s.name.clone()).collect()
     }

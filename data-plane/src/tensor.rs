@@ -11,23 +11,38 @@ use crate::Error;
 /// Element types, with the Open Inference Protocol's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataType {
+    /// `BOOL`.
     Bool,
+    /// `UINT8`.
     U8,
+    /// `UINT16`.
     U16,
+    /// `UINT32`.
     U32,
+    /// `UINT64`.
     U64,
+    /// `INT8`.
     I8,
+    /// `INT16`.
     I16,
+    /// `INT32`.
     I32,
+    /// `INT64`.
     I64,
+    /// `FP16`: half precision.
     F16,
+    /// `BF16`: bfloat16.
     BF16,
+    /// `FP32`.
     F32,
+    /// `FP64`.
     F64,
+    /// `BYTES`: strings or byte strings.
     Bytes,
 }
 
 impl DataType {
+    /// Every datatype, for lookups by name.
     pub const ALL: [DataType; 14] = [
         DataType::Bool,
         DataType::U8,
@@ -65,6 +80,7 @@ impl DataType {
         }
     }
 
+    /// The datatype the protocol calls `name` ("FP32", ...).
     pub fn parse(name: &str) -> Option<DataType> {
         DataType::ALL.into_iter().find(|d| d.name() == name)
     }
@@ -88,16 +104,18 @@ macro_rules! tensor_data {
         /// Elements in row-major order.
         #[derive(Debug, Clone, PartialEq)]
         pub enum TensorData {
-            $($variant(Vec<$t>),)*
+            $(#[doc = concat!("`", stringify!($t), "` elements.")] $variant(Vec<$t>),)*
         }
 
         impl TensorData {
+            /// The elements' datatype.
             pub fn dtype(&self) -> DataType {
                 match self {
                     $(TensorData::$variant(_) => DataType::$dtype,)*
                 }
             }
 
+            /// How many elements there are.
             pub fn len(&self) -> usize {
                 match self {
                     $(TensorData::$variant(v) => v.len(),)*
@@ -137,6 +155,7 @@ macro_rules! tensor_data {
                 }
             }
 
+            /// The elements as little-endian bytes, as the wire carries them.
             pub fn to_le_bytes(&self) -> Vec<u8> {
                 match self {
                     $(TensorData::$variant(v) => {
@@ -167,6 +186,7 @@ tensor_data! {
 }
 
 impl TensorData {
+    /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -211,8 +231,11 @@ impl LeBytes for bool {
 /// A named tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// The input or output it is.
     pub name: String,
+    /// Its dimensions.
     pub shape: Vec<i64>,
+    /// Its elements, as many as the shape holds.
     pub data: TensorData,
 }
 
@@ -261,6 +284,7 @@ impl Tensor {
         Tensor::new(name, shape, data)
     }
 
+    /// Its elements' datatype.
     pub fn dtype(&self) -> DataType {
         self.data.dtype()
     }

@@ -30,7 +30,11 @@ impl Fake {
                 return Err(Error::invalid("not f32"));
             };
             let doubled = values.iter().map(|v| v * 2.0).collect();
-            Ok(vec![Tensor::new("y", x.shape.clone(), TensorData::F32(doubled))?])
+            Ok(vec![Tensor::new(
+                "y",
+                x.shape.clone(),
+                TensorData::F32(doubled),
+            )?])
         })
     }
 

@@ -93,12 +93,7 @@ impl Worker {
             cluster: config.cluster.clone(),
         })?;
         let inference = Arc::new(Inference::new(models.clone()));
-        let python = PythonApis::new(
-            config.python,
-            config.python_tracebacks,
-            &models,
-            &inference,
-        );
+        let python = PythonApis::new(config.python, config.python_tracebacks, &models, &inference);
         let worker = Arc::new(Worker {
             models,
             inference,

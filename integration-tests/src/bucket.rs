@@ -12,28 +12,42 @@ use hotswap_storage::{GcsOptions, S3Options, StorageOptions, gcs_client, s3_clie
 
 use crate::emulator::Emulator;
 
+/// Which kind of store a test bucket lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// A local folder.
     Local,
+    /// An S3 emulator.
     S3,
+    /// A GCS emulator.
     Gcs,
 }
 
+/// The bucket name tests use on the emulators.
 pub const BUCKET: &str = "models";
 
 // One per test, never moved around in bulk: the size of the GCS client
 // does not matter.
 #[allow(clippy::large_enum_variant)]
+/// A bucket of models for one test, removed with it.
 pub enum TestBucket {
+    /// A temporary folder.
     Local {
+        /// The folder, deleted on drop.
         root: tempfile::TempDir,
     },
+    /// A bucket on an S3 emulator of its own.
     S3 {
+        /// A client to the emulator.
         client: aws_sdk_s3::Client,
+        /// The emulator process.
         emulator: Emulator,
     },
+    /// A bucket on a GCS emulator of its own.
     Gcs {
+        /// A client to the emulator.
         client: GcsClient,
+        /// The emulator process.
         emulator: Emulator,
     },
 }
@@ -69,6 +83,7 @@ impl TestBucket {
         }
     }
 
+    /// Creates [`BUCKET`] on the emulator (nothing to do for a folder).
     pub async fn create_bucket(&self) {
         match self {
             TestBucket::Local { .. } => {}
@@ -116,6 +131,7 @@ impl TestBucket {
         }
     }
 
+    /// The emulator's URL; None for a folder.
     pub fn emulator_endpoint(&self) -> Option<&str> {
         match self {
             TestBucket::Local { .. } => None,
@@ -134,6 +150,7 @@ impl TestBucket {
             .expect("emulator address")
     }
 
+    /// Writes an object.
     pub async fn put(&self, key: &str, body: impl Into<Vec<u8>>) {
         let body = body.into();
         match self {
@@ -175,6 +192,7 @@ impl TestBucket {
         }
     }
 
+    /// Deletes an object.
     pub async fn delete(&self, key: &str) {
         match self {
             TestBucket::Local { root } => {

@@ -8,18 +8,23 @@ use std::sync::Arc;
 use hotswap_common::trust::{CA_FILE, CERT_FILE, KEY_FILE, Tls};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
+/// A certificate authority made for one test.
 pub struct TestCa {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// One certificate and its key, signed by a [`TestCa`].
 pub struct Issued {
+    /// The CA's certificate, PEM.
     pub ca: String,
+    /// The certificate, PEM.
     pub cert: String,
+    /// Its private key, PEM.
     pub key: String,
 }
 
 impl TestCa {
+    /// A new self-signed CA named `name`.
     pub fn new(name: &str) -> TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -30,6 +35,7 @@ impl TestCa {
         }
     }
 
+    /// The CA's certificate, PEM.
     pub fn pem(&self) -> String {
         self.issuer.pem()
     }
@@ -62,6 +68,7 @@ impl TestCa {
 }
 
 impl Issued {
+    /// The certificate, key and CA as hotswap's TLS settings.
     pub fn tls(&self) -> Arc<Tls> {
         Arc::new(Tls::from_pem(&self.ca, &self.cert, &self.key))
     }

@@ -13,6 +13,7 @@ use crate::process::workspace_root;
 /// first).
 pub const IMAGE: &str = "hotswap:latest";
 
+/// A running compose stack, taken down on drop.
 pub struct Compose {
     project: String,
     /// `docker compose` or `docker-compose`, whichever this machine has.
@@ -103,6 +104,7 @@ impl Compose {
         compose
     }
 
+    /// The bucket folder the stack serves models from.
     pub fn bucket(&self) -> &Path {
         self.models.path()
     }

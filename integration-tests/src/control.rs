@@ -15,11 +15,13 @@ use tonic::transport::Channel;
 use crate::serving::{Running, channel, cluster_channel};
 use crate::wait::eventually;
 
+/// A control plane served on loopback for one test.
 pub struct ControlServer {
     /// The front door: clients call here.
     pub addr: SocketAddr,
     /// Registration and `ListWorkers`: workers register here.
     pub internal: SocketAddr,
+    /// Its state: the registry and catalog, to look at.
     pub control_plane: ControlPlane,
     /// What its internal listener takes.
     cluster: ClusterCredentials,
@@ -27,6 +29,7 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
+    /// A control plane on the model-store at `model_store`, with defaults.
     pub async fn start(model_store: SocketAddr) -> ControlServer {
         ControlServer::start_with(ControlPlaneConfig {
             model_store: model_store.to_string(),
@@ -35,6 +38,7 @@ impl ControlServer {
         .await
     }
 
+    /// A control plane started with `config`.
     pub async fn start_with(config: ControlPlaneConfig) -> ControlServer {
         let cluster = config.cluster.clone();
         let control_plane = ControlPlane::start(config);
@@ -58,18 +62,22 @@ impl ControlServer {
         }
     }
 
+    /// A channel to the front door.
     pub async fn channel(&self) -> Channel {
         channel(self.addr).await
     }
 
+    /// A `Predictor` client to the front door.
     pub async fn predictor(&self) -> PredictorClient<Channel> {
         PredictorClient::new(self.channel().await)
     }
 
+    /// An Open Inference Protocol client to the front door.
     pub async fn inference(&self) -> GrpcInferenceServiceClient<Channel> {
         GrpcInferenceServiceClient::new(self.channel().await)
     }
 
+    /// The registered workers, as `ListWorkers` gives them.
     pub async fn workers(&self) -> Vec<WorkerStatus> {
         ControlPlaneClient::new(cluster_channel(self.internal, &self.cluster).await)
             .list_workers(ListWorkersRequest {})
@@ -88,6 +96,7 @@ impl ControlServer {
         .await
     }
 
+    /// Stops serving and shuts the control plane down.
     pub async fn stop(mut self) {
         self.running.stop().await;
         self.control_plane.shut_down();

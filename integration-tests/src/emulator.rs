@@ -11,7 +11,9 @@ use crate::process::{ChildGuard, venv};
 /// moto imports a lot of Python before it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A storage emulator process of one test's own.
 pub struct Emulator {
+    /// Its URL (`http://127.0.0.1:<port>`).
     pub endpoint: String,
     process: ChildGuard,
 }
@@ -58,6 +60,7 @@ impl Emulator {
         }
     }
 
+    /// The emulator's process id, to stop or kill it.
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }

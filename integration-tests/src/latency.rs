@@ -8,9 +8,13 @@ use std::time::{Duration, Instant};
 use hotswap_data_plane::backend::Model;
 use hotswap_data_plane::tensor::{Tensor, TensorData};
 
+/// Latency percentiles and throughput of a run.
 pub struct Stats {
+    /// The median latency.
     pub p50: Duration,
+    /// The 99th percentile latency.
     pub p99: Duration,
+    /// Calls per second.
     pub per_second: f64,
 }
 
@@ -25,6 +29,7 @@ pub fn summarize(mut latencies: Vec<Duration>, wall: Duration) -> Stats {
     }
 }
 
+/// `d` in microseconds, for reports.
 pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -77,7 +82,9 @@ pub fn in_process_with<M: Model>(
 /// How long a load runs: a number of calls in all, or a time.
 #[derive(Clone, Copy)]
 pub enum Until {
+    /// This many calls in all.
     Calls(usize),
+    /// Calls until this much time has passed.
     Elapsed(Duration),
 }
 

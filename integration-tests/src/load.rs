@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 /// No load runs longer than this, whatever the test does.
 const BOUND: Duration = Duration::from_secs(180);
 
+/// Calls running in the background until stopped.
 pub struct Load {
     stop: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<Tally>>,
@@ -21,7 +22,9 @@ pub struct Load {
 /// What a load saw: calls that succeeded, and why the others failed.
 #[derive(Debug, Default)]
 pub struct Tally {
+    /// Calls that succeeded.
     pub ok: u64,
+    /// The errors of the calls that failed.
     pub failed: Vec<String>,
 }
 

@@ -13,8 +13,11 @@ use crate::wait::Wait;
 
 /// What one perf_analyzer run reported.
 pub struct Measured {
+    /// Inferences per second.
     pub per_second: f64,
+    /// The median latency, in microseconds.
     pub p50_us: f64,
+    /// The 99th percentile latency, in microseconds.
     pub p99_us: f64,
 }
 

@@ -11,6 +11,7 @@ use crate::wait::{WAIT, Wait};
 
 /// A child process killed (by its PID) and reaped when dropped.
 pub struct ChildGuard {
+    /// The process.
     pub child: Child,
     name: String,
 }
@@ -36,6 +37,7 @@ impl ChildGuard {
         }
     }
 
+    /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -199,6 +201,7 @@ pub fn hotswap_binary() -> PathBuf {
 
 /// A running `hotswap` process whose log lines are collected.
 pub struct Hotswap {
+    /// The process.
     pub process: ChildGuard,
     /// The address it logged as bound first (a control plane's front door).
     pub addr: std::net::SocketAddr,
@@ -283,6 +286,7 @@ impl Hotswap {
         Hotswap { process, addr, log }
     }
 
+    /// The log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }

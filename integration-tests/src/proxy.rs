@@ -12,7 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// A TCP proxy in front of a server, which a test takes down and up.
 pub struct Proxy {
+    /// Where clients connect.
     pub addr: SocketAddr,
     /// (generation, up): a new generation drops every connection.
     state: watch::Sender<(u64, bool)>,
@@ -22,6 +24,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy to `target`, up.
     pub async fn start(target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -65,6 +68,7 @@ impl Proxy {
         });
     }
 
+    /// Forwards connections again.
     pub fn up(&self) {
         self.state.send_modify(|(_, up)| *up = true);
     }

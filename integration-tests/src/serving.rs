@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 
 use crate::wait::WAIT;
 
+/// A server task: stopped gracefully on request, aborted on drop.
 pub struct Running<E> {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), E>>>,
@@ -70,6 +71,7 @@ pub async fn cluster_channel(addr: SocketAddr, cluster: &ClusterCredentials) -> 
     WithToken::new(channel, cluster)
 }
 
+/// A plaintext channel to `addr`.
 pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .expect("uri")

@@ -27,7 +27,9 @@ pub fn fast_polling() -> PollSettings {
     }
 }
 
+/// A model-store served on loopback for one test.
 pub struct StoreServer {
+    /// Where it listens.
     pub addr: SocketAddr,
     running: Running<hotswap_model_store::Error>,
 }
@@ -64,12 +66,14 @@ impl StoreServer {
         StoreServer { addr, running }
     }
 
+    /// A `ModelStore` client to it.
     pub async fn client(&self) -> ModelStoreClient<Channel> {
         ModelStoreClient::connect(format!("http://{}", self.addr))
             .await
             .expect("connect to the model-store")
     }
 
+    /// A channel to it.
     pub async fn channel(&self) -> Channel {
         channel(self.addr).await
     }
@@ -86,12 +90,14 @@ impl StoreServer {
 pub enum Seen {
     /// A complete snapshot (all its chunks) at a revision.
     Snapshot(u64),
+    /// An event on one version.
     Event(EventKind, ModelVersion),
     /// A source listed for the first time (api, position).
     Listed(String, u32),
 }
 
 impl Seen {
+    /// The event, if this was one.
     pub fn event(&self) -> Option<(EventKind, &ModelVersion)> {
         match self {
             Seen::Event(kind, version) => Some((*kind, version)),
@@ -100,16 +106,21 @@ impl Seen {
     }
 }
 
+/// A version in the view: (api, model, version).
 pub type Key = (String, String, u64);
 
 /// A Watch subscriber: applies snapshots and events to a view, as the data
 /// plane will, and checks revisions run without gaps.
 pub struct Watcher {
     stream: Streaming<WatchResponse>,
+    /// The store's incarnation, as the last snapshot gave it.
     pub incarnation: String,
+    /// The last revision applied.
     pub revision: u64,
+    /// Every version, as applied so far.
     pub view: BTreeMap<Key, ModelVersion>,
     building: Option<BTreeMap<Key, ModelVersion>>,
+    /// Every message applied, in order.
     pub seen: Vec<Seen>,
     /// Sources (api, position) the store has listed: from SOURCE_LISTED
     /// events, and every source not named unknown in the last snapshot.
@@ -117,6 +128,8 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// Subscribes to `server`, resuming after `after_revision` of
+    /// `incarnation` (empty: from a snapshot).
     pub async fn connect(server: &StoreServer, incarnation: &str, after_revision: u64) -> Watcher {
         let request = WatchRequest {
             incarnation: incarnation.to_owned(),
@@ -276,23 +289,28 @@ impl Watcher {
         }
     }
 
+    /// A version in the view.
     pub fn get(&self, api: &str, model: &str, version: u64) -> Option<&ModelVersion> {
         self.view.get(&(api.to_owned(), model.to_owned(), version))
     }
 
+    /// Whether the view holds a version.
     pub fn has(&self, api: &str, model: &str, version: u64) -> bool {
         self.get(api, model, version).is_some()
     }
 }
 
+/// The view's key of `v`.
 pub fn key(v: &ModelVersion) -> Key {
     (v.api.clone(), v.model.clone(), v.version)
 }
 
+/// Whether the store found `v` VALID.
 pub fn is_valid(v: &ModelVersion) -> bool {
     v.state == VersionState::Valid as i32
 }
 
+/// The paths of `v`'s files.
 pub fn file_paths(v: &ModelVersion) -> Vec<&str> {
     v.files.iter().map(|f| f.path.as_str()).collect()
 }

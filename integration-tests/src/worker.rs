@@ -23,19 +23,25 @@ use crate::serving::{Running, channel};
 use crate::store::StoreServer;
 use crate::wait::eventually;
 
+/// A worker served on loopback for one test.
 pub struct WorkerServer {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// The worker itself, to look at.
     pub worker: Arc<Worker>,
     running: Running<hotswap_data_plane::Error>,
 }
 
+/// What a test changes from a worker's defaults.
 #[derive(Default)]
 pub struct WorkerOptions {
+    /// The disk cache [default: a temporary folder].
     pub cache_dir: Option<PathBuf>,
     /// A control plane to register with.
     pub control_plane: Option<String>,
     /// The virtualenv for Python predictors.
     pub python_venv: Option<PathBuf>,
+    /// The limit on a request's payload [default: the worker's own].
     pub max_request_bytes: Option<usize>,
     /// Download limits [default: the worker's own].
     pub downloads: Option<hotswap_data_plane::DownloadLimits>,
@@ -50,10 +56,13 @@ pub struct WorkerOptions {
 }
 
 impl WorkerServer {
+    /// A worker on `store`, downloading from `bucket`, with defaults.
     pub async fn start(store: &StoreServer, bucket: &TestBucket) -> WorkerServer {
         WorkerServer::start_with(store.addr, bucket, WorkerOptions::default()).await
     }
 
+    /// A worker on the model-store at `model_store`, downloading from
+    /// `bucket`, with `options`.
     pub async fn start_with(
         model_store: SocketAddr,
         bucket: &TestBucket,
@@ -92,14 +101,17 @@ impl WorkerServer {
         }
     }
 
+    /// A channel to it.
     pub async fn channel(&self) -> Channel {
         channel(self.addr).await
     }
 
+    /// A `Predictor` client to it.
     pub async fn predictor(&self) -> PredictorClient<Channel> {
         PredictorClient::new(self.channel().await)
     }
 
+    /// An Open Inference Protocol client to it.
     pub async fn inference(&self) -> GrpcInferenceServiceClient<Channel> {
         GrpcInferenceServiceClient::new(self.channel().await)
     }
@@ -123,6 +135,7 @@ impl WorkerServer {
             .collect()
     }
 
+    /// Stops serving and shuts the worker down.
     pub async fn stop(mut self) {
         self.running.stop().await;
         self.worker.shut_down();

@@ -133,8 +133,10 @@ impl Catalog {
             Err(_) => return Ok(false),
         };
         let on_demand = self.apis.get(&v.api).is_some_and(|a| a.cache_size > 0);
-        Ok(holdings.held(v)
-            || (on_demand && Catalog::valid(v) && can_load && !holdings.failing(v)))
+        Ok(
+            holdings.held(v)
+                || (on_demand && Catalog::valid(v) && can_load && !holdings.failing(v)),
+        )
     }
 }
 

@@ -67,6 +67,7 @@ impl<T: prost::Message + Default + Clone> prost::Message for Shared<T> {
 
 /// Connects to workers over gRPC, with the cluster's TLS and token.
 pub struct GrpcConnector {
+    /// The cluster's TLS and token, presented to every worker.
     pub cluster: ClusterCredentials,
     /// The name workers' certificates must carry [default: the host of the
     /// address each advertises].
@@ -85,6 +86,8 @@ impl Connect for GrpcConnector {
     }
 }
 
+/// A gRPC client to one worker, with its concurrency limit and
+/// keepalives; cheap to clone.
 #[derive(Clone)]
 pub struct GrpcWorker {
     /// For the calls whose requests are shared between attempts.
@@ -93,6 +96,8 @@ pub struct GrpcWorker {
 }
 
 impl GrpcWorker {
+    /// A client to the worker at `address` that sends at most `capacity`
+    /// calls at once (0: no limit), connecting on first use.
     pub fn new(
         address: &str,
         capacity: u32,

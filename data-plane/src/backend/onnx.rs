@@ -14,6 +14,7 @@ use crate::backend::{LoadError, Model, RuntimeConfig, TensorTypeError};
 use crate::signature::{Signature, TensorSpec};
 use crate::tensor::{DataType, Tensor, TensorData};
 
+/// A version loaded into ONNX Runtime.
 pub struct OnnxModel {
     /// One session per version, its calls one at a time (`Session::run`
     /// takes `&mut self`), each spread over ONNX Runtime's intra-op threads

@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where the inference runtimes' libraries are and how their sessions
+/// run, as the binary read them from its flags and environment.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// ONNX Runtime's library, when the user names it (`ORT_DYLIB_PATH`,
@@ -44,38 +46,58 @@ impl Default for RuntimeConfig {
 /// The file the `tensorflow` crate opens.
 pub(crate) const TENSORFLOW_LIBRARY: &str = "libtensorflow.so";
 
+/// Why an inference runtime's library could not be found or started.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RuntimeError {
+    /// `ORT_DYLIB_PATH` names something that is not a file.
     #[error("ORT_DYLIB_PATH={} is not a file", .0.display())]
     OnnxPathNotAFile(PathBuf),
 
+    /// No ONNX Runtime library in any folder searched.
     #[error(
         "libonnxruntime.so not found (searched {}); run the project's setup (`make setup`), \
          or set ORT_DYLIB_PATH",
         shown(.searched)
     )]
-    OnnxNotFound { searched: Vec<PathBuf> },
+    OnnxNotFound {
+        /// The folders searched, in order.
+        searched: Vec<PathBuf>,
+    },
 
+    /// The ONNX Runtime library was found but did not load.
     #[error("loading ONNX Runtime from {}", .path.display())]
     OnnxLoad {
+        /// The library's path.
         path: PathBuf,
+        /// ort's error (shared: the error is cloned to every load that
+        /// asks).
         #[source]
         source: Arc<ort::LoadDynamicError>,
     },
 
+    /// ONNX Runtime loaded but its environment did not start.
     #[error("starting ONNX Runtime")]
     OnnxStart(#[source] Arc<ort::Error>),
 
+    /// No TensorFlow library in any folder searched.
     #[error(
         "TensorFlow's library {TENSORFLOW_LIBRARY} was not found ({searched}, LD_LIBRARY_PATH, \
          /usr/local/lib); run the project's setup (`make setup`), or set TENSORFLOW_DIR to the \
          folder holding it"
     )]
-    TensorFlowNotFound { searched: String },
+    TensorFlowNotFound {
+        /// Where the worker looked, for the message.
+        searched: String,
+    },
 
     /// The `tensorflow` crate reports this one as text.
     #[error("loading TensorFlow from {}: {message}", .path.display())]
-    TensorFlowLoad { path: PathBuf, message: String },
+    TensorFlowLoad {
+        /// The library's path.
+        path: PathBuf,
+        /// What the `tensorflow` crate said.
+        message: String,
+    },
 }
 
 fn shown(dirs: &[PathBuf]) -> String {

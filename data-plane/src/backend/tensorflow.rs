@@ -23,6 +23,7 @@ pub const DEFAULT_SIGNATURE: &str = "serving_default";
 /// The meta graph a SavedModel exported for serving is tagged with.
 const SERVE_TAG: &str = "serve";
 
+/// A SavedModel loaded through TensorFlow's C API.
 pub struct TensorFlowModel {
     bundle: SavedModelBundle,
     /// The graph the session runs; kept alive as long as the session.

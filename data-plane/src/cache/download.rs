@@ -41,28 +41,45 @@ impl Default for DownloadLimits {
 /// Why a version's files did not make it into the cache.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
+    /// The version's location is not one the storage layer can read.
     #[error("location {location}")]
     Location {
+        /// The location as the listing gave it.
         location: String,
+        /// What is wrong with it.
         #[source]
         source: LocationError,
     },
 
+    /// The store failed to list or fetch a file.
     #[error(transparent)]
     Storage(#[from] hotswap_storage::Error),
 
+    /// A listed file's key would be written outside the version's folder.
     #[error("file path {0:?} could leave the cache; refused")]
     UnsafePath(String),
 
+    /// A file's size differs from the listing's: the version was
+    /// rewritten while it was being fetched.
     #[error("{path}: got {got} bytes, the listing said {listed}; it changed during the download")]
-    SizeChanged { path: String, got: u64, listed: u64 },
+    SizeChanged {
+        /// The file, relative to the version.
+        path: String,
+        /// Bytes received.
+        got: u64,
+        /// Bytes the listing gave.
+        listed: u64,
+    },
 
     /// Nothing arrived for too long (connecting, waiting for the first
     /// byte, or between bytes).
     #[error("{path}: no data for {waited:?} ({phase})")]
     Stalled {
+        /// The file, relative to the version.
         path: String,
+        /// How long nothing arrived.
         waited: Duration,
+        /// What the download was waiting for.
         phase: &'static str,
     },
 
@@ -70,7 +87,9 @@ pub enum DownloadError {
     /// get what failed and the kind of error.
     #[error("writing {what} to the worker's disk cache failed: {kind}")]
     Disk {
+        /// What was being written.
         what: String,
+        /// The kind of I/O error.
         kind: std::io::ErrorKind,
     },
 }

@@ -19,10 +19,10 @@ use hotswap_common::catalog::VersionKey;
 use hotswap_proto::v1::Api;
 use tokio::sync::{mpsc, oneshot};
 
+use super::stats::VersionStats;
 use crate::Error;
 use crate::backend::Model;
 use crate::signature::Signature;
-use super::stats::VersionStats;
 use crate::tensor::Tensor;
 
 /// An API's `server_side_batching`.
@@ -142,6 +142,7 @@ impl Batcher {
         Batcher { jobs, settings }
     }
 
+    /// The batching settings it was started with.
     pub fn settings(&self) -> Batching {
         self.settings
     }

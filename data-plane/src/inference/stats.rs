@@ -12,6 +12,8 @@ use hotswap_proto::inference::{InferStatistics, ModelStatistics, StatisticDurati
 use hotswap_common::catalog::VersionKey;
 use hotswap_common::lock;
 
+/// Triton-style statistics of one model version: request counts and the
+/// time spent in each phase.
 #[derive(Default)]
 pub struct VersionStats {
     success: Counter,
@@ -175,6 +177,7 @@ impl VersionStats {
         self.last_inference.store(now, Ordering::Relaxed);
     }
 
+    /// The statistics as `ModelStatistics` reports them for `name`.
     pub fn to_proto(&self, key: &VersionKey, name: &str) -> ModelStatistics {
         let success = self.success.get();
         ModelStatistics {
@@ -199,12 +202,14 @@ impl VersionStats {
     }
 }
 
+/// The statistics of every version this worker has served.
 #[derive(Default)]
 pub struct Stats {
     versions: Mutex<HashMap<VersionKey, Arc<VersionStats>>>,
 }
 
 impl Stats {
+    /// The statistics of `key`, created empty on first use.
     pub fn of(&self, key: &VersionKey) -> Arc<VersionStats> {
         lock(&self.versions)
             .entry(key.clone())

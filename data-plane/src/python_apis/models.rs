@@ -199,7 +199,11 @@ impl ModelResolver for ApiModels {
 
 impl ApiModels {
     /// A model of this API by the name a predictor gave (None: the only one).
-    fn model_ref(&self, inference: &Inference, model: Option<String>) -> Result<ModelRef, RunAnswer> {
+    fn model_ref(
+        &self,
+        inference: &Inference,
+        model: Option<String>,
+    ) -> Result<ModelRef, RunAnswer> {
         inference
             .catalog()
             .model_ref(&self.api, model.as_deref().unwrap_or(""))

@@ -22,6 +22,8 @@ pub struct JsonPayload {
 }
 
 impl JsonPayload {
+    /// Checks `text` and counts its inputs' values; a request error if it
+    /// is not JSON of the expected form.
     pub fn new(text: String) -> Result<JsonPayload, Error> {
         let mut de = serde_json::Deserializer::from_str(&text);
         let sizes = read::Count

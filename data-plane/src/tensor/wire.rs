@@ -109,11 +109,13 @@ pub fn to_infer_output(tensor: &Tensor) -> (InferOutputTensor, Vec<u8>) {
     )
 }
 
+/// A tensor from `hotswap.v1`'s wire form (little-endian bytes).
 pub fn from_v1(tensor: &v1::Tensor) -> Result<Tensor, Error> {
     let dtype = parse_dtype(&tensor.name, &tensor.datatype)?;
     Tensor::from_raw(&tensor.name, dtype, tensor.shape.clone(), &tensor.data)
 }
 
+/// A tensor in `hotswap.v1`'s wire form.
 pub fn to_v1(tensor: &Tensor) -> v1::Tensor {
     v1::Tensor {
         name: tensor.name.clone(),

@@ -22,6 +22,7 @@ pub async fn stack(config: &str) -> (TestBucket, StoreServer, WorkerServer) {
     (bucket, store, worker)
 }
 
+/// As [`stack`], over a bucket the caller made.
 pub async fn stack_on(bucket: &TestBucket, config: &str) -> (StoreServer, WorkerServer) {
     let config = config.replace("{root}", &bucket.uri(""));
     let store = StoreServer::start(bucket, &config, |_| {}).await;

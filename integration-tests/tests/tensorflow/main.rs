@@ -18,9 +18,13 @@ use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer};
 /// A local bucket, a model-store over it with `config` (where `{root}` is
 /// the bucket's URI), a control plane and one worker registered with it.
 pub struct Stack {
+    /// The bucket.
     pub bucket: TestBucket,
+    /// The model-store over it.
     pub store: StoreServer,
+    /// The control plane.
     pub control: ControlServer,
+    /// The worker registered with it.
     pub worker: WorkerServer,
 }
 
@@ -61,6 +65,7 @@ impl Stack {
         }
     }
 
+    /// Stops the worker, then the control plane and the model-store.
     pub async fn stop(self) {
         self.worker.stop().await;
         self.control.stop().await;

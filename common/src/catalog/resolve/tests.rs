@@ -194,11 +194,20 @@ fn a_model_is_ready_when_held_or_loadable_on_demand() {
         c.model_ready(s, &m(), v, can_load).unwrap()
     };
     assert!(ready(&eager, &seen(&[1], &[]), "", true), "held");
-    assert!(!ready(&eager, &seen(&[], &[]), "", true), "eager, not loaded");
+    assert!(
+        !ready(&eager, &seen(&[], &[]), "", true),
+        "eager, not loaded"
+    );
     assert!(ready(&on_demand, &seen(&[], &[]), "2", true), "on demand");
-    assert!(!ready(&on_demand, &seen(&[], &[]), "2", false), "nowhere to load");
+    assert!(
+        !ready(&on_demand, &seen(&[], &[]), "2", false),
+        "nowhere to load"
+    );
     assert!(!ready(&on_demand, &seen(&[], &[2]), "2", true), "failing");
-    assert!(!ready(&on_demand, &seen(&[], &[1, 2]), "", true), "all failing");
+    assert!(
+        !ready(&on_demand, &seen(&[], &[1, 2]), "", true),
+        "all failing"
+    );
     assert!(matches!(
         eager.model_ready(&seen(&[], &[]), &m(), "9", true),
         Err(CatalogError::NotFound(_))

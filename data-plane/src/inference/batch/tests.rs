@@ -155,9 +155,7 @@ async fn a_caller_gone_before_its_batch_is_not_run() {
         let gate = gate.clone();
         move |inputs| {
             let (open, cv) = &*gate;
-            let _open = cv
-                .wait_while(open.lock().unwrap(), |o| !*o)
-                .unwrap();
+            let _open = cv.wait_while(open.lock().unwrap(), |o| !*o).unwrap();
             Fake::doubling().infer(inputs, &[])
         }
     });

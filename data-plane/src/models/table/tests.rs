@@ -32,11 +32,8 @@ fn guard(begin: Begin) -> LoadGuard {
 /// Loads `v` (a fake model) and publishes it with `cache_size`.
 async fn publish(table: &Table, v: &ModelVersion, cache_size: usize) -> Published {
     let guard = guard(table.begin_load(v).await);
-    let loaded = Arc::new(table.instance(
-        VersionKey::of(v),
-        v.content_hash.clone(),
-        Fake::doubling(),
-    ));
+    let loaded =
+        Arc::new(table.instance(VersionKey::of(v), v.content_hash.clone(), Fake::doubling()));
     guard.publish(table, loaded, cache_size)
 }
 
@@ -60,7 +57,11 @@ async fn a_swap_serves_new_calls_and_frees_the_old_instance_with_its_last_call()
     // The call that found the old instance finishes on it.
     assert_eq!(running.content_hash, "old");
     assert!(running.model.infer(rows(0, 1), &[]).is_ok());
-    assert_eq!(table.stats().live, 2, "old instance alive while a call holds it");
+    assert_eq!(
+        table.stats().live,
+        2,
+        "old instance alive while a call holds it"
+    );
     drop(running);
     assert_eq!(table.stats().live, 1, "freed with its last call");
     assert_eq!(table.stats().loads, 2);

@@ -43,9 +43,7 @@ impl ControlPlane for StandIn {
             Box::pin(tokio_stream::iter([Ok(reply)]))
         } else {
             // Keeps answering while the worker's stream lasts.
-            Box::pin(
-                reports.map(move |_| Ok(RegisterReply { heartbeat_ms: 1000 })),
-            )
+            Box::pin(reports.map(move |_| Ok(RegisterReply { heartbeat_ms: 1000 })))
         };
         Ok(Response::new(replies))
     }
@@ -117,7 +115,11 @@ async fn a_stream_opens_with_a_report_and_is_opened_again_when_the_control_plane
     ));
     let first = next(&mut reports).await;
     assert_eq!(
-        (first.worker_id.as_str(), first.address.as_str(), first.capacity),
+        (
+            first.worker_id.as_str(),
+            first.address.as_str(),
+            first.capacity
+        ),
         ("id-1", "worker-1:7002", 8)
     );
     assert!(first.held.is_empty() && !first.ready, "nothing loaded yet");

@@ -114,13 +114,8 @@ fn fingerprint(api: &Api) -> String {
 /// The Python-predictor APIs of one worker.
 pub struct PythonApis {
     apis: Arc<Mutex<HashMap<String, PythonApi>>>,
-    /// How Python predictor processes are started.
-    process: ProcessConfig,
-    /// Whether callers get a predictor's whole Python traceback.
-    tracebacks: bool,
-    /// What `get_model` and the predictors' model clients use.
-    models: Weak<Models>,
-    inference: Weak<Inference>,
+    /// What starting a pool needs; shared with the tasks that start them.
+    starter: Arc<Starter>,
 }
 
 impl PythonApis {
@@ -133,10 +128,12 @@ impl PythonApis {
     ) -> PythonApis {
         PythonApis {
             apis: Arc::default(),
-            process,
-            tracebacks,
-            models: Arc::downgrade(models),
-            inference: Arc::downgrade(inference),
+            starter: Arc::new(Starter {
+                process,
+                tracebacks,
+                models: Arc::downgrade(models),
+                inference: Arc::downgrade(inference),
+            }),
         }
     }
 
@@ -162,13 +159,7 @@ impl PythonApis {
                     seen: versions_of(catalog, &api.name),
                 },
             );
-            let starter = Starter {
-                apis: self.apis.clone(),
-                process: self.process.clone(),
-                tracebacks: self.tracebacks,
-                models: self.models.clone(),
-                inference: self.inference.clone(),
-            };
+            let (apis, starter) = (self.apis.clone(), self.starter.clone());
             let api = api.clone();
             tokio::spawn(async move {
                 let state = match starter.start(&api).await {
@@ -191,7 +182,7 @@ impl PythonApis {
                         })
                     }
                 };
-                if let Some(entry) = lock(&starter.apis).get_mut(&api.name)
+                if let Some(entry) = lock(&apis).get_mut(&api.name)
                     && entry.fingerprint == wanted
                 {
                     entry.state = state;
@@ -201,12 +192,13 @@ impl PythonApis {
     }
 }
 
-/// What a pool's start needs, apart from the worker (a start outlives no
-/// worker: it holds the API table only).
+/// What a pool's start needs (weak handles: a start keeps no worker alive).
 struct Starter {
-    apis: Arc<Mutex<HashMap<String, PythonApi>>>,
+    /// How Python predictor processes are started.
     process: ProcessConfig,
+    /// Whether callers get a predictor's whole Python traceback.
     tracebacks: bool,
+    /// What `get_model` and the predictors' model clients use.
     models: Weak<Models>,
     inference: Weak<Inference>,
 }
@@ -307,7 +299,7 @@ impl PythonApis {
         };
         let request: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         tracing::warn!(api, request_id = %request, traceback = %traceback, "the predictor raised");
-        let message = if self.tracebacks {
+        let message = if self.starter.tracebacks {
             format!("api `{api}` (request {request}): {traceback}")
         } else {
             format!(

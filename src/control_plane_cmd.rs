@@ -38,7 +38,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    args.metrics.start().await?;
+    args.metrics.start(args.clients.tokens().await?).await?;
     let bind = |address: String| async move {
         tokio::net::TcpListener::bind(&address)
             .await

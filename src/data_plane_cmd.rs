@@ -74,7 +74,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
-    args.metrics.start().await?;
+    args.metrics.start(args.clients.tokens().await?).await?;
     let cluster = args.cluster.credentials().await?;
     let config = ServeConfig {
         worker: WorkerConfig {

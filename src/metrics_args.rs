@@ -3,6 +3,7 @@
 //! default in `hotswap up` (its own default there).
 
 use anyhow::Context;
+use hotswap_common::trust::BearerTokens;
 
 #[derive(clap::Args)]
 pub struct MetricsArgs {
@@ -14,23 +15,27 @@ pub struct MetricsArgs {
 }
 
 impl MetricsArgs {
-    pub async fn start(&self) -> anyhow::Result<()> {
+    /// Serves metrics when asked to; scrapes then carry one of `tokens`
+    /// when given (the front door's `--tokens-file`).
+    pub async fn start(&self, tokens: Option<BearerTokens>) -> anyhow::Result<()> {
         match &self.metrics_listen {
-            Some(addr) => start(addr).await,
+            Some(addr) => start(addr, tokens).await,
             None => Ok(()),
         }
     }
 }
 
 /// Installs the recorder and serves it on `addr` for the rest of the
-/// process's life.
-pub async fn start(addr: &str) -> anyhow::Result<()> {
+/// process's life, to scrapes carrying one of `tokens` when given.
+pub async fn start(addr: &str, tokens: Option<BearerTokens>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for metrics"))?;
     hotswap_common::metrics::install();
     tokio::spawn(async move {
-        if let Err(e) = hotswap_common::metrics::serve(listener, std::future::pending()).await {
+        if let Err(e) =
+            hotswap_common::metrics::serve(listener, tokens, std::future::pending()).await
+        {
             tracing::warn!(error = %e, "the metrics listener stopped");
         }
     });

@@ -45,7 +45,9 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     config.history_limit = args.history;
     config.storage = args.storage.options(env);
     config.cluster = args.cluster.credentials().await?;
-    args.metrics.start().await?;
+    // The model-store has no clients of its own and so no tokens: its
+    // metrics listener is for the operator's network only.
+    args.metrics.start(None).await?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

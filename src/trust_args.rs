@@ -65,10 +65,16 @@ pub struct ClientArgs {
 impl ClientArgs {
     /// Clients' TLS is the cluster's.
     pub async fn trust(&self, cluster: &ClusterCredentials) -> anyhow::Result<ClientTrust> {
-        let tokens = match &self.tokens_file {
-            Some(path) => Some(BearerTokens::load(path).await.context("--tokens-file")?),
-            None => None,
-        };
-        Ok(cluster.client_facing(tokens))
+        Ok(cluster.client_facing(self.tokens().await?))
+    }
+
+    /// The bearer tokens of `--tokens-file`, when given.
+    pub async fn tokens(&self) -> anyhow::Result<Option<BearerTokens>> {
+        match &self.tokens_file {
+            Some(path) => Ok(Some(
+                BearerTokens::load(path).await.context("--tokens-file")?,
+            )),
+            None => Ok(None),
+        }
     }
 }

@@ -43,8 +43,10 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     tls: Option<PathBuf>,
     /// Serve Prometheus metrics (all three services, one process) at
-    /// http://ADDR/metrics; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    /// http://ADDR/metrics; port 0 picks a free port. Triton's metrics port
+    /// by default (9090 is Prometheus's own). With --tokens-file, scrapes
+    /// carry one of its tokens too.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8002")]
     metrics_listen: String,
     #[command(flatten)]
     clients: crate::trust_args::ClientArgs,
@@ -120,7 +122,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
         stop.clone().cancelled_owned(),
     );
     tracing::info!(addr = %front_addr, "hotswap up: clients call this address");
-    crate::metrics_args::start(&args.metrics_listen).await?;
+    crate::metrics_args::start(&args.metrics_listen, args.clients.tokens().await?).await?;
     // Ends on Ctrl-C or SIGTERM, or when a service stopped the others.
     let signal = {
         let stop = stop.clone();

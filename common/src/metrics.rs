@@ -17,6 +17,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+
+use crate::trust::{BearerTokens, Gate};
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
@@ -52,27 +54,37 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves. With
+/// `tokens`, a scrape must carry `authorization: Bearer <one of them>`
+/// (the metrics name every API, model and version served); without, anyone
+/// who reaches the listener may read them.
 pub async fn serve(
     listener: TcpListener,
+    tokens: Option<BearerTokens>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let handle = install();
     let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!(%addr, "metrics listening");
+    let gate = tokens.map_or(Gate::Open, Gate::Bearer);
+    tracing::info!(%addr, tokens = !matches!(gate, Gate::Open), "metrics listening");
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
-            let handle = handle.clone();
+        axum::routing::get(move |request: axum::extract::Request| {
+            let (handle, gate) = (handle.clone(), gate.clone());
             async move {
+                if let Some(reason) = gate.refusal(&request) {
+                    let refusal =
+                        crate::server::http_refusal(http::StatusCode::UNAUTHORIZED, reason);
+                    return axum::response::IntoResponse::into_response(refusal);
+                }
                 process::record();
-                (
+                axum::response::IntoResponse::into_response((
                     [(
                         http::header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
                     handle.render(),
-                )
+                ))
             }
         }),
     );

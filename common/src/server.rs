@@ -24,9 +24,12 @@ use tower::Service;
 use crate::context::CallContextLayer;
 use crate::trust::Guard;
 
+mod body;
 mod gate;
 mod limit;
 mod tls;
+
+pub use body::{BODY_LIMIT, BODY_TIMEOUT};
 
 pub use tls::TlsError;
 
@@ -90,6 +93,8 @@ pub struct GrpcServer {
     names: Vec<&'static str>,
     health: HealthReporter,
     concurrency_limit: Option<usize>,
+    body_limit: usize,
+    body_timeout: Duration,
     guard: Guard,
     /// HTTP routes served on the same port (HTTP/1.1 and HTTP/2), beside
     /// gRPC.
@@ -107,6 +112,8 @@ impl GrpcServer {
             names: Vec::new(),
             health,
             concurrency_limit: None,
+            body_limit: BODY_LIMIT,
+            body_timeout: BODY_TIMEOUT,
             guard: Guard::open(),
             http: None,
         };
@@ -142,11 +149,28 @@ impl GrpcServer {
         self
     }
 
-    /// Calls handled at once; more wait in the queue before anything of
-    /// theirs is decoded (bounds the memory decoded requests take). Health
-    /// checks and reflection are never held back (`server/limit.rs`).
+    /// Calls handled at once; more wait in the queue, once their bodies
+    /// have arrived and before anything of theirs is decoded (bounds the
+    /// memory decoded requests take). Health checks and reflection are
+    /// never held back (`server/limit.rs`).
     pub fn concurrency_limit(mut self, limit: usize) -> Self {
         self.concurrency_limit = Some(limit);
+        self
+    }
+
+    /// Largest request body in bytes (a gRPC message, or an HTTP body):
+    /// one declared larger is refused before it is read, one that grows
+    /// larger as soon as it does (413, or RESOURCE_EXHAUSTED to gRPC).
+    /// [`BODY_LIMIT`] unless set.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long a request body may take to arrive (408, or
+    /// DEADLINE_EXCEEDED to gRPC); [`BODY_TIMEOUT`] unless set.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
         self
     }
 
@@ -213,13 +237,8 @@ impl GrpcServer {
             builder
                 .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
                 .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-                // Outermost: calls beyond the limit wait here, before anything
-                // of theirs is decoded.
-                .layer(tower::util::option_layer(
-                    self.concurrency_limit.map(limit::LimitLayer::new),
-                ))
-                // Every call counted and timed, refused ones and waits in
-                // the queue included.
+                // Outermost: every call counted and timed, refused ones,
+                // body reads and waits in the queue included.
                 .layer(crate::metrics::RequestMetricsLayer { service: self.name })
                 // Each call runs in a span that continues the caller's trace,
                 // and its deadline is known to the calls it makes in turn;
@@ -230,8 +249,22 @@ impl GrpcServer {
                 .layer(tower_http::trace::TraceLayer::new_for_grpc().on_failure(
                     tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN),
                 ))
-                // Innermost, inside the request log: refused calls are logged.
+                // Inside the request log, so refused calls are logged; before
+                // the body is read, so a caller without credentials costs
+                // no more than its headers.
                 .layer(gate::GateLayer(self.guard.gate.clone()))
+                // The body arrives whole, within its limit and deadline,
+                // before the call takes a slot: a slow sender holds only
+                // its own connection.
+                .layer(body::BodyFirstLayer::new(
+                    self.body_limit,
+                    self.body_timeout,
+                ))
+                // Innermost: calls beyond the limit wait here, bodies in
+                // hand, before anything of theirs is decoded.
+                .layer(tower::util::option_layer(
+                    self.concurrency_limit.map(limit::LimitLayer::new),
+                ))
                 .accept_http1(http)
                 .add_routes(routes(self.routes, self.http));
         let served = match acceptor {

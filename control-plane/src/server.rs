@@ -181,6 +181,7 @@ pub async fn serve_control_plane(
     let front_server = GrpcServer::new("control-plane")
         .guard(control_plane.clients.guard())
         .concurrency_limit(MAX_CONCURRENT_CALLS)
+        .body_limit(MAX_MESSAGE_BYTES)
         .add_service(
             PredictorServer::new(GrpcPredictor(front.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)

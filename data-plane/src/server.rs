@@ -89,6 +89,7 @@ pub async fn serve_worker(
     let server = GrpcServer::new("data-plane")
         .guard(guard)
         .concurrency_limit(MAX_CONCURRENT_REQUESTS)
+        .body_limit(decode_limit)
         .add_service(
             PredictorServer::new(GrpcPredictor(service.clone()))
                 .max_decoding_message_size(decode_limit)

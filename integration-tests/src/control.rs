@@ -10,7 +10,7 @@ use hotswap_proto::inference::grpc_inference_service_client::GrpcInferenceServic
 use hotswap_proto::v1::control_plane_client::ControlPlaneClient;
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use hotswap_proto::v1::{ListWorkersRequest, WorkerStatus};
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::serving::{Running, channel, cluster_channel};
 use crate::wait::eventually;
@@ -25,6 +25,8 @@ pub struct ControlServer {
     pub control_plane: ControlPlane,
     /// What its internal listener takes.
     cluster: ClusterCredentials,
+    /// The CA clients trust when the front door has TLS.
+    client_ca: Option<String>,
     running: Running<hotswap_control_plane::Error>,
 }
 
@@ -58,13 +60,34 @@ impl ControlServer {
             internal,
             control_plane,
             cluster,
+            client_ca: None,
             running,
         }
     }
 
-    /// A channel to the front door.
+    /// Clients of the front door speak TLS, trusting the CA certificate
+    /// `ca_pem` (the front door's certificate names `localhost`).
+    pub fn with_client_ca(mut self, ca_pem: String) -> ControlServer {
+        self.client_ca = Some(ca_pem);
+        self
+    }
+
+    /// A channel to the front door (TLS when it has TLS).
     pub async fn channel(&self) -> Channel {
-        channel(self.addr).await
+        match &self.client_ca {
+            None => channel(self.addr).await,
+            Some(ca) => Endpoint::from_shared(format!("https://{}", self.addr))
+                .expect("uri")
+                .tls_config(
+                    ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(ca))
+                        .domain_name("localhost"),
+                )
+                .expect("TLS config")
+                .connect()
+                .await
+                .expect("connect"),
+        }
     }
 
     /// A `Predictor` client to the front door.

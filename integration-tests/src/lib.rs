@@ -1,6 +1,7 @@
 //! Shared harness for the integration tests: storage emulators, buckets on
 //! each backend, servers on loopback and a Watch subscriber.
 
+pub mod attack;
 pub mod bucket;
 pub mod certs;
 pub mod compose;

@@ -151,3 +151,54 @@ fn prometheus_scrapes_what_the_calls_did() {
         .until_blocking(|| (query(&prometheus_addr, removed) == Some(1.0)).then_some(()));
     let _ = prometheus.child.kill();
 }
+
+/// With `--tokens-file`, the metrics listener takes the front door's
+/// tokens: the metrics name every API, model and version. And `hotswap up`
+/// leaves Prometheus's own port (9090) alone by default.
+#[test]
+fn metrics_take_the_front_doors_tokens() {
+    let secrets = tempfile::tempdir().unwrap();
+    let tokens = secrets.path().join("tokens");
+    std::fs::write(&tokens, "scraper-token-1\n").unwrap();
+    let config = workspace_root().join("examples/iris-onnx/hotswap.yaml");
+    let up = Hotswap::start(
+        &[
+            "up",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--tokens-file",
+            tokens.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let url = format!("http://{}/metrics", up.addr_of("metrics"));
+    let status = |args: &[&str]| {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        all.push(&url);
+        curl(&all)
+    };
+    assert_eq!(status(&[]), "401", "a scrape without a token");
+    assert_eq!(
+        status(&["-H", "authorization: Bearer another-token"]),
+        "401",
+        "a scrape with a token not in the file"
+    );
+    let refused = curl(&[&url]);
+    assert!(refused.starts_with("{\"error\""), "{refused}");
+    let text = curl(&["-H", "authorization: Bearer scraper-token-1", &url]);
+    assert!(text.contains("process_cpu_seconds_total"), "{text}");
+
+    let help = Command::new(hotswap_integration_tests::process::hotswap_binary())
+        .args(["up", "--help"])
+        .output()
+        .expect("hotswap up --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("[default: 127.0.0.1:8002]") && !help.contains("9090]"),
+        "{help}"
+    );
+}

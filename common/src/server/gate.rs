@@ -34,7 +34,7 @@ pub(super) struct Gated<S> {
 
 impl Gate {
     /// Why `request` may not pass, or None when it may.
-    fn refusal<B>(&self, request: &http::Request<B>) -> Option<&'static str> {
+    pub(crate) fn refusal<B>(&self, request: &http::Request<B>) -> Option<&'static str> {
         if super::is_probe(request.uri().path()) {
             return None;
         }

@@ -6,26 +6,18 @@
 //! picked (or by its preface, when it offered nothing).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::{Stream, StreamExt};
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::trust::Tls;
 
-/// A handshake that takes longer is dropped, so a client that connects and
-/// says nothing cannot hold a handshake slot.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+mod handshakes;
 
-/// Handshakes in progress on one listener, at most; more connections wait
-/// in the kernel's backlog until one finishes or times out.
-const HANDSHAKES: usize = 256;
+pub(super) use handshakes::incoming;
 
 /// Why a listener's TLS material is refused.
 #[derive(Debug, thiserror::Error)]
@@ -75,42 +67,4 @@ pub fn acceptor(tls: &Tls, mutual: bool) -> Result<TlsAcceptor, TlsError> {
         .map_err(TlsError::Identity)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// The accepted connections of `incoming` once their handshakes finish,
-/// several at a time; a failed or slow handshake drops that connection
-/// only.
-pub fn incoming<S>(
-    incoming: S,
-    acceptor: TlsAcceptor,
-) -> impl Stream<Item = std::io::Result<TlsStream<TcpStream>>>
-where
-    S: Stream<Item = std::io::Result<TcpStream>>,
-{
-    incoming
-        .filter_map(|accepted| async move {
-            // An accept error (a connection reset before it was taken) is
-            // the kernel's, about one connection: the next one may work.
-            accepted
-                .inspect_err(|e| tracing::debug!(error = %e, "accept failed"))
-                .ok()
-        })
-        .map(move |tcp| {
-            let acceptor = acceptor.clone();
-            async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => Some(Ok(tls)),
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        None
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake timed out");
-                        None
-                    }
-                }
-            }
-        })
-        .buffer_unordered(HANDSHAKES)
-        .filter_map(std::future::ready)
 }

@@ -2,14 +2,20 @@
 //! meets them: an ONNX model on S3 and a Python predictor, served by two
 //! worker processes behind a control plane, while in turn the model-store
 //! restarts during an S3 outage, a worker is killed outright, a new
-//! version's download stalls, a predictor call hangs, and a client sends
-//! oversized names. No well-formed call may fail; the hung call itself ends
-//! DEADLINE_EXCEEDED and the oversized ones INVALID_ARGUMENT.
+//! version's download stalls, a predictor call hangs, a client sends
+//! oversized names, and attackers hold the TLS front door (silent sockets,
+//! slow bodies, JSON bombs, huge forms). No well-formed call may fail and
+//! no worker may be dropped; the hung call itself ends DEADLINE_EXCEEDED,
+//! the oversized ones INVALID_ARGUMENT, the bombs and forms a 4xx.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hotswap_common::trust::ClientTrust;
+use hotswap_control_plane::ControlPlaneConfig;
+use hotswap_integration_tests::attack::Connector;
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::load::Load;
 use hotswap_integration_tests::process::{Hotswap, venv};
@@ -83,6 +89,19 @@ async fn source_healthy(store: &StoreServer) -> bool {
         .all(|s| s.healthy && s.consecutive_failures == 0)
 }
 
+/// Each registered worker's id and when it registered: a worker dropped
+/// and registered again has a new time.
+async fn registrations(control: &ControlServer) -> Vec<(String, Option<prost_types::Timestamp>)> {
+    let mut workers: Vec<_> = control
+        .workers()
+        .await
+        .into_iter()
+        .map(|w| (w.worker_id, w.registered))
+        .collect();
+    workers.sort_by(|a, b| a.0.cmp(&b.0));
+    workers
+}
+
 /// Both workers registered, each serving iris and the predictor.
 async fn two_workers_serving(control: &ControlServer) {
     eventually("two workers serving iris and py", || async {
@@ -115,7 +134,18 @@ async fn well_formed_calls_survive_every_fault_in_turn() {
     };
     let store = StoreServer::start(&bucket, &config, store_config).await;
     let store_addr = store.addr;
-    let control = ControlServer::start(store_addr).await;
+    // TLS at the front door, so the attackers below can hold handshakes.
+    let ca = TestCa::new("chaos");
+    let control = ControlServer::start_with(ControlPlaneConfig {
+        model_store: store_addr.to_string(),
+        clients: ClientTrust {
+            tls: Some(ca.tls("control-plane")),
+            tokens: None,
+        },
+        ..ControlPlaneConfig::default()
+    })
+    .await
+    .with_client_ca(ca.pem());
     let mut workers = vec![
         worker(store_addr, &control, &workers_s3),
         worker(store_addr, &control, &workers_s3),
@@ -221,6 +251,25 @@ async fn well_formed_calls_survive_every_fault_in_turn() {
     // 5. Oversized names, refused alone.
     super::oversized::oversized_calls(&control).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // 6. Attackers at the edge, all at once, while the load runs; new
+    // clients are still served, and no worker is dropped for silence.
+    let registered = registrations(&control).await;
+    let fresh = || async {
+        control
+            .predictor()
+            .await
+            .predict(predict_json("iris", "", "", IRIS_INPUT))
+            .await
+            .map(|_| ())
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    };
+    super::edge::attack_front_door(control.addr, &Connector::tls(&ca.pem()), fresh).await;
+    assert_eq!(
+        registrations(&control).await,
+        registered,
+        "a worker was dropped (and registered again) during the attack"
+    );
 
     onnx.stop()
         .await

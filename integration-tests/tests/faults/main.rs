@@ -4,6 +4,7 @@
 
 mod cache_eviction;
 mod chaos;
+mod edge;
 mod hung_predictor;
 mod outage;
 mod output_sizes;

@@ -77,11 +77,15 @@ where
     }
 }
 
+/// The current call's deadline, when its caller set one (`grpc-timeout`)
+/// and this runs within the call (not in a task it spawned).
+pub fn deadline() -> Option<Instant> {
+    DEADLINE.try_with(|d| *d).ok().flatten()
+}
+
 /// Whether the current call's deadline has passed (false without one).
 pub fn deadline_passed() -> bool {
-    DEADLINE
-        .try_with(|d| d.is_some_and(|d| Instant::now() >= d))
-        .unwrap_or(false)
+    deadline().is_some_and(|d| Instant::now() >= d)
 }
 
 /// A call to another service for `message`, with the current call's
@@ -181,5 +185,26 @@ mod tests {
         assert_eq!(parse_timeout("12x"), None);
         assert_eq!(parse_timeout("m"), None);
         assert_eq!(parse_timeout("123456789S"), None);
+    }
+
+    #[tokio::test]
+    async fn a_call_knows_its_deadline_and_a_call_without_one_has_none() {
+        let mut served = CallContextLayer { service: "test" }.layer(tower::service_fn(
+            |_: http::Request<()>| async { Ok::<_, std::convert::Infallible>(deadline()) },
+        ));
+        let request = |timeout: Option<&str>| {
+            let mut r = http::Request::new(());
+            if let Some(t) = timeout {
+                r.headers_mut().insert("grpc-timeout", t.parse().unwrap());
+            }
+            r
+        };
+        let before = Instant::now();
+        let got = served.call(request(Some("250m"))).await.unwrap().unwrap();
+        // Taken when the call arrived, after `before`.
+        let left = got.saturating_duration_since(before);
+        assert!(left >= Duration::from_millis(250) && left < Duration::from_secs(1));
+        assert_eq!(served.call(request(None)).await.unwrap(), None);
+        assert_eq!(deadline(), None, "outside any call");
     }
 }

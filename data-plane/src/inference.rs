@@ -222,7 +222,10 @@ impl Inference {
                 .batcher(loaded)
                 .and_then(|b| Some((b, b.rows(&inputs)?)))
             {
-                Some((batcher, rows)) => batcher.run(inputs, outputs, rows).await,
+                Some((batcher, rows)) => {
+                    let deadline = hotswap_common::context::deadline();
+                    batcher.run(inputs, outputs, rows, deadline).await
+                }
                 None => run::run(&loaded.model, inputs, outputs, stats.runs_short()).await,
             },
         };

@@ -55,12 +55,18 @@ pub struct ApiConfig {
     pub warnings: Vec<String>,
 }
 
+/// The longest `batch_interval` a config may set: a lone call waits that
+/// long for company, so more is a mistake (`1000h` would hang every quiet
+/// call until its client gave up), refused at load.
+pub const MAX_BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Cortex's `server_side_batching`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerSideBatching {
     /// The most rows one run takes (at least 1).
     pub max_batch_size: u32,
-    /// How long the first call of a batch waits for others.
+    /// How long the first call of a batch waits for others, at most
+    /// [`MAX_BATCH_INTERVAL`].
     pub batch_interval: std::time::Duration,
 }
 

@@ -4,7 +4,10 @@
 //! `max_batch_size` rows in all (a call's own rows count toward it). One
 //! batch runs at a time per version, as one model instance does in Triton:
 //! while it runs the next one fills, so batches grow with the load, and a
-//! lone call waits at most `batch_interval`.
+//! lone call waits at most `batch_interval`. A filling batch also closes
+//! shortly before the earliest deadline of the calls waiting, so that a
+//! caller whose deadline is shorter than the interval is answered, not
+//! timed out.
 //!
 //! Only calls that can share a run are joined: the same outputs asked for,
 //! and inputs alike but for the first dimension. A joined run that fails is
@@ -18,12 +21,21 @@ use std::time::{Duration, Instant};
 use hotswap_common::catalog::VersionKey;
 use hotswap_proto::v1::Api;
 use tokio::sync::{mpsc, oneshot};
+// Tokio's clock for the waits, so that tests can pause it.
+use tokio::time::Instant as Clock;
 
 use super::stats::VersionStats;
 use crate::Error;
 use crate::backend::Model;
 use crate::signature::Signature;
 use crate::tensor::Tensor;
+
+/// How long before the earliest caller deadline a filling batch closes:
+/// time for the run and the answer's way back, so the call is answered
+/// rather than timed out (a batched run of a small model takes well under
+/// a millisecond; the caller's deadline is measured from when the worker
+/// received the call).
+const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 
 /// An API's `server_side_batching`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +84,10 @@ struct Job {
     inputs: Vec<Tensor>,
     outputs: Vec<String>,
     rows: usize,
-    arrived: Instant,
+    /// On tokio's clock, as the timer that closes its batch.
+    arrived: Clock,
+    /// The caller's deadline, if it set one.
+    deadline: Option<Clock>,
     reply: oneshot::Sender<Ran>,
 }
 
@@ -158,14 +173,21 @@ impl Batcher {
     }
 
     /// Runs a call (of `rows` rows, from [`Batcher::rows`]) in the next
-    /// batch that can take it.
-    pub async fn run(&self, inputs: Vec<Tensor>, outputs: Vec<String>, rows: usize) -> Ran {
+    /// batch that can take it; `deadline` is its caller's, if it set one.
+    pub async fn run(
+        &self,
+        inputs: Vec<Tensor>,
+        outputs: Vec<String>,
+        rows: usize,
+        deadline: Option<Instant>,
+    ) -> Ran {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             inputs,
             outputs,
             rows,
-            arrived: Instant::now(),
+            arrived: Clock::now(),
+            deadline: deadline.map(Clock::from_std),
             reply,
         };
         if self.jobs.send(job).is_err() {
@@ -207,11 +229,10 @@ impl Queue {
     }
 
     /// The next batch: the oldest call and the calls that can join it,
-    /// waiting for more until the batch is full or the oldest call has
+    /// waiting for more until the batch is full, the oldest call has
     /// waited `batch_interval` (no wait when it waited that long already,
-    /// behind the run before).
+    /// behind the run before), or a waiting call's deadline is near.
     async fn gather(&mut self) -> Vec<Job> {
-        let deadline = self.waiting[0].arrived + self.settings.interval;
         let rows = |waiting: &VecDeque<Job>| -> usize {
             let first = &waiting[0];
             waiting
@@ -221,7 +242,7 @@ impl Queue {
                 .sum()
         };
         while rows(&self.waiting) < self.settings.max_rows {
-            match tokio::time::timeout_at(deadline.into(), self.queue.recv()).await {
+            match tokio::time::timeout_at(self.closes_at(), self.queue.recv()).await {
                 Ok(Some(job)) => self.waiting.push_back(job),
                 // Closed (the version is being dropped) or time is up.
                 Ok(None) | Err(_) => break,
@@ -241,6 +262,19 @@ impl Queue {
         }
         self.waiting = rest;
         batch
+    }
+
+    /// When the filling batch closes: `batch_interval` after its oldest
+    /// call arrived, or [`DEADLINE_MARGIN`] before the earliest deadline of
+    /// the calls waiting. Those that cannot join it count too: they run
+    /// only after it, so its wait is theirs.
+    fn closes_at(&self) -> Clock {
+        let interval = self.waiting[0].arrived + self.settings.interval;
+        self.waiting
+            .iter()
+            .filter_map(|j| j.deadline)
+            .map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d))
+            .fold(interval, Clock::min)
     }
 
     async fn execute(&self, batch: Vec<Job>) {

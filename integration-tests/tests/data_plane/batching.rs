@@ -16,7 +16,7 @@ use super::stack;
 /// together certainly meet) and not.
 const CONFIG: &str = "\
 - {name: batched, predictor: {type: onnx, models: {path: '{root}iris'}, \
-   server_side_batching: {max_batch_size: 4, batch_interval: 2s}}}
+   server_side_batching: {max_batch_size: 4, batch_interval: 1s}}}
 - {name: single, predictor: {type: onnx, models: {path: '{root}iris'}}}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +78,7 @@ async fn concurrent_calls_run_as_one_and_get_what_they_get_alone() {
     assert_eq!(c.input[0].dims, [4]);
     match c.scheduling_choice {
         Some(SchedulingChoice::DynamicBatching(d)) => {
-            assert_eq!(d.max_queue_delay_microseconds, 2_000_000)
+            assert_eq!(d.max_queue_delay_microseconds, 1_000_000)
         }
         other => panic!("no dynamic_batching: {other:?}"),
     }
@@ -100,7 +100,7 @@ async fn concurrent_calls_run_as_one_and_get_what_they_get_alone() {
 async fn a_call_the_model_refuses_fails_alone() {
     let (bucket, store, worker) = stack(
         "- {name: lookup, predictor: {type: onnx, models: {path: '{root}lookup'}, \
-           server_side_batching: {max_batch_size: 8, batch_interval: 2s}}}",
+           server_side_batching: {max_batch_size: 8, batch_interval: 1s}}}",
     )
     .await;
     bucket.put("lookup/1/model.onnx", fixture("lookup")).await;

@@ -10,7 +10,7 @@ use super::Stack;
 
 const CONFIG: &str = "\
 - {name: batched, predictor: {type: tensorflow, models: {path: '{root}iris'}, \
-   server_side_batching: {max_batch_size: 6, batch_interval: 2s}}}
+   server_side_batching: {max_batch_size: 6, batch_interval: 1s}}}
 - {name: single, predictor: {type: tensorflow, models: {path: '{root}iris'}}}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

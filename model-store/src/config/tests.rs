@@ -186,12 +186,7 @@ fn a_cortex_config_with_foreign_sections_loads_with_a_warning_each() {
     assert_eq!(proto.config_warnings.len(), 12);
     assert_eq!(proto.server_side_batching.unwrap().max_batch_size, 8);
 
-    for (interval, ms) in [
-        ("100ms", 100),
-        ("1m30s", 90_000),
-        ("2s", 2000),
-        ("250us", 0),
-    ] {
+    for (interval, ms) in [("100ms", 100), ("0.5s", 500), ("1s", 1000), ("250us", 0)] {
         let config = format!(
             "- {{name: b, predictor: {{type: python, path: p.py, server_side_batching: {{max_batch_size: 2, batch_interval: {interval}}}}}}}"
         );
@@ -211,6 +206,28 @@ fn a_cortex_config_with_foreign_sections_loads_with_a_warning_each() {
             "{bad}: {e}"
         );
     }
+}
+
+/// A lone call waits `batch_interval` for company: `1000h` is a typo that
+/// would hang every quiet call, refused at load rather than found later.
+#[test]
+fn a_batch_interval_over_the_maximum_is_refused() {
+    let config = |interval: &str| {
+        format!(
+            "- {{name: b, predictor: {{type: onnx, models: {{path: /m}}, server_side_batching: {{max_batch_size: 2, batch_interval: {interval}}}}}}}"
+        )
+    };
+    for over in ["1000h", "1m30s", "2s", "1.001s", "1s1ns"] {
+        let e = parse_err(&config(over));
+        assert!(
+            e.contains("predictor.server_side_batching.batch_interval")
+                && e.contains(over)
+                && e.contains("at most 1s"),
+            "{over}: {e}"
+        );
+    }
+    let at_most = parse_ok(&config("1000ms"))[0].server_side_batching.unwrap();
+    assert_eq!(at_most.batch_interval, std::time::Duration::from_secs(1));
 }
 
 #[test]

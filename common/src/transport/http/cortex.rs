@@ -116,3 +116,6 @@ fn answer(response: PredictResponse) -> Response {
     }
     (status, headers, body).into_response()
 }
+
+#[cfg(test)]
+mod tests;

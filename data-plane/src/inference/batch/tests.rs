@@ -28,7 +28,23 @@ fn call(batcher: &Arc<Batcher>, first: usize, n: usize) -> JoinHandle<Ran> {
     tokio::spawn(async move {
         let inputs = rows(first, n);
         let rows = batcher.rows(&inputs).expect("a batchable call");
-        batcher.run(inputs, Vec::new(), rows).await
+        batcher.run(inputs, Vec::new(), rows, None).await
+    })
+}
+
+/// As [`call`], by a caller whose deadline is `within` from now.
+fn call_within(
+    batcher: &Arc<Batcher>,
+    first: usize,
+    n: usize,
+    within: Duration,
+) -> JoinHandle<Ran> {
+    let batcher = batcher.clone();
+    let deadline = (tokio::time::Instant::now() + within).into_std();
+    tokio::spawn(async move {
+        let inputs = rows(first, n);
+        let rows = batcher.rows(&inputs).expect("a batchable call");
+        batcher.run(inputs, Vec::new(), rows, Some(deadline)).await
     })
 }
 
@@ -114,7 +130,7 @@ async fn calls_asking_for_other_outputs_are_not_joined() {
     let b = Arc::new(b);
     let other = {
         let b = b.clone();
-        tokio::spawn(async move { b.run(rows(5, 1), vec!["y".to_owned()], 1).await })
+        tokio::spawn(async move { b.run(rows(5, 1), vec!["y".to_owned()], 1, None).await })
     };
     let same = call(&b, 0, 1);
     assert_eq!(values(other.await.unwrap()), doubled(5, 1));
@@ -183,4 +199,79 @@ async fn a_caller_gone_before_its_batch_is_not_run() {
         vec![2, 1],
         "the call whose caller left was not run"
     );
+}
+
+/// A batcher whose first call waits `interval` for company.
+fn waiting(model: Arc<Fake>, interval: Duration) -> Arc<Batcher> {
+    let key = VersionKey {
+        api: "a".into(),
+        model: "m".into(),
+        version: 1,
+    };
+    let settings = Batching {
+        max_rows: 8,
+        interval,
+    };
+    let stats = Arc::new(VersionStats::default());
+    Arc::new(Batcher::start(model, settings, &key, stats))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_call_is_answered_before_its_deadline_not_after_the_interval() {
+    let b = waiting(Fake::doubling(), Duration::from_secs(3600));
+    let start = tokio::time::Instant::now();
+    let within = Duration::from_millis(100);
+    let ran = call_within(&b, 0, 1, within).await.unwrap();
+    let took = start.elapsed();
+    assert_eq!(values(ran), doubled(0, 1));
+    assert!(took < within, "answered after its deadline: {took:?}");
+    assert!(
+        took >= within - DEADLINE_MARGIN,
+        "waited for company until close to the deadline: {took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_with_a_near_deadline_closes_the_batch_it_joins() {
+    let model = Fake::doubling();
+    let b = waiting(model.clone(), Duration::from_millis(500));
+    let start = tokio::time::Instant::now();
+    let first = call(&b, 0, 1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let hurried = call_within(&b, 10, 1, Duration::from_millis(50));
+    assert_eq!(values(hurried.await.unwrap()), doubled(10, 1));
+    assert!(
+        start.elapsed() < Duration::from_millis(60),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(values(first.await.unwrap()), doubled(0, 1));
+    assert_eq!(*model.rows.lock().unwrap(), vec![2], "they ran together");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_call_that_cannot_join_does_not_wait_past_its_deadline() {
+    let model = Fake::doubling();
+    let b = waiting(model.clone(), Duration::from_millis(500));
+    let start = tokio::time::Instant::now();
+    let first = call(&b, 0, 1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Other outputs: it cannot join the filling batch, which closes early
+    // so that it runs next, in time.
+    let other = {
+        let b = b.clone();
+        let deadline = (tokio::time::Instant::now() + Duration::from_millis(50)).into_std();
+        tokio::spawn(async move {
+            b.run(rows(5, 1), vec!["y".to_owned()], 1, Some(deadline))
+                .await
+        })
+    };
+    assert_eq!(values(other.await.unwrap()), doubled(5, 1));
+    assert!(
+        start.elapsed() < Duration::from_millis(60),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(values(first.await.unwrap()), doubled(0, 1));
+    assert_eq!(*model.rows.lock().unwrap(), vec![1, 1]);
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::super::duration::go_duration;
-use super::super::{ApiConfig, ServerSideBatching};
+use super::super::{ApiConfig, MAX_BATCH_INTERVAL, ServerSideBatching};
 use super::{PredictorType, RawApi};
 
 /// A validation failure: the field (dotted path) and what is wrong with it.
@@ -148,8 +148,19 @@ impl RawApi {
             .map(|b| {
                 let field = "predictor.server_side_batching";
                 check_positive(&format!("{field}.max_batch_size"), Some(b.max_batch_size))?;
+                let interval_field = format!("{field}.batch_interval");
                 let batch_interval = go_duration(&b.batch_interval)
-                    .map_err(|e| invalid(&format!("{field}.batch_interval"), e.to_string()))?;
+                    .map_err(|e| invalid(&interval_field, e.to_string()))?;
+                if batch_interval > MAX_BATCH_INTERVAL {
+                    return Err(invalid(
+                        &interval_field,
+                        format!(
+                            "{:?} is longer than the maximum: must be at most {MAX_BATCH_INTERVAL:?} \
+                             (a lone call waits this long for others)",
+                            b.batch_interval
+                        ),
+                    ));
+                }
                 Ok::<_, Invalid>(ServerSideBatching {
                     max_batch_size: b.max_batch_size,
                     batch_interval,

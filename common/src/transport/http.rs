@@ -3,11 +3,13 @@
 //! Inference Protocol's REST binding under `/v2` (`http/oip.rs`: JSON
 //! tensors and the binary-tensor extension) and Cortex's `POST /{api}`
 //! (`http/cortex.rs`). How their failures are answered (service errors by
-//! their code, malformed requests with 400) is `http/failure.rs`.
+//! their code, malformed requests with 400) is `http/failure.rs`; that
+//! every refusal is `{"error": …}`, axum's own too, is `http/refusals.rs`.
 
 mod cortex;
 mod failure;
 mod oip;
+mod refusals;
 
 use std::sync::Arc;
 
@@ -71,4 +73,7 @@ where
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        // Outermost, so axum's own refusals (a method a route does not
+        // take, a path that does not decode) are rewritten too.
+        .layer(axum::middleware::map_response(refusals::as_json))
 }

@@ -204,6 +204,35 @@ async fn slow_bodies_do_not_take_the_call_slots() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_http_refusal_is_json() {
+    let (_bucket, _store, control, _worker) = stack(ClientTrust::default()).await;
+    for (head, status) in [
+        // A method the route does not take.
+        ("GET /v2/models/iris/infer HTTP/1.1", 405),
+        ("PUT /iris HTTP/1.1", 405),
+        // A path that does not decode as UTF-8.
+        (
+            "POST /%FF%FE HTTP/1.1\r\ncontent-type: application/json",
+            400,
+        ),
+        ("GET /v2/models/%FF HTTP/1.1", 400),
+        // No such endpoint.
+        ("GET /nowhere/at/all HTTP/1.1", 404),
+    ] {
+        let answer = http1(&Connector::Plain, control.addr, head, b"")
+            .await
+            .unwrap_or_else(|e| panic!("{head}: {e}"));
+        assert_eq!(answer.status, status, "{head}: {answer:?}");
+        let json: serde_json::Value = serde_json::from_str(&answer.body)
+            .unwrap_or_else(|_| panic!("{head}: not JSON: {answer:?}"));
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{head}: {answer:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declared_length_over_the_limit_is_refused_before_it_is_read() {
     let (_bucket, _store, control, _worker) = stack(ClientTrust::default()).await;
     for (path, declared) in [

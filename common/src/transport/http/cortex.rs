@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::failure::{BadRequest, error_response};
+use super::refusals::PredictorAnswer;
 use hotswap_proto::service::PredictorService;
 use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
 
@@ -114,7 +115,10 @@ fn answer(response: PredictResponse) -> Response {
     {
         headers.insert(header::CONTENT_TYPE, value);
     }
-    (status, headers, body).into_response()
+    // The predictor chose this status and body: not a refusal to rewrite.
+    let mut response = (status, headers, body).into_response();
+    response.extensions_mut().insert(PredictorAnswer);
+    response
 }
 
 #[cfg(test)]

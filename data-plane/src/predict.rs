@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hotswap_common::catalog::ApiKind;
+use hotswap_proto::limit::RequestLimit;
 use hotswap_proto::service::PredictorService;
 use hotswap_proto::v1::{
     OutputFormat, PredictRequest, PredictResponse, Tensors, predict_request, predict_response,
@@ -39,14 +40,12 @@ impl WorkerService {
         }
     }
 
+    /// Refuses `bytes` of `what` over the limit, with the message the
+    /// control plane also gives (it checks first, with the same limit).
     pub(crate) fn check_size(&self, what: &str, bytes: usize) -> Result<(), Error> {
-        if bytes > self.max_request_bytes {
-            return Err(Error::invalid(format!(
-                "{what} is {bytes} bytes; requests are limited to {} bytes",
-                self.max_request_bytes
-            )));
-        }
-        Ok(())
+        RequestLimit(self.max_request_bytes)
+            .check(|| what.to_owned(), bytes)
+            .map_err(|e| Error::invalid(e.to_string()))
     }
 }
 
@@ -151,7 +150,8 @@ impl WorkerService {
             }
             Some(predict_request::Payload::Body(body)) => {
                 self.check_size("body", body.len())?;
-                body::payload(body, &request.content_type).await?
+                // The decoded body's own buffer when nothing else shares it.
+                body::payload(Vec::from(body), &request.content_type).await?
             }
             Some(predict_request::Payload::Tensors(_)) => {
                 return Err(Error::invalid(format!(

@@ -44,14 +44,15 @@ pub(crate) async fn predict<P: PredictorService>(
         .next()
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     // JSON goes as `json`, which model APIs read too; anything else as a
-    // body for a predictor class.
+    // body for a predictor class, the body itself rather than a copy.
     let payload = if is_json {
-        match String::from_utf8(body.to_vec()) {
+        // The body's own buffer when nothing else holds it.
+        match String::from_utf8(Vec::from(body)) {
             Ok(text) => predict_request::Payload::Json(text),
             Err(_) => return BadRequest::JsonNotUtf8.into_response(),
         }
     } else {
-        predict_request::Payload::Body(body.to_vec())
+        predict_request::Payload::Body(body)
     };
     let request = PredictRequest {
         api,

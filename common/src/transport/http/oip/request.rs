@@ -67,10 +67,10 @@ pub(super) fn read(
                 }
                 let (mine, rest) = binary.split_at(n);
                 binary = rest;
-                mine.to_vec()
+                axum::body::Bytes::copy_from_slice(mine)
             }
             (None, Some(data)) => match tensor::encode(data, &datatype) {
-                Ok(bytes) => bytes,
+                Ok(bytes) => bytes.into(),
                 Err(source) => return Err(BadRequest::Data { name, source }),
             },
             (None, None) => return Err(BadRequest::NoData { name }),

@@ -195,6 +195,7 @@ pub async fn serve_control_plane(
             Arc::new(front.clone()),
             Arc::new(front),
             MAX_MESSAGE_BYTES,
+            hotswap_proto::limit::RequestLimit(DEFAULT_MAX_REQUEST_BYTES),
         ));
     let internal_server = GrpcServer::new("control-plane-internal")
         .guard(control_plane.cluster.internal())

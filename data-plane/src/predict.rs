@@ -120,11 +120,17 @@ impl WorkerService {
                 tensors: outputs.iter().map(wire::to_v1).collect(),
             })
         } else {
-            let object = outputs
-                .iter()
-                .map(|t| Ok((t.name.clone(), json::to_json(t)?)))
-                .collect::<Result<serde_json::Map<String, Value>, Error>>()?;
-            predict_response::Output::Json(Value::Object(object).to_string())
+            // Large answers are written off the runtime threads.
+            let elements: usize = outputs.iter().map(|t| t.data.len()).sum();
+            let text = off_runtime(elements.saturating_mul(8), move || {
+                let object = outputs
+                    .iter()
+                    .map(|t| Ok((t.name.clone(), json::to_json(t)?)))
+                    .collect::<Result<serde_json::Map<String, Value>, Error>>()?;
+                Ok(Value::Object(object).to_string())
+            })
+            .await?;
+            predict_response::Output::Json(text)
         };
         Ok(PredictResponse {
             api: m.api,
@@ -143,10 +149,12 @@ impl WorkerService {
         let payload = match request.payload {
             Some(predict_request::Payload::Json(text)) => {
                 self.check_size("payload", text.len())?;
-                Payload::Json(
+                let value = off_runtime(text.len(), move || {
                     serde_json::from_str(&text)
-                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?,
-                )
+                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))
+                })
+                .await?;
+                Payload::Json(value)
             }
             Some(predict_request::Payload::Body(body)) => {
                 self.check_size("body", body.len())?;

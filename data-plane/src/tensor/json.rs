@@ -4,6 +4,8 @@
 //! a value that does not fit (a fraction for an integer input, an
 //! out-of-range number, a string) is refused with the input's name.
 
+#[cfg(test)]
+mod properties;
 mod read;
 
 use serde::de::DeserializeSeed;

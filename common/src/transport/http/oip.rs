@@ -9,6 +9,8 @@
 //! tensor data converted in `oip/tensor.rs`.
 
 mod head;
+#[cfg(test)]
+mod properties;
 mod request;
 mod response;
 mod tensor;

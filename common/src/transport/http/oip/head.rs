@@ -12,6 +12,31 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+/// The visitor methods of every scalar (bool, numbers, string, null), all
+/// answering `$value`: what a reader makes of a value of the wrong kind.
+macro_rules! scalars_are {
+    ($ty:ty, $value:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_unit<E>(self) -> Result<$ty, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// The fields named `names` of a JSON value, in that order: `None` for a
 /// field it lacks, and all `None` for a value that is not an object (a
 /// field read from a list or a number is missing, as `Value::get` has it).
@@ -154,24 +179,7 @@ impl<'de, const N: usize> Visitor<'de> for Fields<N> {
         IgnoredAny.visit_seq(seq).map(|_| [None; N])
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok([None; N])
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok([None; N])
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok([None; N])
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok([None; N])
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok([None; N])
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok([None; N])
-    }
+    scalars_are!(Self::Value, [None; N]);
 }
 
 /// [`Fields`] of an object; `None` for anything else.
@@ -200,24 +208,7 @@ impl<'de, const N: usize> Visitor<'de> for ObjectOrNot<N> {
         IgnoredAny.visit_seq(seq).map(|_| None)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    scalars_are!(Self::Value, None);
 }
 
 struct IntegerList {
@@ -274,24 +265,7 @@ impl<'de> Visitor<'de> for IntegerList {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         IgnoredAny.visit_map(map).map(|_| None)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    scalars_are!(Self::Value, None);
 }
 
 /// One item of an integer list: `None` when it is something else.
@@ -340,17 +314,17 @@ impl<'de> Visitor<'de> for Integer {
 
 /// The items of a list, each handed to a callback as it is read: a list of
 /// a million inputs is never held as a million parsed items.
-struct Items<'c, E, F, const N: usize> {
+struct Items<'c, Bad, F, const N: usize> {
     names: [&'static str; N],
     each: &'c mut F,
     /// Where the callback's error waits while serde unwinds (serde's own
     /// errors are text only).
-    stopped: &'c mut Option<E>,
+    stopped: &'c mut Option<Bad>,
 }
 
-impl<'a, E, F, const N: usize> DeserializeSeed<'a> for Items<'_, E, F, N>
+impl<'a, Bad, F, const N: usize> DeserializeSeed<'a> for Items<'_, Bad, F, N>
 where
-    F: FnMut(usize, [Option<&'a RawValue>; N]) -> Result<(), E>,
+    F: FnMut(usize, [Option<&'a RawValue>; N]) -> Result<(), Bad>,
 {
     type Value = Option<()>;
 
@@ -359,9 +333,9 @@ where
     }
 }
 
-impl<'a, E, F, const N: usize> Visitor<'a> for Items<'_, E, F, N>
+impl<'a, Bad, F, const N: usize> Visitor<'a> for Items<'_, Bad, F, N>
 where
-    F: FnMut(usize, [Option<&'a RawValue>; N]) -> Result<(), E>,
+    F: FnMut(usize, [Option<&'a RawValue>; N]) -> Result<(), Bad>,
 {
     type Value = Option<()>;
 
@@ -384,24 +358,7 @@ where
     fn visit_map<A: MapAccess<'a>>(self, map: A) -> Result<Option<()>, A::Error> {
         IgnoredAny.visit_map(map).map(|_| None)
     }
-    fn visit_bool<E2>(self, _: bool) -> Result<Option<()>, E2> {
-        Ok(None)
-    }
-    fn visit_i64<E2>(self, _: i64) -> Result<Option<()>, E2> {
-        Ok(None)
-    }
-    fn visit_u64<E2>(self, _: u64) -> Result<Option<()>, E2> {
-        Ok(None)
-    }
-    fn visit_f64<E2>(self, _: f64) -> Result<Option<()>, E2> {
-        Ok(None)
-    }
-    fn visit_str<E2>(self, _: &str) -> Result<Option<()>, E2> {
-        Ok(None)
-    }
-    fn visit_unit<E2>(self) -> Result<Option<()>, E2> {
-        Ok(None)
-    }
+    scalars_are!(Option<()>, None);
 }
 
 #[cfg(test)]

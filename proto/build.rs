@@ -24,6 +24,16 @@ const INFERENCE: &[&str] = &[
     "inference/model_config.proto",
 ];
 
+/// Fields that carry tensors or bodies, as `bytes::Bytes` rather than
+/// `Vec<u8>`: decoded, they share the buffer the message arrived in, and
+/// the HTTP bindings fill them with slices of the request body. A large
+/// request is then not copied again on its way through a plane.
+const SHARED_BYTES: &[&str] = &[
+    ".inference.ModelInferRequest.raw_input_contents",
+    ".inference.ModelInferResponse.raw_output_contents",
+    ".hotswap.v1.PredictRequest.body",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -49,8 +59,11 @@ fn compile(
     let protos: Vec<PathBuf> = files.iter().map(|p| root.join(p)).collect();
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    tonic_prost_build::configure()
-        .generate_default_stubs(default_stubs)
+    let mut builder = tonic_prost_build::configure().generate_default_stubs(default_stubs);
+    for path in SHARED_BYTES {
+        builder = builder.bytes(path);
+    }
+    builder
         .file_descriptor_set_path(descriptor)
         .compile_with_config(
             config,

@@ -24,6 +24,11 @@ pub struct Args {
     /// Model versions and predictor APIs one worker may report.
     #[arg(long, default_value_t = hotswap_control_plane::registry::DEFAULT_MAX_ROUTES)]
     max_routes_per_worker: usize,
+    /// Largest request payload in bytes, as the workers' own
+    /// --max-request-bytes: a larger input is refused here with
+    /// INVALID_ARGUMENT naming it, before it is forwarded.
+    #[arg(long, default_value_t = hotswap_data_plane::DEFAULT_MAX_REQUEST_BYTES)]
+    max_request_bytes: usize,
     /// With --tls, the name workers' certificates must carry (one name for
     /// all, e.g. a compose service or Kubernetes Service name) [default:
     /// the host of the address each worker advertises].
@@ -58,6 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         clients: args.clients.trust(&cluster).await?,
         cluster,
         worker_tls_name: args.worker_tls_name,
+        request_limit: hotswap_control_plane::RequestLimit(args.max_request_bytes),
     };
     hotswap_control_plane::serve(config, listeners, crate::shutdown::signal()).await?;
     Ok(())

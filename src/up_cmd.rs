@@ -94,6 +94,8 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
             model_store: store_addr.to_string(),
             cluster: cluster.clone(),
             clients,
+            // The worker's own limit (below).
+            request_limit: hotswap_control_plane::RequestLimit(DEFAULT_MAX_REQUEST_BYTES),
             ..ControlPlaneConfig::default()
         },
         Listeners { front, internal },

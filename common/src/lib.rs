@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod blocking;
 pub mod catalog;
 pub mod client;
 pub mod context;

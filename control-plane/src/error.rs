@@ -50,6 +50,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// An input (or payload, or body) over the workers' request limit,
+    /// refused before it is forwarded, with a worker's own message.
+    #[error(transparent)]
+    TooLarge(#[from] hotswap_proto::limit::TooLarge),
+
     /// A worker registered an address the control plane cannot call.
     #[error("worker address {address}")]
     WorkerAddress {
@@ -117,9 +122,10 @@ impl ServiceError for Error {
             | Error::ReportStream(_) => Code::Unavailable,
             Error::DeadlineExceeded => Code::DeadlineExceeded,
             Error::Worker { code, .. } => *code,
-            Error::InvalidArgument(_) | Error::WorkerAddress { .. } | Error::OwnAddress(_) => {
-                Code::InvalidArgument
-            }
+            Error::InvalidArgument(_)
+            | Error::TooLarge(_)
+            | Error::WorkerAddress { .. }
+            | Error::OwnAddress(_) => Code::InvalidArgument,
             Error::WorkerIdTaken(_) => Code::AlreadyExists,
             Error::TooManyWorkers { .. } | Error::TooManyRoutes { .. } => Code::ResourceExhausted,
             Error::Server(_) => Code::Internal,

@@ -11,6 +11,7 @@ use hotswap_proto::inference::{
     self as pb, InferStatistics, ModelStatistics, StatisticDuration,
     repository_index_response::ModelIndex,
 };
+use hotswap_proto::limit::RequestLimit;
 use hotswap_proto::service::{InferenceService, PredictorService};
 use hotswap_proto::v1::{PredictRequest, PredictResponse};
 use tokio::sync::watch;
@@ -26,6 +27,9 @@ pub struct FrontDoor {
     pub(crate) catalog: watch::Receiver<Arc<Catalog>>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) router: Arc<Router>,
+    /// The workers' limit on a request's payload: a call a worker would
+    /// refuse for its size is refused here, before it is forwarded.
+    pub(crate) limit: RequestLimit,
 }
 
 impl FrontDoor {
@@ -66,7 +70,10 @@ impl PredictorService for FrontDoor {
         let catalog = self.catalog();
         let route = match catalog.kind(&request.api) {
             // Served by its predictor class, wherever one is running.
-            Some(ApiKind::Predictor) => Route::Predictor(request.api.clone()),
+            Some(ApiKind::Predictor) => {
+                self.limit.check_predict(&request)?;
+                Route::Predictor(request.api.clone())
+            }
             // An unknown API gets its NOT_FOUND from the model lookup.
             Some(ApiKind::Models) | None => {
                 let m = catalog.model_ref(&request.api, &request.model)?;
@@ -74,6 +81,7 @@ impl PredictorService for FrontDoor {
                     request.version = picked;
                 }
                 let key = resolve(&catalog, &self.registry, &m, &request.version)?;
+                self.limit.check_predict(&request)?;
                 request.model = m.model.clone();
                 request.version = forwarded_version(&request.version, &key);
                 Route::Version(key)
@@ -145,6 +153,7 @@ impl InferenceService for FrontDoor {
             r.model_version = picked;
         }
         let (m, key) = self.by_name(&r.model_name, &r.model_version)?;
+        self.limit.check_infer(&r)?;
         let asked_as = r.model_name.clone();
         let mut forwarded = r;
         forwarded.model_name = m.protocol_name();

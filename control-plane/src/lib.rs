@@ -22,6 +22,7 @@ mod testing;
 
 pub use error::Error;
 pub use front::FrontDoor;
+pub use hotswap_proto::limit::RequestLimit;
 pub use server::{
     ControlPlane, ControlPlaneConfig, Listeners, SERVICE_NAME, serve, serve_control_plane,
 };

@@ -14,10 +14,10 @@ use hotswap_common::catalog::Catalog;
 use hotswap_common::subscription;
 use hotswap_common::transport::grpc::{GrpcInference, GrpcPredictor};
 use hotswap_common::trust::{ClientTrust, ClusterCredentials};
-use hotswap_proto::DEFAULT_MAX_REQUEST_BYTES;
 use hotswap_proto::inference::grpc_inference_service_server::{
     self as inference_server, GrpcInferenceServiceServer,
 };
+use hotswap_proto::limit::RequestLimit;
 use hotswap_proto::v1::control_plane_server::{self, ControlPlaneServer};
 use hotswap_proto::v1::predictor_server::{self, PredictorServer};
 use tokio::net::TcpListener;
@@ -40,20 +40,27 @@ use crate::worker::grpc::GrpcConnector;
 /// The gRPC name of the control plane's own service, for health checks.
 pub const SERVICE_NAME: &str = control_plane_server::SERVICE_NAME;
 
-/// Largest message the front door decodes: what a worker accepts by
-/// default, with room for names and shapes. Workers check inputs against
-/// their own limit and name the input.
-const MAX_MESSAGE_BYTES: usize = 2 * DEFAULT_MAX_REQUEST_BYTES;
+/// Largest message (or HTTP body) the front door decodes, for a request
+/// limit of `limit`: room for names and shapes, and for JSON, whose text
+/// may be longer than the tensors it holds. Each input is then checked
+/// against the limit itself, as a worker checks it.
+fn max_message_bytes(limit: RequestLimit) -> usize {
+    limit.0.saturating_mul(2).max(4 << 20)
+}
 
 /// Calls handled at once; more wait before anything of theirs is decoded.
 /// Bounds the memory requests in flight take (each up to
-/// [`MAX_MESSAGE_BYTES`]), as a worker bounds its own.
+/// [`max_message_bytes`]), as a worker bounds its own.
 const MAX_CONCURRENT_CALLS: usize = 256;
 
 /// What a control plane is started with (the binary builds it from flags
 /// and the environment).
 #[derive(Debug, Clone, Default)]
 pub struct ControlPlaneConfig {
+    /// The limit on one request's payload: the workers' own
+    /// (`--max-request-bytes`), so that a call a worker would refuse for
+    /// its size is refused here instead, before it is forwarded.
+    pub request_limit: RequestLimit,
     /// host:port (or URI) of the model-store.
     pub model_store: String,
     /// Bounds on the workers registered and what they report.
@@ -85,6 +92,7 @@ pub struct ControlPlane {
     shutdown: CancellationToken,
     cluster: ClusterCredentials,
     clients: ClientTrust,
+    request_limit: RequestLimit,
 }
 
 impl ControlPlane {
@@ -129,6 +137,7 @@ impl ControlPlane {
             shutdown,
             cluster: config.cluster,
             clients: config.clients,
+            request_limit: config.request_limit,
         }
     }
 
@@ -172,7 +181,9 @@ pub async fn serve_control_plane(
         catalog: control_plane.catalog.clone(),
         registry: control_plane.registry.clone(),
         router: Arc::new(Router::new(control_plane.registry.clone())),
+        limit: control_plane.request_limit,
     };
+    let max_message = max_message_bytes(control_plane.request_limit);
     let registrar = Registrar {
         registry: control_plane.registry.clone(),
         shutdown: control_plane.shutdown.clone(),
@@ -181,21 +192,22 @@ pub async fn serve_control_plane(
     let front_server = GrpcServer::new("control-plane")
         .guard(control_plane.clients.guard())
         .concurrency_limit(MAX_CONCURRENT_CALLS)
-        .body_limit(MAX_MESSAGE_BYTES)
+        .body_limit(max_message)
         .add_service(
             PredictorServer::new(GrpcPredictor(front.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(max_message)
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(
             GrpcInferenceServiceServer::new(GrpcInference(front.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(max_message)
                 .max_encoding_message_size(usize::MAX),
         )
         .http(hotswap_common::transport::http::router(
             Arc::new(front.clone()),
             Arc::new(front),
-            MAX_MESSAGE_BYTES,
+            max_message,
+            control_plane.request_limit,
         ));
     let internal_server = GrpcServer::new("control-plane-internal")
         .guard(control_plane.cluster.internal())

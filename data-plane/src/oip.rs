@@ -73,7 +73,7 @@ impl InferenceService for WorkerService {
         }
         let mut inputs = Vec::with_capacity(r.inputs.len());
         for (i, input) in r.inputs.iter().enumerate() {
-            let raw = r.raw_input_contents.get(i).map(|b| b.as_slice());
+            let raw = r.raw_input_contents.get(i).map(|b| b.as_ref());
             let size = raw.map_or_else(
                 || {
                     input
@@ -98,7 +98,11 @@ impl InferenceService for WorkerService {
             })
             .await?;
         let outputs = answer.outputs;
-        let (outputs, raw): (Vec<_>, Vec<_>) = outputs.iter().map(wire::to_infer_output).unzip();
+        let (outputs, raw): (Vec<_>, Vec<_>) = outputs
+            .iter()
+            .map(wire::to_infer_output)
+            .map(|(tensor, raw)| (tensor, bytes::Bytes::from(raw)))
+            .unzip();
         Ok(pb::ModelInferResponse {
             model_name: r.model_name,
             model_version: answer.key.version.to_string(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hotswap_common::catalog::ApiKind;
+use hotswap_proto::limit::RequestLimit;
 use hotswap_proto::service::PredictorService;
 use hotswap_proto::v1::{
     OutputFormat, PredictRequest, PredictResponse, Tensors, predict_request, predict_response,
@@ -39,14 +40,12 @@ impl WorkerService {
         }
     }
 
+    /// Refuses `bytes` of `what` over the limit, with the message the
+    /// control plane also gives (it checks first, with the same limit).
     pub(crate) fn check_size(&self, what: &str, bytes: usize) -> Result<(), Error> {
-        if bytes > self.max_request_bytes {
-            return Err(Error::invalid(format!(
-                "{what} is {bytes} bytes; requests are limited to {} bytes",
-                self.max_request_bytes
-            )));
-        }
-        Ok(())
+        RequestLimit(self.max_request_bytes)
+            .check(|| what.to_owned(), bytes)
+            .map_err(|e| Error::invalid(e.to_string()))
     }
 }
 
@@ -121,11 +120,17 @@ impl WorkerService {
                 tensors: outputs.iter().map(wire::to_v1).collect(),
             })
         } else {
-            let object = outputs
-                .iter()
-                .map(|t| Ok((t.name.clone(), json::to_json(t)?)))
-                .collect::<Result<serde_json::Map<String, Value>, Error>>()?;
-            predict_response::Output::Json(Value::Object(object).to_string())
+            // Large answers are written off the runtime threads.
+            let elements: usize = outputs.iter().map(|t| t.data.len()).sum();
+            let text = off_runtime(elements.saturating_mul(8), move || {
+                let object = outputs
+                    .iter()
+                    .map(|t| Ok((t.name.clone(), json::to_json(t)?)))
+                    .collect::<Result<serde_json::Map<String, Value>, Error>>()?;
+                Ok(Value::Object(object).to_string())
+            })
+            .await?;
+            predict_response::Output::Json(text)
         };
         Ok(PredictResponse {
             api: m.api,
@@ -144,14 +149,17 @@ impl WorkerService {
         let payload = match request.payload {
             Some(predict_request::Payload::Json(text)) => {
                 self.check_size("payload", text.len())?;
-                Payload::Json(
+                let value = off_runtime(text.len(), move || {
                     serde_json::from_str(&text)
-                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))?,
-                )
+                        .map_err(|e| Error::invalid(format!("payload is not valid JSON: {e}")))
+                })
+                .await?;
+                Payload::Json(value)
             }
             Some(predict_request::Payload::Body(body)) => {
                 self.check_size("body", body.len())?;
-                body::payload(body, &request.content_type).await?
+                // The decoded body's own buffer when nothing else shares it.
+                body::payload(Vec::from(body), &request.content_type).await?
             }
             Some(predict_request::Payload::Tensors(_)) => {
                 return Err(Error::invalid(format!(

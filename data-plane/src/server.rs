@@ -104,6 +104,7 @@ pub async fn serve_worker(
             Arc::new(service.clone()),
             Arc::new(service),
             decode_limit,
+            hotswap_proto::limit::RequestLimit(max_request_bytes),
         ));
     let health_task = tokio::spawn({
         let reporter = server.health();

@@ -1,11 +1,16 @@
-//! Peak memory a large JSON Predict costs the processes that serve it: a
-//! model-store, a control plane and a worker as separate `hotswap`
-//! processes, a 16 MB JSON list of numbers sent to a model whose answer is
-//! one number (so the request, not the response, is what is measured), 1
-//! and 8 such calls at once, straight to the worker and through the control
-//! plane. For each serving process: how much its peak resident memory
-//! (VmHWM, reset just before the calls) rose above its resident memory at
-//! that moment, as a multiple of the bytes the calls sent.
+//! Peak memory a large request costs the processes that serve it, on every
+//! way in: gRPC ModelInfer with raw contents, gRPC Predict with JSON, the
+//! Open Inference Protocol's REST binding with JSON tensors and with the
+//! binary extension, Cortex's `POST /{api}` with JSON, and forms
+//! (multipart, urlencoded) to a Python predictor (`calls.rs` has each
+//! path's payload and call). A model-store, a control plane and a worker
+//! run as separate `hotswap` processes; the model (`fixtures/onnx/total`)
+//! answers one number, and the Python predictor the size of its form, so
+//! the request, not the answer, is what is measured. Eight calls of about
+//! 16 MB at once, straight to the worker and through the control plane.
+//! For each serving process: how much its peak resident memory (VmHWM,
+//! reset just before the calls) rose above its resident memory at that
+//! moment, as a multiple of the bytes the calls sent.
 //!
 //! Every row starts fresh processes, so memory an earlier row left with the
 //! allocator does not hide what a row costs.
@@ -13,103 +18,37 @@
 //! Run with `cargo build --release --bin hotswap && cargo bench -p
 //! hotswap-integration-tests --bench memory` (after `.ci/setup`);
 //! `-- --binary PATH` measures another build of `hotswap` (an older commit)
-//! with the same client.
+//! with the same client, `-- --calls N` changes the calls at once (8),
+//! `-- --only TEXT` keeps the paths whose label holds TEXT, and `--
+//! --hostile` measures instead the requests whose cost is not bounded yet.
+
+#[path = "memory/calls.rs"]
+mod calls;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
 
+use calls::{Path, Payload};
 use hotswap_integration_tests::process::{
     Hotswap, hotswap_binary, model_store_args, workspace_root,
 };
-use hotswap_integration_tests::wait::Wait;
-use hotswap_integration_tests::worker::request;
-use hotswap_proto::v1::predict_response;
-use hotswap_proto::v1::predictor_client::PredictorClient;
-use tonic::transport::{Channel, Endpoint};
 
-/// Under the default 16 MiB request limit.
-const REQUEST_BYTES: usize = 16_000_000;
-const READY_WITHIN: Duration = Duration::from_secs(60);
+const READY_WITHIN: Duration = Duration::from_secs(90);
 
-/// How the numbers of a payload are written: the same byte count holds
-/// 1.7 million six-decimal floats or 6.4 million one-digit numbers, and
-/// what a request costs in memory depends on how many numbers it holds.
-#[derive(Clone, Copy)]
-enum Numbers {
-    Decimals,
-    Digits,
-}
+/// The Python predictor the form paths call: it answers how many bytes of
+/// text and files its form held.
+const FORM_PREDICTOR: &str = r#"
+class PythonPredictor:
+    def __init__(self, config):
+        pass
 
-impl Numbers {
-    fn label(self) -> &'static str {
-        match self {
-            Numbers::Decimals => "0.xxxxxx",
-            Numbers::Digits => "one digit",
-        }
-    }
-}
-
-/// A JSON list of rows of 4 numbers, about `bytes` long, and their sum.
-fn rows(bytes: usize, numbers: Numbers) -> (String, f64) {
-    let mut text = String::with_capacity(bytes + 64);
-    let mut sum = 0.0;
-    text.push('[');
-    let mut i: u64 = 0;
-    while text.len() < bytes - 40 {
-        if i > 0 {
-            text.push(',');
-        }
-        text.push('[');
-        for j in 0..4 {
-            let n = (i * 4 + j) * 7919;
-            if j > 0 {
-                text.push(',');
-            }
-            let v = match numbers {
-                Numbers::Decimals => {
-                    let v = (n % 1_000_000) as f64 / 1e6;
-                    text.push_str(&format!("{v:.6}"));
-                    v
-                }
-                Numbers::Digits => {
-                    let v = n % 10;
-                    text.push(char::from(b'0' + v as u8));
-                    v as f64
-                }
-            };
-            sum += v;
-        }
-        text.push(']');
-        i += 1;
-    }
-    text.push(']');
-    (text, sum)
-}
-
-async fn predict(addr: SocketAddr, json: &str) -> Result<f64, tonic::Status> {
-    let channel: Channel = Endpoint::from_shared(format!("http://{addr}"))
-        .expect("address")
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(120))
-        .connect()
-        .await
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let response = PredictorClient::new(channel)
-        .max_encoding_message_size(usize::MAX)
-        .predict(request("total", json, &[]))
-        .await?
-        .into_inner();
-    match response.output {
-        Some(predict_response::Output::Json(text)) => {
-            let answer: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-            Ok(answer["total"]
-                .as_f64()
-                .unwrap_or_else(|| panic!("answer {text}")))
-        }
-        other => panic!("unexpected output {other:?}"),
-    }
-}
+    def predict(self, payload):
+        n = 0
+        for value in payload.values():
+            n += len(value) if isinstance(value, str) else len(value.read())
+        return {"bytes": n}
+"#;
 
 /// (VmRSS, VmHWM) of a process, in bytes.
 fn memory(pid: u32) -> (u64, u64) {
@@ -131,22 +70,37 @@ fn reset_peak(pid: u32) {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("clear_refs");
 }
 
+/// The child processes of `pid` (a worker's Python predictor processes).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 struct Row {
-    numbers: Numbers,
-    path: &'static str,
-    concurrent: usize,
+    path: Path,
+    called: &'static str,
     process: &'static str,
     added: u64,
     sent: u64,
+    failed: Option<String>,
 }
 
 async fn measure(
-    binary: &Path,
+    binary: &FsPath,
     store: SocketAddr,
     through_control_plane: bool,
     concurrent: usize,
-    numbers: Numbers,
-    payload: &(String, f64),
+    payload: &Payload,
 ) -> Vec<Row> {
     let store_addr = store.to_string();
     let control = through_control_plane.then(|| {
@@ -180,22 +134,25 @@ async fn measure(
     let worker = Hotswap::start_binary(binary, &args, &[]);
     let front = control.as_ref().map_or(worker.addr, |c| c.addr);
 
-    // Ready and warm: the model loaded and a call served.
-    Wait::new("the worker ready")
+    // Ready and warm: the model loaded (or the Python predictor started)
+    // and a small call of the same path served.
+    let small = Payload::new(payload.path, true);
+    let small = &small;
+    worker
+        .wait(format!("a small call of {}", payload.path.label()))
         .within(READY_WITHIN)
         .every(Duration::from_millis(200))
-        .until(|| async {
-            match predict(front, "[[1, 2, 3, 4]]").await {
-                Ok(10.0) => Some(()),
-                Ok(other) => panic!("[[1, 2, 3, 4]] summed to {other}"),
-                Err(_) => None,
-            }
-        })
+        .until(|| async move { small.call(front).await.ok() })
         .await;
 
     let mut measured = vec![("worker", worker.process.pid())];
     if let Some(c) = &control {
         measured.push(("control plane", c.process.pid()));
+    }
+    if payload.path.python() {
+        for child in children(worker.process.pid()) {
+            measured.push(("Python child", child));
+        }
     }
     let before: Vec<u64> = measured
         .iter()
@@ -204,40 +161,47 @@ async fn measure(
             memory(pid).0
         })
         .collect();
-    let (json, sum) = payload;
-    let calls = (0..concurrent).map(|_| predict(front, json));
-    for answer in futures::future::join_all(calls).await {
-        let got = answer.expect("large call");
-        assert!(
-            (got - sum).abs() <= sum * 1e-2,
-            "the large call summed to {got}, not {sum}"
-        );
-    }
+    let calls = (0..concurrent).map(|_| payload.call(front));
+    let failed = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .find_map(Result::err);
     measured
         .iter()
         .zip(before)
         .map(|(&(process, pid), before)| Row {
-            numbers,
-            path: if through_control_plane {
+            path: payload.path,
+            called: if through_control_plane {
                 "control plane"
             } else {
                 "worker"
             },
-            concurrent,
             process,
             added: memory(pid).1.saturating_sub(before),
-            sent: (concurrent * json.len()) as u64,
+            sent: (concurrent * payload.bytes.len()) as u64,
+            failed: failed.clone(),
         })
         .collect()
 }
 
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .map(|i| args.get(i + 1).map(String::as_str).expect("a value"))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let binary = args
-        .iter()
-        .position(|a| a == "--binary")
-        .map(|i| PathBuf::from(args.get(i + 1).expect("--binary PATH")))
+    let binary = flag(&args, "--binary")
+        .map(PathBuf::from)
         .unwrap_or_else(hotswap_binary);
+    let concurrent: usize = flag(&args, "--calls").map_or(8, |n| n.parse().expect("--calls N"));
+    let only = flag(&args, "--only");
+    let paths: &[Path] = if args.iter().any(|a| a == "--hostile") {
+        &Path::HOSTILE
+    } else {
+        &Path::ALL
+    };
     let bucket = tempfile::tempdir().expect("temp dir");
     let model = bucket.path().join("models/total/1/model.onnx");
     std::fs::create_dir_all(model.parent().unwrap()).unwrap();
@@ -246,50 +210,58 @@ fn main() {
         &model,
     )
     .expect("fixture");
+    std::fs::write(bucket.path().join("form.py"), FORM_PREDICTOR).unwrap();
     let config = bucket.path().join("hotswap.yaml");
     std::fs::write(
         &config,
-        "- {name: total, predictor: {type: onnx, models: {path: models/total/}}}\n",
+        "- {name: total, predictor: {type: onnx, models: {path: models/total/}}}\n\
+         - {name: form, predictor: {type: python, path: form.py}}\n",
     )
     .unwrap();
 
     let store = Hotswap::start_binary(&binary, &model_store_args(&config, &[]), &[]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let mut rows = Vec::new();
-    for numbers in [Numbers::Decimals, Numbers::Digits] {
-        let payload = self::rows(REQUEST_BYTES, numbers);
+    for &path in paths {
+        if only.is_some_and(|o| !path.label().contains(o)) {
+            continue;
+        }
+        let payload = Payload::new(path, false);
         println!(
-            "request of {} numbers: {:.1} MB of JSON, {} numbers",
-            numbers.label(),
-            payload.0.len() as f64 / 1e6,
-            payload.0.matches(',').count() + 1
+            "{}: {:.1} MB a call",
+            path.label(),
+            payload.bytes.len() as f64 / 1e6
         );
         for through_control_plane in [false, true] {
-            for concurrent in [1, 8] {
-                rows.extend(runtime.block_on(measure(
-                    &binary,
-                    store.addr,
-                    through_control_plane,
-                    concurrent,
-                    numbers,
-                    &payload,
-                )));
-            }
+            rows.extend(runtime.block_on(measure(
+                &binary,
+                store.addr,
+                through_control_plane,
+                concurrent,
+                &payload,
+            )));
         }
     }
     drop(store);
 
     println!("binary: {}", binary.display());
-    println!(
-        "| numbers | called | calls at once | process | peak added, MB | peak added / bytes sent |"
-    );
-    println!("|---|---|---|---|---|---|");
+    println!("calls at once: {concurrent}");
+    println!("| path | called | process | peak added, MB | peak added / bytes sent |");
+    println!("|---|---|---|---|---|");
     for r in rows {
+        let failed = r
+            .failed
+            .map(|e| {
+                format!(
+                    " (calls failed: {})",
+                    e.chars().take(120).collect::<String>()
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "| {} | {} | {} | {} | {:.0} | {:.2} |",
-            r.numbers.label(),
-            r.path,
-            r.concurrent,
+            "| {} | {} | {} | {:.0} | {:.2}{failed} |",
+            r.path.label(),
+            r.called,
             r.process,
             r.added as f64 / 1e6,
             r.added as f64 / r.sent as f64

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod compose;
 pub mod control;
 pub mod emulator;
+pub mod http;
 pub mod latency;
 pub mod load;
 pub mod perf;

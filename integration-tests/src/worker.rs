@@ -302,7 +302,7 @@ pub async fn infer_outputs(
     r.outputs
         .iter()
         .zip(r.raw_output_contents)
-        .map(|(o, raw)| (o.name.clone(), o.shape.clone(), raw))
+        .map(|(o, raw)| (o.name.clone(), o.shape.clone(), raw.to_vec()))
         .collect()
 }
 

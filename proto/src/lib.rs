@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod limit;
 pub mod service;
 
 use std::time::Duration;
@@ -49,7 +50,8 @@ pub const INFERENCE_FILE_DESCRIPTOR_SET: &[u8] =
 /// silence as the other being gone.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// A worker's default limit on one request's payload (the message may be a
-/// little larger: names, shapes). The front door decodes up to twice this
-/// and leaves the exact check, which names the input, to the worker.
+/// The default limit on one request's payload, on workers and the front
+/// door alike (the message may be a little larger: names, shapes). Each
+/// plane decodes messages up to twice this, then checks each input against
+/// it and names the one over it ([`limit::RequestLimit`]).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 << 20;

@@ -17,6 +17,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
+use hotswap_proto::limit::RequestLimit;
 use hotswap_proto::service::{InferenceService, PredictorService};
 
 use failure::failure;
@@ -24,8 +25,15 @@ pub use failure::http_status;
 
 /// The HTTP routes of a server that serves both services (a worker, or the
 /// control plane); bodies larger than `max_body` bytes are refused (413)
-/// before they are read whole.
-pub fn router<P, I>(predictor: Arc<P>, inference: Arc<I>, max_body: usize) -> Router
+/// before they are read whole, and an inference input whose contents come
+/// to more than `limit` (JSON data grows as it is read) is refused (400)
+/// as the services refuse it, before more than the limit is held.
+pub fn router<P, I>(
+    predictor: Arc<P>,
+    inference: Arc<I>,
+    max_body: usize,
+    limit: RequestLimit,
+) -> Router
 where
     P: PredictorService,
     I: InferenceService,
@@ -72,6 +80,7 @@ where
                 "no such endpoint: POST /<api> calls an API; the Open Inference Protocol is under /v2",
             )
         })
+        .layer(axum::extract::Extension(limit))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         // Outermost, so axum's own refusals (a method a route does not
         // take, a path that does not decode) are rewritten too.

@@ -9,6 +9,8 @@ use hotswap_proto::inference as pb;
 use hotswap_proto::service::{InferenceService, PredictorService};
 use hotswap_proto::v1::{Api, ModelSource, PredictRequest, PredictorType};
 
+use hotswap_proto::limit::RequestLimit;
+
 use crate::front::{FrontDoor, resolve};
 use crate::registry::Route;
 use crate::router::Router;
@@ -24,6 +26,7 @@ async fn statistics_summed_from_workers_saturate() {
         catalog: rx,
         registry: c.registry.clone(),
         router: Arc::new(Router::new(c.registry.clone())),
+        limit: RequestLimit::default(),
     };
     let stats = InferenceService::model_statistics(&front, pb::ModelStatisticsRequest::default())
         .await
@@ -187,6 +190,7 @@ async fn predictor_apis_are_routed_by_api_to_a_worker_running_the_predictor() {
         catalog: rx,
         registry: c.registry.clone(),
         router: Arc::new(Router::new(c.registry.clone())),
+        limit: RequestLimit::default(),
     };
     for _ in 0..5 {
         let answer = PredictorService::predict(
@@ -204,4 +208,72 @@ async fn predictor_apis_are_routed_by_api_to_a_worker_running_the_predictor() {
     let status = c.registry.get("runs").unwrap().status();
     assert_eq!(status.predictors, vec!["py".to_owned()]);
     assert!(status.held.is_empty());
+}
+
+#[tokio::test]
+async fn calls_a_worker_would_refuse_for_their_size_are_not_forwarded() {
+    let c = Cluster::new();
+    let w = c.worker("w", &[version_route(1)]);
+    let python = Api {
+        name: "py".into(),
+        predictor_type: PredictorType::Python as i32,
+        predictor_source: "class PythonPredictor: ...".into(),
+        ..Default::default()
+    };
+    let runs = c.worker("runs", &[Route::Predictor("py".into())]);
+    let (_tx, rx) =
+        tokio::sync::watch::channel(Arc::new(catalog(&[(1, true)], &[onnx_api("a"), python])));
+    let front = FrontDoor {
+        catalog: rx,
+        registry: c.registry.clone(),
+        router: Arc::new(Router::new(c.registry.clone())),
+        limit: RequestLimit(8),
+    };
+    let infer = |bytes: usize| pb::ModelInferRequest {
+        model_name: "a".into(),
+        inputs: vec![pb::model_infer_request::InferInputTensor {
+            name: "x".into(),
+            datatype: "UINT8".into(),
+            shape: vec![bytes as i64],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![vec![0; bytes].into()],
+        ..Default::default()
+    };
+    let refused = InferenceService::model_infer(&front, infer(9))
+        .await
+        .expect_err("over the limit");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(
+        refused.public_message(),
+        "input `x` is 9 bytes; requests are limited to 8 bytes"
+    );
+    let body = |api: &str, bytes: usize| PredictRequest {
+        api: api.into(),
+        payload: Some(hotswap_proto::v1::predict_request::Payload::Body(
+            vec![0; bytes].into(),
+        )),
+        ..Default::default()
+    };
+    let refused = PredictorService::predict(&front, body("py", 9))
+        .await
+        .expect_err("over the limit");
+    assert_eq!(
+        refused.public_message(),
+        "body is 9 bytes; requests are limited to 8 bytes"
+    );
+    assert!(
+        PredictorService::predict(&front, body("a", 9))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        (w.calls(), runs.calls()),
+        (0, 0),
+        "nothing over the limit reached a worker"
+    );
+    InferenceService::model_infer(&front, infer(8))
+        .await
+        .expect("at the limit");
+    assert_eq!(w.calls(), 1);
 }

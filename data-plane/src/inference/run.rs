@@ -54,24 +54,17 @@ pub(super) async fn run(
     }
 }
 
-/// JSON payloads up to this size are read on the runtime thread; larger
-/// ones on the blocking pool, so that reading one large request does not
-/// hold up the other calls served by that thread.
-const INLINE_READ_BYTES: usize = 256 * 1024;
-
+/// Runs `read` (decoding or encoding `len` bytes) on the runtime thread
+/// when small, on the blocking pool when large (see
+/// [`hotswap_common::blocking`]): reading one large request must not hold
+/// up the other calls that thread serves.
 pub(crate) async fn off_runtime<T: Send + 'static>(
     len: usize,
     read: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    if len <= INLINE_READ_BYTES {
-        return read();
-    }
-    match tokio::task::spawn_blocking(read).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled: only when the runtime shuts down.
-        Err(_) => Err(Error::ShuttingDown),
-    }
+    hotswap_common::blocking::off_runtime(len, read)
+        .await
+        .map_err(|_| Error::ShuttingDown)?
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! a value that does not fit (a fraction for an integer input, an
 //! out-of-range number, a string) is refused with the input's name.
 
+#[cfg(test)]
+mod properties;
 mod read;
 
 use serde::de::DeserializeSeed;
@@ -181,6 +183,32 @@ mod tests {
         assert!(err.to_string().contains("INT32"), "{err}");
         let err = from_json("ids", DataType::U8, &json!([300])).unwrap_err();
         assert!(err.to_string().contains("300"), "{err}");
+    }
+
+    #[test]
+    fn numbers_beyond_fp32_are_refused_not_made_infinite() {
+        let err = from_json("x", DataType::F32, &json!([[1e39, 0.0]])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `x`: 1e+39 is not a valid FP32 element"
+        );
+        let err = JsonPayload::new("[-3.5e38]".to_owned())
+            .and_then(|p| {
+                p.inputs(&Signature {
+                    inputs: vec![crate::signature::TensorSpec {
+                        name: "x".to_owned(),
+                        dtype: DataType::F32,
+                        shape: vec![-1],
+                    }],
+                    outputs: vec![],
+                })
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("-3.5e+38"), "{err}");
+        let max = from_json("x", DataType::F32, &json!([3.4e38])).unwrap();
+        assert_eq!(max.data, TensorData::F32(vec![3.4e38]));
+        // FP64 holds any JSON number.
+        assert!(from_json("x", DataType::F64, &json!([1e300])).is_ok());
     }
 
     #[test]

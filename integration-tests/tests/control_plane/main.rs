@@ -1,8 +1,9 @@
 //! The control plane in front of several workers, over real gRPC on
-//! loopback: routing, scaling, version labels and policies, an unmodified
-//! Triton client.
+//! loopback: routing, scaling, version labels and policies, request
+//! limits, an unmodified Triton client.
 
 mod labels;
+mod limits;
 mod policy;
 mod replicas;
 mod routing;

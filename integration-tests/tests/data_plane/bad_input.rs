@@ -191,7 +191,7 @@ async fn bad_requests_name_the_input_and_harm_nothing() {
     let infer = |inputs: Vec<InferInputTensor>, raw: Vec<Vec<u8>>| ModelInferRequest {
         model_name: "pair".into(),
         inputs,
-        raw_input_contents: raw,
+        raw_input_contents: raw.into_iter().map(Into::into).collect(),
         ..Default::default()
     };
     let a = || f32_input("a", vec![1, 3], &[1.0, 2.0, 3.0]);

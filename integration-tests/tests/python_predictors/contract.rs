@@ -72,7 +72,7 @@ class PythonPredictor:
     let (_store, worker) = serve(&bucket, config, source).await;
     let body = |body: &[u8], content_type: &str| PredictRequest {
         api: "b".to_owned(),
-        payload: Some(predict_request::Payload::Body(body.to_vec())),
+        payload: Some(predict_request::Payload::Body(body.to_vec().into())),
         content_type: content_type.to_owned(),
         headers: [("X-User".to_owned(), "ada".to_owned())].into(),
         ..Default::default()

@@ -69,7 +69,7 @@ async fn bad_inputs_name_the_input() {
             },
         ],
         raw_input_contents: vec![
-            a_bytes,
+            a_bytes.into(),
             [4i64, 5].iter().flat_map(|v| v.to_le_bytes()).collect(),
         ],
         ..Default::default()

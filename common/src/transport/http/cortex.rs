@@ -13,8 +13,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::failure::{BadRequest, error_response};
+use super::failure::{BadRequest, error_response, failure};
 use super::refusals::PredictorAnswer;
+use crate::blocking::off_runtime;
 use hotswap_proto::service::PredictorService;
 use hotswap_proto::v1::{PredictRequest, PredictResponse, predict_request, predict_response};
 
@@ -45,14 +46,20 @@ pub(crate) async fn predict<P: PredictorService>(
         .next()
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     // JSON goes as `json`, which model APIs read too; anything else as a
-    // body for a predictor class.
+    // body for a predictor class, the body itself rather than a copy.
     let payload = if is_json {
-        match String::from_utf8(body.to_vec()) {
-            Ok(text) => predict_request::Payload::Json(text),
-            Err(_) => return BadRequest::JsonNotUtf8.into_response(),
+        // The body's own buffer when nothing else holds it; checked as
+        // UTF-8 off the runtime threads when large.
+        let checked = off_runtime(body.len(), move || String::from_utf8(Vec::from(body))).await;
+        match checked {
+            Ok(Ok(text)) => predict_request::Payload::Json(text),
+            Ok(Err(_)) => return BadRequest::JsonNotUtf8.into_response(),
+            Err(stopping) => {
+                return failure(StatusCode::SERVICE_UNAVAILABLE, &stopping.to_string());
+            }
         }
     } else {
-        predict_request::Payload::Body(body.to_vec())
+        predict_request::Payload::Body(body)
     };
     let request = PredictRequest {
         api,

@@ -68,6 +68,9 @@ pub(crate) enum BadRequest {
     /// An input's shape holds something other than integers.
     #[error("inputs[{input}].shape: dimensions are integers")]
     Dimensions { input: usize },
+    /// An input's shape has more dimensions than any tensor has.
+    #[error("inputs[{input}].shape: at most {max} dimensions")]
+    TooManyDimensions { input: usize, max: usize },
     /// An input's `binary_data_size` is not a length.
     #[error("inputs[{input}].parameters.binary_data_size: a length")]
     BinaryDataSize { input: usize },
@@ -91,6 +94,9 @@ pub(crate) enum BadRequest {
     /// Binary data is left over once every input has taken its own.
     #[error("{len} bytes after the inputs' binary data belong to no input")]
     TrailingBytes { len: usize },
+    /// An input over the request limit, refused as a worker refuses it.
+    #[error(transparent)]
+    TooLarge(#[from] hotswap_proto::limit::TooLarge),
 }
 
 impl IntoResponse for BadRequest {
@@ -198,7 +204,7 @@ mod tests {
                 BadRequest::Data {
                     name: name(),
                     source: DataError::NotElement {
-                        value: serde_json::json!(1.5),
+                        value: "1.5".to_owned(),
                         datatype: "INT32".to_owned(),
                     },
                 },
@@ -225,6 +231,18 @@ mod tests {
             (
                 BadRequest::TrailingBytes { len: 5 },
                 "5 bytes after the inputs' binary data belong to no input".to_owned(),
+            ),
+            (
+                BadRequest::TooManyDimensions { input: 1, max: 64 },
+                "inputs[1].shape: at most 64 dimensions".to_owned(),
+            ),
+            (
+                BadRequest::TooLarge(hotswap_proto::limit::TooLarge {
+                    what: "input `x`".to_owned(),
+                    bytes: 9,
+                    limit: 8,
+                }),
+                "input `x` is 9 bytes; requests are limited to 8 bytes".to_owned(),
             ),
         ];
         for (error, message) in cases {

@@ -8,6 +8,9 @@
 //! `oip/request.rs`, its response written in `oip/response.rs`, and JSON
 //! tensor data converted in `oip/tensor.rs`.
 
+mod head;
+#[cfg(test)]
+mod properties;
 mod request;
 mod response;
 mod tensor;
@@ -16,13 +19,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::failure::{error_response, failure};
+use crate::blocking::off_runtime;
 use hotswap_proto::inference as pb;
+use hotswap_proto::limit::RequestLimit;
 use hotswap_proto::service::InferenceService;
 
 pub(crate) use tensor::DataError;
@@ -233,18 +238,28 @@ pub(crate) async fn repository_index<I: InferenceService>(
 
 pub(crate) async fn infer<I: InferenceService>(
     State(s): State<Arc<I>>,
+    Extension(limit): Extension<RequestLimit>,
     Path(p): Path<ModelPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (request, binary_outputs) = match request::read(p, &headers, &body) {
-        Ok(read) => read,
-        Err(bad) => return bad.into_response(),
+    // A large body is read on the blocking pool, and dropped there: only
+    // the tensors read from it (or slices of it) go on.
+    let read = off_runtime(body.len(), move || request::read(p, &headers, &body, limit)).await;
+    let (request, binary_outputs) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(bad)) => return bad.into_response(),
+        Err(stopping) => return failure(StatusCode::SERVICE_UNAVAILABLE, &stopping.to_string()),
     };
-    match s.model_infer(request).await {
-        Ok(response) => {
-            response::write(response, &binary_outputs).unwrap_or_else(IntoResponse::into_response)
-        }
-        Err(e) => error_response(&e),
-    }
+    let response = match s.model_infer(request).await {
+        Ok(response) => response,
+        Err(e) => return error_response(&e),
+    };
+    let size = response.raw_output_contents.iter().map(|r| r.len()).sum();
+    let written = off_runtime(size, move || {
+        response::write(response, &binary_outputs).unwrap_or_else(IntoResponse::into_response)
+    })
+    .await;
+    written
+        .unwrap_or_else(|stopping| failure(StatusCode::SERVICE_UNAVAILABLE, &stopping.to_string()))
 }

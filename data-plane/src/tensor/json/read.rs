@@ -153,7 +153,11 @@ impl fmt::Display for Leaf {
             Leaf::Bool(v) => write!(f, "{v}"),
             Leaf::I64(v) => write!(f, "{v}"),
             Leaf::U64(v) => write!(f, "{v}"),
-            Leaf::F64(v) => write!(f, "{v}"),
+            // As JSON writes it: 1e+39, not forty digits.
+            Leaf::F64(v) => match serde_json::Number::from_f64(*v) {
+                Some(n) => write!(f, "{n}"),
+                None => write!(f, "{v}"),
+            },
             Leaf::Other(text) => f.write_str(text),
         }
     }
@@ -366,7 +370,9 @@ impl TensorData {
             TensorData::I16(v) => put(v, int(leaf)),
             TensorData::I32(v) => put(v, int(leaf)),
             TensorData::I64(v) => put(v, int(leaf)),
-            TensorData::F32(v) => put(v, float(leaf).map(|f| f as f32)),
+            // A double beyond FP32's range would become infinity, a value
+            // the caller never sent.
+            TensorData::F32(v) => put(v, float(leaf).map(|f| f as f32).filter(|f| f.is_finite())),
             TensorData::F64(v) => put(v, float(leaf)),
         }
     }

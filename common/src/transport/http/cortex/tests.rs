@@ -36,13 +36,13 @@ impl PredictorService for Echo {
         let body = match request.payload {
             Some(predict_request::Payload::Json(text)) => {
                 serde_json::from_str::<serde_json::Value>(&text).map_err(|_| NotJson)?;
-                text.into_bytes()
+                text.into_bytes().into()
             }
             Some(predict_request::Payload::Body(body)) => body,
-            _ => Vec::new(),
+            _ => Default::default(),
         };
         Ok(PredictResponse {
-            output: Some(predict_response::Output::Body(body)),
+            output: Some(predict_response::Output::Body(body.to_vec())),
             ..PredictResponse::default()
         })
     }

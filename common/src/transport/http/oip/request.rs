@@ -1,12 +1,19 @@
 //! An inference request as the REST binding reads it: the JSON head (and,
 //! with the binary-tensor extension, the tensors' bytes after it) becomes a
 //! `ModelInferRequest` with raw input contents, and the outputs the caller
-//! wants back as binary are noted.
+//! wants back as binary are noted. No tree of JSON values is built (see
+//! `head.rs`): each input's data is read straight into its bytes, and
+//! binary data is a slice of the body, not a copy. An input whose contents
+//! would be over the request limit is refused as a worker would refuse it,
+//! before more than the limit is kept.
 
+use axum::body::Bytes;
 use axum::http::HeaderMap;
-use serde_json::{Map, Value};
+use hotswap_proto::limit::{RequestLimit, TooLarge, input};
+use serde_json::value::RawValue;
 
 use super::super::failure::BadRequest;
+use super::head::{self, Stopped};
 use super::{HEADER_LENGTH, ModelPath, tensor};
 use hotswap_proto::inference as pb;
 
@@ -22,12 +29,18 @@ impl BinaryOutputs {
     }
 }
 
+/// Dimensions a shape may have. More cannot describe real data (nested
+/// lists deeper than 64 are refused too), and a shape is the one list of
+/// the head that becomes 8 bytes an item, whatever its text.
+pub(super) const MAX_DIMENSIONS: usize = 64;
+
 /// The request at `p` with `headers` and `body`, and which of its outputs
-/// go back as binary.
+/// go back as binary; each input's contents at most `limit`.
 pub(super) fn read(
     p: ModelPath,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &Bytes,
+    limit: RequestLimit,
 ) -> Result<(pb::ModelInferRequest, BinaryOutputs), BadRequest> {
     let header_len = match headers.get(HEADER_LENGTH) {
         Some(v) => v
@@ -38,63 +51,40 @@ pub(super) fn read(
             .ok_or(BadRequest::HeaderLength { body: body.len() })?,
         None => body.len(),
     };
-    let (head, mut binary) = body.split_at(header_len);
-    let head: Value = serde_json::from_slice(head).map_err(BadRequest::NotJson)?;
-    let head = head.as_object().ok_or(BadRequest::NotObject)?;
+    let [id, inputs_field, outputs_field, parameters] = head::head(
+        &body[..header_len],
+        ["id", "inputs", "outputs", "parameters"],
+    )
+    .map_err(BadRequest::NotJson)?
+    .ok_or(BadRequest::NotObject)?;
+    let not_list = |field: &str| BadRequest::NotList {
+        field: field.to_owned(),
+    };
+    // Where the next input's binary data starts.
+    let mut binary_at = header_len;
     let mut inputs = Vec::new();
     let mut raw = Vec::new();
-    for (i, input) in array(head.get("inputs"), || "inputs".to_owned())?
-        .iter()
-        .enumerate()
-    {
-        let name = string(input.get("name"), || format!("inputs[{i}].name"))?;
-        let datatype = string(input.get("datatype"), || format!("inputs[{i}].datatype"))?;
-        let shape = array(input.get("shape"), || format!("inputs[{i}].shape"))?
-            .iter()
-            .map(|d| d.as_i64().ok_or(BadRequest::Dimensions { input: i }))
-            .collect::<Result<Vec<i64>, BadRequest>>()?;
-        let binary_size = input
-            .get("parameters")
-            .and_then(|p| p.get("binary_data_size"))
-            .map(|n| n.as_u64().ok_or(BadRequest::BinaryDataSize { input: i }))
-            .transpose()?;
-        let bytes = match (binary_size, input.get("data")) {
-            (Some(n), _) => {
-                let n = usize::try_from(n)
-                    .map_err(|_| BadRequest::BinaryDataSizeTooLarge { input: i })?;
-                if n > binary.len() {
-                    return Err(BadRequest::BinaryPastEnd { name, size: n });
-                }
-                let (mine, rest) = binary.split_at(n);
-                binary = rest;
-                mine.to_vec()
-            }
-            (None, Some(data)) => match tensor::encode(data, &datatype) {
-                Ok(bytes) => bytes,
-                Err(source) => return Err(BadRequest::Data { name, source }),
-            },
-            (None, None) => return Err(BadRequest::NoData { name }),
-        };
-        raw.push(bytes);
-        inputs.push(pb::model_infer_request::InferInputTensor {
-            name,
-            datatype,
-            shape,
-            ..Default::default()
+    let walked = head::each(
+        inputs_field.ok_or_else(|| not_list("inputs"))?,
+        ["name", "datatype", "shape", "parameters", "data"],
+        |i, fields| {
+            let (tensor, bytes) = read_input(i, fields, body, &mut binary_at, limit)?;
+            inputs.push(tensor);
+            raw.push(bytes);
+            Ok(())
+        },
+    );
+    walked_list(walked, "inputs")?;
+    if binary_at < body.len() {
+        return Err(BadRequest::TrailingBytes {
+            len: body.len() - binary_at,
         });
     }
-    if !binary.is_empty() {
-        return Err(BadRequest::TrailingBytes { len: binary.len() });
-    }
-    let (outputs, binary_outputs) = outputs(head)?;
+    let (outputs, binary_outputs) = outputs(outputs_field, parameters)?;
     let request = pb::ModelInferRequest {
         model_name: p.model,
         model_version: p.version,
-        id: head
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        id: id.and_then(head::read::<String>).unwrap_or_default(),
         inputs,
         outputs,
         raw_input_contents: raw,
@@ -103,9 +93,62 @@ pub(super) fn read(
     Ok((request, binary_outputs))
 }
 
+/// The `i`th input, from its fields (name, datatype, shape, parameters,
+/// data), and its raw contents: its JSON data read into bytes, or the next
+/// `binary_data_size` bytes of the body after `binary_at` (a slice).
+fn read_input(
+    i: usize,
+    [name, datatype, shape, parameters, data]: [Option<&RawValue>; 5],
+    body: &Bytes,
+    binary_at: &mut usize,
+    limit: RequestLimit,
+) -> Result<(pb::model_infer_request::InferInputTensor, Bytes), BadRequest> {
+    let name = string(name, || format!("inputs[{i}].name"))?;
+    let datatype = string(datatype, || format!("inputs[{i}].datatype"))?;
+    let shape = dimensions(shape, i)?;
+    let binary_size = match parameters {
+        Some(p) => json(head::fields(p, ["binary_data_size"]))?[0],
+        None => None,
+    }
+    .map(|n| head::read::<u64>(n).ok_or(BadRequest::BinaryDataSize { input: i }))
+    .transpose()?;
+    let bytes = match (binary_size, data) {
+        (Some(n), _) => {
+            let n =
+                usize::try_from(n).map_err(|_| BadRequest::BinaryDataSizeTooLarge { input: i })?;
+            if n > body.len() - *binary_at {
+                return Err(BadRequest::BinaryPastEnd { name, size: n });
+            }
+            limit.check(|| input(&name), n)?;
+            *binary_at += n;
+            body.slice(*binary_at - n..*binary_at)
+        }
+        (None, Some(data)) => match tensor::read(data, &datatype, &shape, limit.0) {
+            Ok(tensor::Read::Bytes(bytes)) => Bytes::from(bytes),
+            Ok(tensor::Read::TooLarge(bytes)) => {
+                return Err(BadRequest::TooLarge(TooLarge {
+                    what: input(&name),
+                    bytes,
+                    limit: limit.0,
+                }));
+            }
+            Err(source) => return Err(BadRequest::Data { name, source }),
+        },
+        (None, None) => return Err(BadRequest::NoData { name }),
+    };
+    let tensor = pb::model_infer_request::InferInputTensor {
+        name,
+        datatype,
+        shape,
+        ..Default::default()
+    };
+    Ok((tensor, bytes))
+}
+
 /// The outputs asked for by name, and which outputs go back as binary.
 fn outputs(
-    head: &Map<String, Value>,
+    list: Option<&RawValue>,
+    parameters: Option<&RawValue>,
 ) -> Result<
     (
         Vec<pb::model_infer_request::InferRequestedOutputTensor>,
@@ -113,32 +156,22 @@ fn outputs(
     ),
     BadRequest,
 > {
-    let all = head
-        .get("parameters")
-        .and_then(|p| p.get("binary_data_output"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let all = flag(parameters, "binary_data_output")?.unwrap_or(false);
     let mut named = Vec::new();
     let mut outputs = Vec::new();
-    if let Some(list) = head.get("outputs") {
-        for (i, output) in array(Some(list), || "outputs".to_owned())?
-            .iter()
-            .enumerate()
-        {
-            let name = string(output.get("name"), || format!("outputs[{i}].name"))?;
-            if output
-                .get("parameters")
-                .and_then(|p| p.get("binary_data"))
-                .and_then(Value::as_bool)
-                .unwrap_or(all)
-            {
+    if let Some(list) = list {
+        let walked = head::each(list, ["name", "parameters"], |i, [name, parameters]| {
+            let name = string(name, || format!("outputs[{i}].name"))?;
+            if flag(parameters, "binary_data")?.unwrap_or(all) {
                 named.push(name.clone());
             }
             outputs.push(pb::model_infer_request::InferRequestedOutputTensor {
                 name,
                 ..Default::default()
             });
-        }
+            Ok(())
+        });
+        walked_list(walked, "outputs")?;
     }
     // Outputs asked for by name choose for themselves; unnamed ones follow
     // binary_data_output.
@@ -146,103 +179,59 @@ fn outputs(
     Ok((outputs, BinaryOutputs { all, named }))
 }
 
-/// `v` as a list; `field` names it when it is not one.
-fn array(v: Option<&Value>, field: impl FnOnce() -> String) -> Result<&Vec<Value>, BadRequest> {
-    v.and_then(Value::as_array)
-        .ok_or_else(|| BadRequest::NotList { field: field() })
+/// The boolean `name` of a `parameters` object; None when it is missing or
+/// not a boolean.
+fn flag(parameters: Option<&RawValue>, name: &'static str) -> Result<Option<bool>, BadRequest> {
+    let Some(p) = parameters else {
+        return Ok(None);
+    };
+    Ok(json(head::fields(p, [name]))?[0].and_then(head::read::<bool>))
+}
+
+/// An input's shape: a list of integers.
+fn dimensions(shape: Option<&RawValue>, input: usize) -> Result<Vec<i64>, BadRequest> {
+    let shape = shape.ok_or_else(|| BadRequest::NotList {
+        field: format!("inputs[{input}].shape"),
+    })?;
+    match json(head::integers(shape, MAX_DIMENSIONS))? {
+        None => Err(BadRequest::NotList {
+            field: format!("inputs[{input}].shape"),
+        }),
+        Some(head::Integers::Read(dims)) => Ok(dims),
+        Some(head::Integers::NotInteger) => Err(BadRequest::Dimensions { input }),
+        Some(head::Integers::TooMany) => Err(BadRequest::TooManyDimensions {
+            input,
+            max: MAX_DIMENSIONS,
+        }),
+    }
+}
+
+/// The result of walking the list `field`.
+fn walked_list(
+    walked: Result<Option<()>, Stopped<BadRequest>>,
+    field: &str,
+) -> Result<(), BadRequest> {
+    match walked {
+        Ok(Some(())) => Ok(()),
+        Ok(None) => Err(BadRequest::NotList {
+            field: field.to_owned(),
+        }),
+        Err(Stopped::By(bad)) => Err(bad),
+        Err(Stopped::Json(e)) => Err(BadRequest::NotJson(e)),
+    }
+}
+
+/// A field read from checked JSON: a failure is not the caller's (the head
+/// was checked), yet it is answered as unreadable JSON rather than trusted.
+fn json<T>(read: Result<T, serde_json::Error>) -> Result<T, BadRequest> {
+    read.map_err(BadRequest::NotJson)
 }
 
 /// `v` as a string; `field` names it when it is not one.
-fn string(v: Option<&Value>, field: impl FnOnce() -> String) -> Result<String, BadRequest> {
-    v.and_then(Value::as_str)
-        .map(str::to_owned)
+fn string(v: Option<&RawValue>, field: impl FnOnce() -> String) -> Result<String, BadRequest> {
+    v.and_then(head::read::<String>)
         .ok_or_else(|| BadRequest::NotString { field: field() })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read_body(
-        header_len: Option<&str>,
-        body: &[u8],
-    ) -> Result<(pb::ModelInferRequest, BinaryOutputs), BadRequest> {
-        let mut headers = HeaderMap::new();
-        if let Some(n) = header_len {
-            headers.insert(HEADER_LENGTH, n.parse().expect("header value"));
-        }
-        let path = ModelPath {
-            model: "m".to_owned(),
-            version: String::new(),
-        };
-        read(path, &headers, body)
-    }
-
-    #[test]
-    fn json_and_binary_inputs_are_read() {
-        let head = br#"{"id":"7","inputs":[
-            {"name":"a","datatype":"INT32","shape":[2],"data":[1,2]},
-            {"name":"b","datatype":"UINT8","shape":[3],"parameters":{"binary_data_size":3}}],
-            "outputs":[{"name":"y","parameters":{"binary_data":true}},{"name":"z"}]}"#;
-        let mut body = head.to_vec();
-        body.extend_from_slice(&[7, 8, 9]);
-        let (request, binary) =
-            read_body(Some(&head.len().to_string()), &body).expect("a valid request");
-        assert_eq!(request.id, "7");
-        assert_eq!(request.model_name, "m");
-        assert_eq!(
-            request.raw_input_contents,
-            vec![vec![1, 0, 0, 0, 2, 0, 0, 0], vec![7, 8, 9]]
-        );
-        assert_eq!(request.outputs.len(), 2);
-        assert!(binary.wants("y") && !binary.wants("z"));
-    }
-
-    #[test]
-    fn malformed_requests_say_what_is_wrong() {
-        for (header_len, body, message) in [
-            (
-                Some("99"),
-                &br#"{}"#[..],
-                "inference-header-content-length must be a length within the body (2 bytes)",
-            ),
-            (None, br#"[]"#, "the request must be a JSON object"),
-            (None, br#"{"inputs":{}}"#, "inputs must be a list"),
-            (
-                None,
-                br#"{"inputs":[{"name":"a","datatype":"FP32","shape":[1.5]}]}"#,
-                "inputs[0].shape: dimensions are integers",
-            ),
-            (
-                None,
-                br#"{"inputs":[{"name":"a","datatype":"FP32","shape":[1]}]}"#,
-                "input `a` has no data",
-            ),
-            (
-                None,
-                br#"{"inputs":[{"name":"a","datatype":"INT8","shape":[1],"data":[300]}]}"#,
-                "input `a`: 300 is not a INT8 element",
-            ),
-            (
-                None,
-                br#"{"inputs":[],"outputs":[{"name":1}]}"#,
-                "outputs[0].name must be a string",
-            ),
-            (
-                Some("13"),
-                br#"{"inputs":[]}xyz"#,
-                "3 bytes after the inputs' binary data belong to no input",
-            ),
-        ] {
-            assert_eq!(
-                read_body(header_len, body)
-                    .err()
-                    .map(|e| hotswap_proto::error::report(&e))
-                    .as_deref(),
-                Some(message),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
-        }
-    }
-}
+mod tests;

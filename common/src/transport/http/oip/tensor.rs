@@ -1,22 +1,31 @@
 //! JSON tensor data, as the REST binding carries it, to and from the raw
-//! little-endian contents the services take and give.
+//! little-endian contents the services take and give: read straight into
+//! bytes (`tensor/read.rs`), written from them.
+
+mod read;
 
 use serde_json::{Value, json};
+
+pub(super) use read::{Read, read};
 
 /// Why JSON data is not a tensor of its datatype, or raw contents cannot
 /// be written as JSON.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DataError {
     /// An element that is not of the tensor's datatype (or out of its
-    /// range).
+    /// range), as JSON writes it.
     #[error("{value} is not a {datatype} element")]
-    NotElement { value: Value, datatype: String },
+    NotElement { value: String, datatype: String },
     /// A datatype JSON data cannot be read as.
     #[error("datatype {0} cannot be sent as JSON data")]
     NotSendable(String),
     /// Lists nested deeper than [`MAX_DEPTH`].
     #[error("data is nested too deeply")]
     TooDeep,
+    /// Data that is not JSON after all (it was checked with the request's
+    /// head, so this is a bug rather than the caller's mistake).
+    #[error("data is not JSON")]
+    Json(#[source] serde_json::Error),
     /// A BYTES element whose length runs past the contents' end.
     #[error("a BYTES element runs past the end")]
     BytesPastEnd,
@@ -25,64 +34,8 @@ pub(crate) enum DataError {
     NotReturnable(String),
 }
 
-/// JSON tensor data (flat or nested lists) as raw little-endian contents.
-pub(super) fn encode(data: &Value, datatype: &str) -> Result<Vec<u8>, DataError> {
-    let mut flat = Vec::new();
-    flatten(data, &mut flat, 0)?;
-    let mut out = Vec::new();
-    for v in flat {
-        let bad = || DataError::NotElement {
-            value: v.clone(),
-            datatype: datatype.to_owned(),
-        };
-        macro_rules! int {
-            ($t:ty, $get:ident) => {{
-                let n = v.$get().ok_or_else(bad)?;
-                out.extend_from_slice(&<$t>::try_from(n).map_err(|_| bad())?.to_le_bytes());
-            }};
-        }
-        match datatype {
-            "BOOL" => out.push(match v {
-                Value::Bool(b) => u8::from(*b),
-                _ => return Err(bad()),
-            }),
-            "UINT8" => int!(u8, as_u64),
-            "UINT16" => int!(u16, as_u64),
-            "UINT32" => int!(u32, as_u64),
-            "UINT64" => int!(u64, as_u64),
-            "INT8" => int!(i8, as_i64),
-            "INT16" => int!(i16, as_i64),
-            "INT32" => int!(i32, as_i64),
-            "INT64" => int!(i64, as_i64),
-            "FP32" => out.extend_from_slice(&(v.as_f64().ok_or_else(bad)? as f32).to_le_bytes()),
-            "FP64" => out.extend_from_slice(&v.as_f64().ok_or_else(bad)?.to_le_bytes()),
-            "BYTES" => {
-                let s = v.as_str().ok_or_else(bad)?;
-                let len = u32::try_from(s.len()).map_err(|_| bad())?;
-                out.extend_from_slice(&len.to_le_bytes());
-                out.extend_from_slice(s.as_bytes());
-            }
-            other => return Err(DataError::NotSendable(other.to_owned())),
-        }
-    }
-    Ok(out)
-}
-
 /// Nested lists deeper than this are refused rather than risk the stack.
 const MAX_DEPTH: usize = 64;
-
-fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>, depth: usize) -> Result<(), DataError> {
-    if depth > MAX_DEPTH {
-        return Err(DataError::TooDeep);
-    }
-    match v {
-        Value::Array(items) => items.iter().try_for_each(|i| flatten(i, out, depth + 1)),
-        scalar => {
-            out.push(scalar);
-            Ok(())
-        }
-    }
-}
 
 /// Raw little-endian contents as a flat JSON list.
 pub(super) fn decode(raw: &[u8], datatype: &str) -> Result<Value, DataError> {
@@ -126,7 +79,18 @@ pub(super) fn decode(raw: &[u8], datatype: &str) -> Result<Value, DataError> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::value::RawValue;
+
     use super::*;
+
+    fn encode(data: &Value, datatype: &str) -> Result<Vec<u8>, DataError> {
+        let text = data.to_string();
+        let raw: &RawValue = serde_json::from_str(&text).expect("JSON");
+        match read(raw, datatype, &[], usize::MAX)? {
+            Read::Bytes(bytes) => Ok(bytes),
+            Read::TooLarge(n) => panic!("{n} bytes over no limit"),
+        }
+    }
 
     #[test]
     fn json_data_round_trips_through_raw_contents() {
@@ -161,6 +125,11 @@ mod tests {
             deep = json!([deep]);
         }
         assert_eq!(bad(deep, "INT32"), "data is nested too deeply");
+        let mut deepest = json!(1);
+        for _ in 0..MAX_DEPTH {
+            deepest = json!([deepest]);
+        }
+        assert_eq!(encode(&deepest, "UINT8").expect("64 deep"), vec![1]);
         assert_eq!(
             decode(&[9, 0, 0, 0, b'a'], "BYTES")
                 .expect_err("short")

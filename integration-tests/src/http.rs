@@ -1,14 +1,82 @@
 //! A bare HTTP/1.1 client for loopback tests and benchmarks: one request
-//! per connection, the body written whole, the answer read to its end. It
-//! holds nothing but the bytes it sends and receives (a benchmark of a
-//! server's memory wants a client that costs little and does nothing
-//! clever), and it reads the answer even when the server answers before it
-//! has taken the whole body (a refused upload).
+//! per connection (plaintext or TLS), the body written whole, the answer
+//! read to its end. It holds nothing but the bytes it sends and receives (a
+//! benchmark of a server's memory wants a client that costs little and does
+//! nothing clever), and it reads the answer even when the server answers
+//! before it has taken the whole body (a refused upload).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsConnector;
+
+/// A connection, plaintext or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// How a client connects: plaintext, or TLS trusting a CA (the server's
+/// certificate names `localhost`), offering HTTP/1.1.
+#[derive(Clone)]
+pub enum Connector {
+    /// Plain TCP.
+    Plain,
+    /// TLS over TCP.
+    Tls(TlsConnector),
+}
+
+impl Connector {
+    /// TLS trusting the CA certificate `ca_pem`.
+    pub fn tls(ca_pem: &str) -> Connector {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Connector::Tls(TlsConnector::from(Arc::new(config)))
+    }
+
+    /// A new connection to `target` from 127.0.0.1.
+    pub async fn connect(&self, target: SocketAddr) -> std::io::Result<Box<dyn Io>> {
+        self.connect_from(IpAddr::from([127, 0, 0, 1]), target)
+            .await
+    }
+
+    /// A new connection to `target` from `source` (any loopback address),
+    /// so a test can play a client at another address.
+    pub async fn connect_from(
+        &self,
+        source: IpAddr,
+        target: SocketAddr,
+    ) -> std::io::Result<Box<dyn Io>> {
+        let tcp = connect_from(source, target).await?;
+        tcp.set_nodelay(true)?;
+        match self {
+            Connector::Plain => Ok(Box::new(tcp)),
+            Connector::Tls(tls) => {
+                let name = ServerName::try_from("localhost").expect("a server name");
+                Ok(Box::new(tls.connect(name, tcp).await?))
+            }
+        }
+    }
+}
+
+/// A TCP connection to `target` from `source`.
+pub async fn connect_from(source: IpAddr, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(target).await
+}
 
 /// An HTTP answer.
 #[derive(Debug)]
@@ -42,17 +110,29 @@ impl Answer {
     }
 }
 
-/// `POST path` to `addr` with `headers` and `body`.
+/// `POST path` to `addr` with `headers` and `body`, over plain TCP.
 pub async fn post(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
     body: impl AsRef<[u8]> + Send + Sync + 'static,
 ) -> std::io::Result<Answer> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut read, mut write) = stream.into_split();
+    request(&Connector::Plain, addr, "POST", path, headers, body).await
+}
+
+/// `method path` to `addr` through `connector`, with `headers` and `body`.
+pub async fn request(
+    connector: &Connector,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl AsRef<[u8]> + Send + Sync + 'static,
+) -> std::io::Result<Answer> {
+    let stream = connector.connect(addr).await?;
+    let (mut read, mut write) = tokio::io::split(stream);
     let mut head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.as_ref().len()
     );
     for (name, value) in headers {
@@ -73,12 +153,18 @@ pub async fn post(
         (write, sent)
     });
     let mut answer = Vec::new();
-    read.read_to_end(&mut answer).await?;
+    // A refusal may be followed by a reset (the body was not read): what
+    // arrived before it is the answer.
+    let read = read.read_to_end(&mut answer).await;
+    if answer.is_empty() {
+        read?;
+    }
     drop(sending.await);
     parse(&answer)
 }
 
-fn parse(answer: &[u8]) -> std::io::Result<Answer> {
+/// An answer as it came over the wire.
+pub fn parse(answer: &[u8]) -> std::io::Result<Answer> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let end = answer
         .windows(4)

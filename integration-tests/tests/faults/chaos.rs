@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use hotswap_common::trust::ClientTrust;
 use hotswap_control_plane::ControlPlaneConfig;
-use hotswap_integration_tests::attack::Connector;
 use hotswap_integration_tests::bucket::{Backend, TestBucket};
 use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
+use hotswap_integration_tests::http::Connector;
 use hotswap_integration_tests::load::Load;
 use hotswap_integration_tests::process::{Hotswap, venv};
 use hotswap_integration_tests::proxy::Proxy;

@@ -59,7 +59,11 @@ fn compile(
     let protos: Vec<PathBuf> = files.iter().map(|p| root.join(p)).collect();
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    let mut builder = tonic_prost_build::configure().generate_default_stubs(default_stubs);
+    let mut builder = tonic_prost_build::configure()
+        .generate_default_stubs(default_stubs)
+        // prost's codec, with a check that a request does not cost many
+        // times its size once decoded (`src/guarded.rs`).
+        .codec_path("crate::guarded::GuardedCodec");
     for path in SHARED_BYTES {
         builder = builder.bytes(path);
     }

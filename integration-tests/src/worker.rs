@@ -158,6 +158,18 @@ pub fn iris(label: usize) -> Vec<u8> {
     .expect("example model")
 }
 
+/// A local bucket holding iris version 1 (answering `label`), and an API
+/// config serving it as `iris`.
+pub async fn iris_bucket(label: usize) -> (TestBucket, String) {
+    let bucket = TestBucket::new(crate::bucket::Backend::Local).await;
+    bucket.put("iris/1/model.onnx", iris(label)).await;
+    let config = format!(
+        "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}'}}}}}}",
+        bucket.uri("iris")
+    );
+    (bucket, config)
+}
+
 /// The first entry of `name` version `version` in the RepositoryIndex of
 /// the worker (or control plane) at `addr`; None when it has none or does
 /// not answer.

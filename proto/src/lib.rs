@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod guarded;
 pub mod limit;
 pub mod service;
 

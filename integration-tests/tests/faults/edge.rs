@@ -11,17 +11,15 @@ use std::time::{Duration, Instant};
 use hotswap_common::trust::ClientTrust;
 use hotswap_control_plane::ControlPlaneConfig;
 use hotswap_integration_tests::attack;
-use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::bucket::TestBucket;
 use hotswap_integration_tests::certs::TestCa;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::http::{self, Connector};
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::wait::eventually;
 use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, iris, predict_json,
+    IRIS_INPUT, WorkerOptions, WorkerServer, iris_bucket, predict_json,
 };
-use hotswap_proto::v1::predictor_client::PredictorClient;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -48,12 +46,7 @@ const IRIS_OIP: &str =
 /// A control plane with `clients` at its front door and one registered
 /// worker serving iris, once iris answers.
 async fn stack(clients: ClientTrust) -> (TestBucket, StoreServer, ControlServer, WorkerServer) {
-    let bucket = TestBucket::new(Backend::Local).await;
-    bucket.put("iris/1/model.onnx", iris(1)).await;
-    let config = format!(
-        "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}'}}}}}}",
-        bucket.uri("iris")
-    );
+    let (bucket, config) = iris_bucket(1).await;
     let store = StoreServer::start(&bucket, &config, |_| {}).await;
     let mut control_config = ControlPlaneConfig {
         model_store: store.addr.to_string(),
@@ -68,19 +61,6 @@ async fn stack(clients: ClientTrust) -> (TestBucket, StoreServer, ControlServer,
     let worker = WorkerServer::start_with(store.addr, &bucket, options).await;
     control.wait_for_workers(1).await;
     (bucket, store, control, worker)
-}
-
-/// A new TLS connection to `addr`, trusting `ca`.
-fn tls_channel(addr: SocketAddr, ca: &TestCa) -> Channel {
-    Endpoint::from_shared(format!("https://{addr}"))
-        .unwrap()
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca.pem()))
-                .domain_name("localhost"),
-        )
-        .unwrap()
-        .connect_lazy()
 }
 
 /// Runs `call` and says how long it took, failing the test when it fails or
@@ -114,8 +94,12 @@ async fn silent_sockets_do_not_hold_back_tls_clients() {
         tokens: None,
     };
     let (_bucket, _store, control, _worker) = stack(clients).await;
+    // Each `channel()` is a new TLS connection.
+    let control = control.with_client_ca(ca.pem());
     eventually("iris served over TLS", || async {
-        PredictorClient::new(tls_channel(control.addr, &ca))
+        control
+            .predictor()
+            .await
             .predict(predict_json("iris", "", "1", IRIS_INPUT))
             .await
             .ok()
@@ -133,7 +117,9 @@ async fn silent_sockets_do_not_hold_back_tls_clients() {
 
     for i in 0..4 {
         let took = served(&format!("TLS Predict {i} (new connection)"), async {
-            PredictorClient::new(tls_channel(control.addr, &ca))
+            control
+                .predictor()
+                .await
                 .predict(predict_json("iris", "", "1", IRIS_INPUT))
                 .await
         })
@@ -142,7 +128,7 @@ async fn silent_sockets_do_not_hold_back_tls_clients() {
     }
     for i in 0..5 {
         let took = served(&format!("TLS health probe {i} (new connection)"), async {
-            HealthClient::new(tls_channel(control.addr, &ca))
+            HealthClient::new(control.channel().await)
                 .check(HealthCheckRequest {
                     service: String::new(),
                 })
@@ -380,4 +366,43 @@ where
     }
     drop(silent);
     drop(slow);
+}
+
+/// A ModelInfer of two million empty inputs is 4 MB on the wire and took
+/// over 600 MB once prost had decoded it, before any check could see it:
+/// now it is refused before it is decoded, at the front door and at a
+/// worker, and other calls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tiny_items_are_refused_before_they_are_decoded() {
+    let (_bucket, _store, control, worker) = stack(ClientTrust::default()).await;
+    let many = hotswap_proto::inference::ModelInferRequest {
+        model_name: "iris".to_owned(),
+        inputs: vec![Default::default(); 2_000_000],
+        ..Default::default()
+    };
+    for (plane, mut client) in [
+        ("control plane", control.inference().await),
+        ("worker", worker.inference().await),
+    ] {
+        let refused = client
+            .model_infer(many.clone())
+            .await
+            .expect_err("two million empty inputs");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::InvalidArgument,
+            "{plane}: {refused:?}"
+        );
+        assert!(
+            refused.message().contains("would take") && refused.message().contains("raw"),
+            "{plane}: {}",
+            refused.message()
+        );
+    }
+    control
+        .predictor()
+        .await
+        .predict(predict_json("iris", "", "1", IRIS_INPUT))
+        .await
+        .expect("a well-formed call after the refusals");
 }

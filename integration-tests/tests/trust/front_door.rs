@@ -14,6 +14,7 @@ use hotswap_integration_tests::process::{
 };
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::wait::eventually;
+use hotswap_integration_tests::worker::iris_bucket;
 use hotswap_integration_tests::worker::{IRIS_INPUT, predict_json};
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::Code;
@@ -32,7 +33,7 @@ fn with_bearer<T>(message: T, token: &str) -> tonic::Request<T> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_front_door_takes_only_listed_bearer_tokens() {
-    let (bucket, config) = crate::iris_bucket(1).await;
+    let (bucket, config) = iris_bucket(1).await;
     let store = StoreServer::start(&bucket, &config, |_| {}).await;
     let tokens = BearerTokens::parse("# two clients\nteam-a-token\nteam-b-token\n")
         .unwrap()

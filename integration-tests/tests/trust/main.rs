@@ -8,26 +8,12 @@ mod rogue_store;
 mod rogue_worker;
 
 use hotswap_common::trust::ClusterCredentials;
-use hotswap_integration_tests::bucket::{Backend, TestBucket};
+use hotswap_integration_tests::bucket::TestBucket;
 use hotswap_integration_tests::wait::eventually;
-use hotswap_integration_tests::worker::{
-    IRIS_INPUT, WorkerOptions, WorkerServer, iris, predict_json,
-};
+use hotswap_integration_tests::worker::{IRIS_INPUT, WorkerOptions, WorkerServer, predict_json};
 use hotswap_proto::v1::PredictResponse;
 use hotswap_proto::v1::predictor_client::PredictorClient;
 use tonic::transport::Channel;
-
-/// A local bucket holding iris version 1 (answering `label`), and an API
-/// config serving it as `iris`.
-async fn iris_bucket(label: usize) -> (TestBucket, String) {
-    let bucket = TestBucket::new(Backend::Local).await;
-    bucket.put("iris/1/model.onnx", iris(label)).await;
-    let config = format!(
-        "- {{name: iris, predictor: {{type: onnx, models: {{path: '{}'}}}}}}",
-        bucket.uri("iris")
-    );
-    (bucket, config)
-}
 
 /// A worker on `bucket` registering with the control plane's internal
 /// listener `internal`, holding `cluster`'s credentials.

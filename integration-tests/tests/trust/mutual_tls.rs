@@ -5,6 +5,7 @@
 //! cluster CA serves end to end (Predict, ModelInfer and a swap, the front
 //! door over TLS).
 
+use hotswap_integration_tests::worker::iris_bucket;
 use std::time::Duration;
 
 use hotswap_common::trust::ClusterCredentials;
@@ -43,7 +44,7 @@ fn tls_only(tls: std::sync::Arc<hotswap_common::trust::Tls>) -> ClusterCredentia
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_planes_with_a_cluster_certificate_get_in() {
-    let (bucket, config) = crate::iris_bucket(2).await;
+    let (bucket, config) = iris_bucket(2).await;
     let cluster_ca = TestCa::new("hotswap test cluster");
     let other_ca = TestCa::new("someone else");
     let store_tls = tls_only(cluster_ca.tls("model-store"));

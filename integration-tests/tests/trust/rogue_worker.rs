@@ -5,6 +5,7 @@
 //! only on the internal listener, which refuses calls without the token,
 //! and an id belongs to the session that registered it.
 
+use hotswap_integration_tests::worker::iris_bucket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -69,7 +70,7 @@ async fn counting_listener() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_worker_gets_no_calls() {
-    let (bucket, config) = crate::iris_bucket(0).await;
+    let (bucket, config) = iris_bucket(0).await;
     let cluster = ClusterCredentials {
         tls: None,
         token: Some(Secret::random()),
@@ -172,7 +173,7 @@ async fn a_forged_worker_gets_no_calls() {
 /// already registered keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_past_the_caps_are_refused() {
-    let (bucket, config) = crate::iris_bucket(0).await;
+    let (bucket, config) = iris_bucket(0).await;
     let store = StoreServer::start(&bucket, &config, |_| {}).await;
     let control = ControlServer::start_with(ControlPlaneConfig {
         model_store: store.addr.to_string(),

@@ -20,7 +20,8 @@
 //! `-- --binary PATH` measures another build of `hotswap` (an older commit)
 //! with the same client, `-- --calls N` changes the calls at once (8),
 //! `-- --only TEXT` keeps the paths whose label holds TEXT, and `--
-//! --hostile` measures instead the requests whose cost is not bounded yet.
+//! --hostile` measures instead requests of many tiny items (refused before
+//! they are decoded since issue 25; unbounded before).
 
 #[path = "memory/calls.rs"]
 mod calls;

@@ -74,7 +74,8 @@ impl Path {
         Path::HttpJsonZeros,
     ];
 
-    /// Requests that show what is not bounded yet (`--hostile`).
+    /// Requests of many tiny items, which prost would decode to many times
+    /// their size (`--hostile`).
     pub const HOSTILE: [Path; 1] = [Path::GrpcEmptyInputs];
 
     pub fn label(self) -> String {

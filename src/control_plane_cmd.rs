@@ -45,7 +45,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     args.metrics.start(args.clients.tokens().await?).await?;
     let bind = |address: String| async move {
-        tokio::net::TcpListener::bind(&address)
+        hotswap_common::server::listen(&address)
             .await
             .with_context(|| format!("cannot listen on {address}"))
     };

@@ -101,7 +101,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
         max_request_bytes: args.max_request_bytes,
         clients: args.clients.trust(&cluster).await?,
     };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = hotswap_common::server::listen(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     hotswap_data_plane::serve(config, listener, crate::shutdown::signal()).await?;

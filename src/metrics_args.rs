@@ -28,7 +28,7 @@ impl MetricsArgs {
 /// Installs the recorder and serves it on `addr` for the rest of the
 /// process's life, to scrapes carrying one of `tokens` when given.
 pub async fn start(addr: &str, tokens: Option<BearerTokens>) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let listener = hotswap_common::server::listen(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} for metrics"))?;
     hotswap_common::metrics::install();

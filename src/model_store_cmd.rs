@@ -48,7 +48,7 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     // The model-store has no clients of its own and so no tokens: its
     // metrics listener is for the operator's network only.
     args.metrics.start(None).await?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = hotswap_common::server::listen(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     hotswap_model_store::serve(config, listener, crate::shutdown::signal()).await?;

@@ -75,13 +75,13 @@ pub async fn run(args: Args, env: &Environment) -> anyhow::Result<()> {
     store_config.cluster = cluster.clone();
     // The model-store, the worker and registration are internal: loopback,
     // any free port.
-    let loopback = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let loopback = || hotswap_common::server::listen("127.0.0.1:0");
     let store_listener = loopback().await.context("cannot bind a loopback port")?;
     let store_addr = store_listener.local_addr()?;
     let worker_listener = loopback().await.context("cannot bind a loopback port")?;
     let internal = loopback().await.context("cannot bind a loopback port")?;
     let internal_addr = internal.local_addr()?;
-    let front = tokio::net::TcpListener::bind(&args.listen)
+    let front = hotswap_common::server::listen(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let front_addr = front.local_addr()?;

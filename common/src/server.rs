@@ -27,9 +27,11 @@ use crate::trust::Guard;
 mod body;
 mod gate;
 mod limit;
+mod listen;
 mod tls;
 
 pub use body::{BODY_LIMIT, BODY_TIMEOUT};
+pub use listen::{ACCEPT_BACKLOG, listen};
 
 pub use tls::TlsError;
 

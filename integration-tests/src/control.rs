@@ -44,7 +44,7 @@ impl ControlServer {
     pub async fn start_with(config: ControlPlaneConfig) -> ControlServer {
         let cluster = config.cluster.clone();
         let control_plane = ControlPlane::start(config);
-        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let bind = || hotswap_common::server::listen("127.0.0.1:0");
         let listeners = Listeners {
             front: bind().await.expect("bind loopback"),
             internal: bind().await.expect("bind loopback"),

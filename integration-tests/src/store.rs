@@ -58,7 +58,7 @@ impl StoreServer {
         config.storage = bucket.storage_options();
         config.poll = fast_polling();
         adjust(&mut config);
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = hotswap_common::server::listen(addr)
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");

@@ -82,7 +82,7 @@ impl WorkerServer {
             cluster: options.cluster,
         })
         .expect("start the worker");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = hotswap_common::server::listen("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");

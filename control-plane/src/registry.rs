@@ -3,7 +3,11 @@
 //! and leaves when its registration stream ends or goes silent. A worker id
 //! belongs to the registration stream that registered it while that stream
 //! lasts: another stream naming it is refused, never a takeover. The number
-//! of workers and of routes a report names are bounded.
+//! of workers and of routes a report names are bounded. Calls are routed
+//! by the routing table ([`table`]) the registry patches as workers come,
+//! report and go.
+
+mod table;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -11,10 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::{ArcSwap, Guard};
 use hotswap_common::catalog::{Holdings, VersionKey};
 use hotswap_common::lock;
 use hotswap_proto::v1::{HeldVersion, ModelVersion, WorkerReport, WorkerStatus};
 use tokio::time::Instant;
+
+use table::Held;
+pub use table::{Holders, RoutingTable};
 
 use crate::Error;
 use crate::worker::{Connect, WorkerApi};
@@ -93,6 +101,8 @@ pub struct WorkerEntry {
     routed_metric: metrics::Counter,
     registered: SystemTime,
     last_report: Mutex<(Instant, SystemTime)>,
+    /// What the routing table holds for it: its routes as last tabled.
+    tabled: Mutex<Held>,
     /// The client calls to it go through.
     pub api: Arc<dyn WorkerApi>,
 }
@@ -106,19 +116,30 @@ impl WorkerEntry {
             .contains(route)
     }
 
-    /// Served, or placed here moments ago.
-    pub fn has_or_will_have(&self, route: &Route) -> bool {
-        self.serves(route)
-            || lock(&self.placed)
-                .get(route)
-                .is_some_and(|t| t.elapsed() < PLACEMENT_GRACE)
-    }
-
     /// Records that `route` was just placed here, so the router counts it
     /// as coming before the worker's next report says so.
-    pub fn place(&self, route: &Route) {
+    fn place(&self, route: &Route) {
         lock(&self.placed).insert(route.clone(), Instant::now());
         metrics::counter!("hotswap_placements_total").increment(1);
+    }
+
+    /// Its routes as the routing table should hold them: each one served,
+    /// and each one placed within the grace and not reported yet, with the
+    /// instant its grace ends.
+    fn held(&self) -> Held {
+        let serves = self
+            .serves
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held: Held = serves.iter().map(|r| (r.clone(), None)).collect();
+        let now = Instant::now();
+        for (route, at) in lock(&self.placed).iter() {
+            let until = *at + PLACEMENT_GRACE;
+            if until > now && !serves.contains(route) {
+                held.insert(route.clone(), Some(until));
+            }
+        }
+        held
     }
 
     /// Routes served or placed: how full the worker is.
@@ -141,21 +162,37 @@ impl WorkerEntry {
         self.routed_metric.increment(1);
     }
 
-    fn update(&self, report: &WorkerReport) {
+    /// Applies `report`; true when what it serves or has placed on it
+    /// changed (the routing table must follow), false for a heartbeat that
+    /// says what the last one said.
+    fn update(&self, report: &WorkerReport) -> bool {
         let serves: HashSet<Route> = report
             .held
             .iter()
             .map(|h| Route::Version(key_of(h)))
             .chain(report.predictors.iter().cloned().map(Route::Predictor))
             .collect();
-        lock(&self.placed).retain(|r, t| !serves.contains(r) && t.elapsed() < PLACEMENT_GRACE);
-        *self
-            .serves
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = serves;
+        let placed_changed = {
+            let mut placed = lock(&self.placed);
+            let before = placed.len();
+            placed.retain(|r, t| !serves.contains(r) && t.elapsed() < PLACEMENT_GRACE);
+            placed.len() != before
+        };
+        let serves_changed = {
+            let mut current = self
+                .serves
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let changed = *current != serves;
+            if changed {
+                *current = serves;
+            }
+            changed
+        };
         self.in_flight.store(report.in_flight, Ordering::Relaxed);
         self.ready.store(report.ready, Ordering::Relaxed);
         *lock(&self.last_report) = (Instant::now(), SystemTime::now());
+        placed_changed || serves_changed
     }
 
     fn silent_for(&self) -> Duration {
@@ -209,7 +246,11 @@ fn key_of(h: &HeldVersion) -> VersionKey {
 
 /// The workers registered with the control plane, by id.
 pub struct Registry {
+    /// Who is registered: changed under its write lock, which also
+    /// serialises every change of the routing table.
     workers: RwLock<HashMap<String, Arc<WorkerEntry>>>,
+    /// What calls are routed by, derived from `workers`.
+    table: ArcSwap<RoutingTable>,
     sessions: AtomicU64,
     connector: Arc<dyn Connect>,
     limits: RegistryLimits,
@@ -226,6 +267,7 @@ impl Registry {
     pub fn with_limits(connector: Arc<dyn Connect>, limits: RegistryLimits) -> Registry {
         Registry {
             workers: RwLock::default(),
+            table: ArcSwap::default(),
             sessions: AtomicU64::new(0),
             connector,
             limits,
@@ -261,7 +303,9 @@ impl Registry {
                 ));
             }
             Some(entry) if entry.address == report.address => {
-                entry.update(report);
+                if entry.update(report) {
+                    self.retable(entry, None);
+                }
                 return Ok(());
             }
             // Its own stream, moved to another address: connected anew.
@@ -294,11 +338,16 @@ impl Registry {
             routed_metric: metrics::counter!("hotswap_routed_calls_total", "worker" => report.address.clone()),
             registered: SystemTime::now(),
             last_report: Mutex::new((Instant::now(), SystemTime::now())),
+            tabled: Mutex::default(),
             api,
         });
         entry.update(report);
         tracing::info!(worker_id = %entry.id, address = %entry.address, "worker registered");
-        workers.insert(entry.id.clone(), entry);
+        // The same id at another address: the old entry leaves the table.
+        if let Some(old) = workers.insert(entry.id.clone(), entry.clone()) {
+            self.untable(&old);
+        }
+        self.retable(&entry, Some(&workers));
         metrics::gauge!("hotswap_registered_workers").set(workers.len() as f64);
         Ok(())
     }
@@ -308,7 +357,10 @@ impl Registry {
     pub fn end(&self, session: u64, worker_id: &str) {
         let mut workers = self.write();
         if workers.get(worker_id).is_some_and(|w| w.session == session) {
-            workers.remove(worker_id);
+            if let Some(gone) = workers.remove(worker_id) {
+                self.untable(&gone);
+                self.retable_workers(&workers);
+            }
             metrics::gauge!("hotswap_registered_workers").set(workers.len() as f64);
             tracing::info!(worker_id, "worker left (registration stream ended)");
         }
@@ -316,13 +368,81 @@ impl Registry {
 
     /// Drops workers whose last report is too old.
     pub fn sweep(&self) {
-        self.write().retain(|id, w| {
+        let mut workers = self.write();
+        let before = workers.len();
+        workers.retain(|id, w| {
             let alive = w.silent_for() < SILENCE_LIMIT;
             if !alive {
                 tracing::warn!(worker_id = %id, "worker dropped: no report for {SILENCE_LIMIT:?}");
+                self.untable(w);
             }
             alive
         });
+        if workers.len() != before {
+            self.retable_workers(&workers);
+            metrics::gauge!("hotswap_registered_workers").set(workers.len() as f64);
+        }
+    }
+
+    /// Places `route` on `worker`: calls for it go there until the
+    /// worker reports it, or the grace runs out.
+    pub fn place(&self, worker: &Arc<WorkerEntry>, route: &Route) {
+        let workers = self.write();
+        // A worker that left meanwhile stays out of the table.
+        if workers
+            .get(&worker.id)
+            .is_some_and(|w| Arc::ptr_eq(w, worker))
+        {
+            worker.place(route);
+            self.retable(worker, None);
+        }
+    }
+
+    /// The routing table now.
+    pub fn table(&self) -> Guard<Arc<RoutingTable>> {
+        self.table.load()
+    }
+
+    /// Brings the table's routes for `worker` up to what it holds (and,
+    /// given `workers`, its list of workers to them). Called with the
+    /// write lock held.
+    fn retable(
+        &self,
+        worker: &Arc<WorkerEntry>,
+        workers: Option<&HashMap<String, Arc<WorkerEntry>>>,
+    ) {
+        let after = worker.held();
+        let mut tabled = lock(&worker.tabled);
+        let table = self.table.load();
+        let patched = table.patched(worker, &tabled, &after);
+        *tabled = after;
+        let next = match (patched, workers) {
+            (Some(t), Some(w)) => t.with_workers(w.values().cloned().collect()),
+            (Some(t), None) => t,
+            (None, Some(w)) => {
+                RoutingTable::clone(&table).with_workers(w.values().cloned().collect())
+            }
+            (None, None) => return,
+        };
+        self.table.store(Arc::new(next));
+    }
+
+    /// Takes `gone`'s routes out of the table (its entry left). Called
+    /// with the write lock held.
+    fn untable(&self, gone: &Arc<WorkerEntry>) {
+        let before = std::mem::take(&mut *lock(&gone.tabled));
+        let table = self.table.load();
+        if let Some(t) = table.patched(gone, &before, &Held::new()) {
+            self.table.store(Arc::new(t));
+        }
+    }
+
+    /// Sets the table's list of workers to `workers`. Called with the
+    /// write lock held.
+    fn retable_workers(&self, workers: &HashMap<String, Arc<WorkerEntry>>) {
+        let next = RoutingTable::clone(&self.table.load())
+            .with_workers(workers.values().cloned().collect());
+        self.table.store(Arc::new(next));
     }
 
     /// The worker registered as `id`.
@@ -332,26 +452,25 @@ impl Registry {
 
     /// Every worker, in id order.
     pub fn all(&self) -> Vec<Arc<WorkerEntry>> {
-        let mut all: Vec<_> = self.read().values().cloned().collect();
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        all
+        self.table().workers().to_vec()
     }
 
     /// Whether no worker is registered.
     pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
+        self.table().workers().is_empty()
     }
 
     /// Whether some registered worker reports itself ready.
     pub fn any_ready(&self) -> bool {
-        self.read()
-            .values()
+        self.table()
+            .workers()
+            .iter()
             .any(|w| w.ready.load(Ordering::Relaxed))
     }
 
-    /// Whether any worker serves the route now.
+    /// Whether any worker reported serving the route.
     pub fn served_anywhere(&self, route: &Route) -> bool {
-        self.read().values().any(|w| w.serves(route))
+        self.table().holders(route).is_some_and(Holders::served)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<WorkerEntry>>> {

@@ -17,7 +17,9 @@ use crate::Error;
 use crate::registry::{Registry, Route, WorkerEntry};
 use crate::worker::{WorkerApi, WorkerError};
 
+/// Chooses the worker for each call and retries once elsewhere.
 pub struct Router {
+    /// The workers it chooses among.
     pub registry: Arc<Registry>,
     /// Serialises placements, so two calls for a route no worker serves
     /// place it once.
@@ -63,6 +65,7 @@ fn final_error(route: &Route, e: WorkerError) -> Error {
 }
 
 impl Router {
+    /// A router over `registry`'s workers.
     pub fn new(registry: Arc<Registry>) -> Router {
         Router {
             registry,
@@ -107,47 +110,42 @@ impl Router {
         f(worker.api.clone()).await
     }
 
-    /// The worker for `route`, never `exclude`.
+    /// The worker for `route`, never `exclude`: a lookup in the routing
+    /// table and a pick of two, unless no worker holds the route yet.
     pub fn choose(&self, route: &Route, exclude: Option<&str>) -> Option<Arc<WorkerEntry>> {
-        let workers: Vec<Arc<WorkerEntry>> = self
-            .registry
-            .all()
-            .into_iter()
-            .filter(|w| Some(w.id.as_str()) != exclude)
-            .collect();
-        let busy = |w: &WorkerEntry| w.outstanding.load(Ordering::Relaxed);
-        let holders: Vec<&Arc<WorkerEntry>> = workers
-            .iter()
-            .filter(|w| w.has_or_will_have(route))
-            .collect();
-        match holders.len() {
-            0 => {}
-            1 => return Some(holders[0].clone()),
-            n => {
-                let a = random(n);
-                let b = (a + 1 + random(n - 1)) % n;
-                let pick = if busy(holders[b]) < busy(holders[a]) {
-                    b
-                } else {
-                    a
-                };
-                return Some(holders[pick].clone());
-            }
+        if let Some(w) = self.holder(route, exclude) {
+            return Some(w);
         }
         let _placing = lock(&self.placing);
         // Another call may have placed it while this one waited.
-        if let Some(w) = workers.iter().find(|w| w.has_or_will_have(route)) {
-            return Some(w.clone());
+        if let Some(w) = self.holder(route, exclude) {
+            return Some(w);
         }
         // Fewest models first: placing a model on a worker that holds others
         // may evict one of them (cache limits); then the least busy.
+        let table = self.registry.table();
+        let workers: Vec<&Arc<WorkerEntry>> = table
+            .workers()
+            .iter()
+            .filter(|w| Some(w.id.as_str()) != exclude)
+            .collect();
         let start = random(workers.len().max(1));
         let chosen = (0..workers.len())
-            .map(|i| &workers[(start + i) % workers.len()])
-            .min_by_key(|w| (w.load_count(), busy(w)))?
+            .map(|i| workers[(start + i) % workers.len()])
+            .min_by_key(|w| (w.load_count(), w.outstanding.load(Ordering::Relaxed)))?
             .clone();
-        chosen.place(route);
+        drop(table);
+        self.registry.place(&chosen, route);
         Some(chosen)
+    }
+
+    /// Of the workers the table says hold `route`, the less busy of two.
+    fn holder(&self, route: &Route, exclude: Option<&str>) -> Option<Arc<WorkerEntry>> {
+        self.registry
+            .table()
+            .holders(route)?
+            .pick(exclude, random)
+            .cloned()
     }
 }
 

@@ -50,6 +50,12 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
 
+    /// A request whose routing fields could be read but not the rest:
+    /// tonic's own refusal of a message it cannot decode (INTERNAL, as a
+    /// worker answers it).
+    #[error("{0}")]
+    Undecodable(String),
+
     /// An input (or payload, or body) over the workers' request limit,
     /// refused before it is forwarded, with a worker's own message.
     #[error(transparent)]
@@ -128,7 +134,7 @@ impl ServiceError for Error {
             | Error::OwnAddress(_) => Code::InvalidArgument,
             Error::WorkerIdTaken(_) => Code::AlreadyExists,
             Error::TooManyWorkers { .. } | Error::TooManyRoutes { .. } => Code::ResourceExhausted,
-            Error::Server(_) => Code::Internal,
+            Error::Server(_) | Error::Undecodable(_) => Code::Internal,
         }
     }
 

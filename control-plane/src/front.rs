@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hotswap_common::catalog::{ApiKind, Catalog, ModelRef, VersionKey, is_latest};
+use hotswap_common::catalog::{Catalog, ModelRef, VersionKey, is_latest};
 use hotswap_proto::inference::{
     self as pb, InferStatistics, ModelStatistics, StatisticDuration,
     repository_index_response::ModelIndex,
@@ -67,30 +67,16 @@ impl PredictorService for FrontDoor {
     type Error = Error;
 
     async fn predict(&self, mut request: PredictRequest) -> Result<PredictResponse, Error> {
-        let catalog = self.catalog();
-        let route = match catalog.kind(&request.api) {
-            // Served by its predictor class, wherever one is running.
-            Some(ApiKind::Predictor) => {
-                self.limit.check_predict(&request)?;
-                Route::Predictor(request.api.clone())
-            }
-            // An unknown API gets its NOT_FOUND from the model lookup.
-            Some(ApiKind::Models) | None => {
-                let m = catalog.model_ref(&request.api, &request.model)?;
-                if let Some(picked) = catalog.pick_by_traffic(&m, &request.version) {
-                    request.version = picked;
-                }
-                let key = resolve(&catalog, &self.registry, &m, &request.version)?;
-                self.limit.check_predict(&request)?;
-                request.model = m.model.clone();
-                request.version = forwarded_version(&request.version, &key);
-                Route::Version(key)
-            }
-        };
+        let to = self.route_predict(&request.api, &request.model, &request.version)?;
+        self.limit.check_predict(&request)?;
+        if let Some((model, version)) = to.rename {
+            request.model = model;
+            request.version = version;
+        }
         // Shared between the attempts: a retry sends this one request.
         let request = Arc::new(request);
         self.router
-            .call(&route, |w| {
+            .call(&to.route, |w| {
                 let request = request.clone();
                 async move { w.predict(request).await }
             })
@@ -144,24 +130,14 @@ impl InferenceService for FrontDoor {
         &self,
         mut r: pb::ModelInferRequest,
     ) -> Result<pb::ModelInferResponse, Error> {
-        // A call naming no version may be sent to a version by `traffic`;
-        // the worker is then asked for that number.
-        let catalog = self.catalog();
-        if let Ok(m) = catalog.model_by_name(&r.model_name)
-            && let Some(picked) = catalog.pick_by_traffic(&m, &r.model_version)
-        {
-            r.model_version = picked;
-        }
-        let (m, key) = self.by_name(&r.model_name, &r.model_version)?;
+        let to = self.route_infer(&r.model_name, &r.model_version)?;
         self.limit.check_infer(&r)?;
-        let asked_as = r.model_name.clone();
-        let mut forwarded = r;
-        forwarded.model_name = m.protocol_name();
-        forwarded.model_version = forwarded_version(&forwarded.model_version, &key);
-        let forwarded = Arc::new(forwarded);
+        let asked_as = std::mem::replace(&mut r.model_name, to.name);
+        r.model_version = to.version;
+        let forwarded = Arc::new(r);
         let mut response = self
             .router
-            .call(&Route::Version(key), |w| {
+            .call(&to.route, |w| {
                 let request = forwarded.clone();
                 async move { w.model_infer(request).await }
             })
@@ -280,7 +256,7 @@ const STATISTICS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5
 /// The version to ask the worker for: `latest` stays `latest` (named, so
 /// that the worker does not split it by `traffic` again: the control plane
 /// has drawn already), a number is the number the catalog has.
-fn forwarded_version(asked: &str, key: &VersionKey) -> String {
+pub(crate) fn forwarded_version(asked: &str, key: &VersionKey) -> String {
     if is_latest(asked) {
         "latest".to_owned()
     } else {
@@ -295,6 +271,8 @@ fn add_duration(total: &mut Option<StatisticDuration>, add: Option<StatisticDura
         t.ns = t.ns.saturating_add(add.ns);
     }
 }
+
+mod forward;
 
 #[cfg(test)]
 mod tests;

@@ -8,12 +8,13 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod forwarding;
 mod front;
 mod grpc;
 mod own;
 mod register;
 pub mod registry;
-mod router;
+pub mod router;
 mod server;
 pub mod worker;
 

@@ -28,6 +28,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::Error;
+use crate::forwarding::Forwarding;
 use crate::front::FrontDoor;
 use crate::grpc::GrpcControlPlane;
 use crate::own::OwnListeners;
@@ -193,16 +194,22 @@ pub async fn serve_control_plane(
         .guard(control_plane.clients.guard())
         .concurrency_limit(MAX_CONCURRENT_CALLS)
         .body_limit(max_message)
-        .add_service(
+        // Predict and ModelInfer are forwarded as bytes (`forwarding.rs`);
+        // the generated servers serve the other methods.
+        .add_service(Forwarding::new(
+            front.clone(),
             PredictorServer::new(GrpcPredictor(front.clone()))
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(usize::MAX),
-        )
-        .add_service(
+            max_message,
+        ))
+        .add_service(Forwarding::new(
+            front.clone(),
             GrpcInferenceServiceServer::new(GrpcInference(front.clone()))
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(usize::MAX),
-        )
+            max_message,
+        ))
         .http(hotswap_common::transport::http::router(
             Arc::new(front.clone()),
             Arc::new(front),

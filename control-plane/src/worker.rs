@@ -13,6 +13,8 @@ use async_trait::async_trait;
 use hotswap_proto::error::Code;
 use hotswap_proto::inference as pb;
 use hotswap_proto::v1::{PredictRequest, PredictResponse};
+use prost::Message;
+use prost::bytes::{Buf, Bytes};
 
 /// Any error, boxed: what transports and connectors fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -44,6 +46,60 @@ pub trait WorkerApi: Send + Sync + 'static {
         &self,
         r: pb::ModelStatisticsRequest,
     ) -> Result<pb::ModelStatisticsResponse, WorkerError>;
+
+    /// `ModelInfer` with the request and its answer as encoded: what the
+    /// front door forwards without decoding. By default decoded and
+    /// answered by [`WorkerApi::model_infer`] (in-process workers); over
+    /// gRPC the bytes go as they are.
+    async fn model_infer_wire(&self, r: Wire) -> Result<Bytes, WorkerError> {
+        let request = pb::ModelInferRequest::decode(r.buf()).map_err(undecodable)?;
+        let answer = self.model_infer(Arc::new(request)).await?;
+        Ok(answer.encode_to_vec().into())
+    }
+
+    /// `Predict` as encoded, as [`WorkerApi::model_infer_wire`].
+    async fn predict_wire(&self, r: Wire) -> Result<Bytes, WorkerError> {
+        let request = PredictRequest::decode(r.buf()).map_err(undecodable)?;
+        let answer = self.predict(Arc::new(request)).await?;
+        Ok(answer.encode_to_vec().into())
+    }
+}
+
+/// A message as encoded: the bytes a client sent and the fields the front
+/// door appends (they replace the client's on decoding). Cheap to clone: a
+/// retry sends the same bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Wire {
+    /// The bytes as received.
+    pub body: Bytes,
+    /// Fields appended to them.
+    pub suffix: Bytes,
+}
+
+impl Wire {
+    /// Its length encoded.
+    pub fn len(&self) -> usize {
+        self.body.len() + self.suffix.len()
+    }
+
+    /// Whether it is empty (a message with every field at its default).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole message, to decode or copy out.
+    pub fn buf(&self) -> impl Buf + use<> {
+        self.body.clone().chain(self.suffix.clone())
+    }
+}
+
+/// What a worker answers a message it cannot decode (tonic's own answer).
+fn undecodable(e: prost::DecodeError) -> WorkerError {
+    WorkerError::Answered {
+        code: Code::Internal,
+        message: e.to_string(),
+        no_retry: false,
+    }
 }
 
 /// How a call to a worker failed: what the router's retry rules look at.

@@ -72,7 +72,7 @@ impl InferenceService for WorkerService {
             )));
         }
         let mut inputs = Vec::with_capacity(r.inputs.len());
-        for (i, input) in r.inputs.iter().enumerate() {
+        for (i, input) in r.inputs.into_iter().enumerate() {
             let raw = r.raw_input_contents.get(i).map(|b| b.as_ref());
             let size = raw.map_or_else(
                 || {
@@ -94,7 +94,7 @@ impl InferenceService for WorkerService {
                 version: r.model_version,
                 traffic: true,
                 inputs: Inputs::Tensors(inputs),
-                outputs: r.outputs.iter().map(|o| o.name.clone()).collect(),
+                outputs: r.outputs.into_iter().map(|o| o.name).collect(),
             })
             .await?;
         let outputs = answer.outputs;

@@ -6,6 +6,7 @@ pub mod bucket;
 pub mod certs;
 pub mod compose;
 pub mod control;
+pub mod counting;
 pub mod emulator;
 pub mod http;
 pub mod latency;

@@ -80,6 +80,15 @@ impl<U: Message + Default + 'static> Decoder for GuardedDecoder<U> {
     }
 }
 
+/// Whether `wire` has the structure of a `U` as far as this module reads
+/// it (every length within its bounds, nested messages included, no
+/// groups): the front door, which forwards a request without decoding it,
+/// decodes one that has not, so its caller gets prost's own account of
+/// what is wrong, as the worker would give it.
+pub fn well_formed<U: 'static>(wire: &[u8]) -> bool {
+    shape_of::<U>().is_none_or(|shape| cost(wire, shape).is_some())
+}
+
 /// The shape of the requests that are checked: what clients send.
 fn shape_of<U: 'static>() -> Option<&'static Shape> {
     let id = std::any::TypeId::of::<U>();
@@ -259,7 +268,7 @@ fn cost(mut wire: &[u8], shape: &Shape) -> Option<usize> {
 }
 
 /// The varint at the front of `wire`, consumed.
-fn varint(wire: &mut &[u8]) -> Option<u64> {
+pub(crate) fn varint(wire: &mut &[u8]) -> Option<u64> {
     let mut value = 0u64;
     for shift in 0..10 {
         let (&byte, rest) = wire.split_first()?;

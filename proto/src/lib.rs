@@ -11,6 +11,7 @@
 pub mod error;
 pub mod guarded;
 pub mod limit;
+pub mod routing;
 pub mod service;
 
 use std::time::Duration;

@@ -15,6 +15,7 @@ use hotswap_proto::inference::{
     self as pb, grpc_inference_service_client::GrpcInferenceServiceClient,
 };
 use hotswap_proto::v1::{PredictRequest, PredictResponse};
+use prost::bytes::Bytes;
 use tonic::Status;
 use tonic::client::Grpc;
 use tonic::codegen::http::uri::PathAndQuery;
@@ -24,7 +25,8 @@ use tower::ServiceBuilder;
 use tower::limit::ConcurrencyLimit;
 use tower::timeout::Timeout;
 
-use super::{BoxError, Connect, WorkerApi, WorkerError};
+use super::{BoxError, Connect, Wire, WorkerApi, WorkerError};
+use crate::forwarding::WireCodec;
 
 /// Upper bound on one call when the client set no deadline: a worker that
 /// hangs must not hold a client forever.
@@ -184,10 +186,32 @@ impl GrpcWorker {
         .await
         .map(tonic::Response::into_inner)
     }
+
+    /// Calls the unary method at `path` with a request as encoded, and
+    /// takes the answer as encoded.
+    async fn call_wire(&self, path: &'static str, r: Wire) -> Result<Bytes, WorkerError> {
+        let mut grpc = self.shared.clone();
+        grpc.ready()
+            .await
+            .map_err(|e| classify(Status::from_error(e)))?;
+        grpc.unary(outgoing(r), PathAndQuery::from_static(path), WireCodec)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
+    }
 }
 
 #[async_trait]
 impl WorkerApi for GrpcWorker {
+    async fn model_infer_wire(&self, r: Wire) -> Result<Bytes, WorkerError> {
+        self.call_wire("/inference.GRPCInferenceService/ModelInfer", r)
+            .await
+    }
+
+    async fn predict_wire(&self, r: Wire) -> Result<Bytes, WorkerError> {
+        self.call_wire("/hotswap.v1.Predictor/Predict", r).await
+    }
+
     async fn predict(&self, r: Arc<PredictRequest>) -> Result<PredictResponse, WorkerError> {
         self.call_shared("/hotswap.v1.Predictor/Predict", r)
             .await

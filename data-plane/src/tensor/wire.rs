@@ -22,22 +22,26 @@ fn parse_dtype(name: &str, datatype: &str) -> Result<DataType, Error> {
 
 /// An Open Inference Protocol input; `raw` is its entry of
 /// `raw_input_contents`, if the request used those.
-pub fn from_infer_input(input: &InferInputTensor, raw: Option<&[u8]>) -> Result<Tensor, Error> {
-    let name = input.name.as_str();
-    let dtype = parse_dtype(name, &input.datatype)?;
-    let shape = input.shape.clone();
-    match (raw, &input.contents) {
-        (Some(_), Some(c)) if !contents_empty(c) => Err(Error::invalid(format!(
+pub fn from_infer_input(input: InferInputTensor, raw: Option<&[u8]>) -> Result<Tensor, Error> {
+    let InferInputTensor {
+        name,
+        datatype,
+        shape,
+        contents,
+        ..
+    } = input;
+    let dtype = parse_dtype(&name, &datatype)?;
+    match (raw, contents) {
+        (Some(_), Some(c)) if !contents_empty(&c) => Err(Error::invalid(format!(
             "{input}: both contents and raw_input_contents are set",
-            input = crate::tensor::input(name)
+            input = crate::tensor::input(&name)
         ))),
-        (Some(bytes), _) => Tensor::from_raw(name, dtype, shape, bytes),
-        (None, Some(c)) => Tensor::new(name, shape, from_contents(name, dtype, c)?),
-        (None, None) => Tensor::new(
-            name,
-            shape,
-            from_contents(name, dtype, &Default::default())?,
-        ),
+        (Some(bytes), _) => Tensor::from_raw(&name, dtype, shape, bytes),
+        // The request is owned: its typed contents move into the tensor.
+        (None, c) => {
+            let data = from_contents(&name, dtype, c.unwrap_or_default())?;
+            Tensor::new(&name, shape, data)
+        }
     }
 }
 
@@ -47,11 +51,7 @@ fn contents_empty(c: &InferTensorContents) -> bool {
 
 /// Typed contents; narrow integers travel widened and are narrowed back
 /// with a range check.
-fn from_contents(
-    name: &str,
-    dtype: DataType,
-    c: &InferTensorContents,
-) -> Result<TensorData, Error> {
+fn from_contents(name: &str, dtype: DataType, c: InferTensorContents) -> Result<TensorData, Error> {
     fn narrow<W: Copy + std::fmt::Display, N: TryFrom<W>>(
         name: &str,
         dtype: DataType,
@@ -72,17 +72,17 @@ fn from_contents(
             .collect()
     }
     Ok(match dtype {
-        DataType::Bool => TensorData::Bool(c.bool_contents.clone()),
+        DataType::Bool => TensorData::Bool(c.bool_contents),
         DataType::U8 => TensorData::U8(narrow(name, dtype, &c.uint_contents)?),
         DataType::U16 => TensorData::U16(narrow(name, dtype, &c.uint_contents)?),
-        DataType::U32 => TensorData::U32(c.uint_contents.clone()),
-        DataType::U64 => TensorData::U64(c.uint64_contents.clone()),
+        DataType::U32 => TensorData::U32(c.uint_contents),
+        DataType::U64 => TensorData::U64(c.uint64_contents),
         DataType::I8 => TensorData::I8(narrow(name, dtype, &c.int_contents)?),
         DataType::I16 => TensorData::I16(narrow(name, dtype, &c.int_contents)?),
-        DataType::I32 => TensorData::I32(c.int_contents.clone()),
-        DataType::I64 => TensorData::I64(c.int64_contents.clone()),
-        DataType::F32 => TensorData::F32(c.fp32_contents.clone()),
-        DataType::F64 => TensorData::F64(c.fp64_contents.clone()),
+        DataType::I32 => TensorData::I32(c.int_contents),
+        DataType::I64 => TensorData::I64(c.int64_contents),
+        DataType::F32 => TensorData::F32(c.fp32_contents),
+        DataType::F64 => TensorData::F64(c.fp64_contents),
         DataType::F16 | DataType::BF16 | DataType::Bytes => {
             return Err(Error::invalid(format!(
                 "{input}: datatype {} is not supported by hotswap",
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn typed_contents_are_narrowed_with_a_range_check() {
         let ok = from_infer_input(
-            &input(
+            input(
                 "INT8",
                 vec![2],
                 InferTensorContents {
@@ -155,7 +155,7 @@ mod tests {
         .unwrap();
         assert_eq!(ok.data, TensorData::I8(vec![-3, 7]));
         let err = from_infer_input(
-            &input(
+            input(
                 "INT8",
                 vec![1],
                 InferTensorContents {
@@ -173,7 +173,7 @@ mod tests {
     fn wrong_contents_field_is_a_count_mismatch() {
         // FP32 declared, elements sent in int64_contents: nothing in fp32.
         let err = from_infer_input(
-            &input(
+            input(
                 "FP32",
                 vec![2],
                 InferTensorContents {
@@ -197,10 +197,10 @@ mod tests {
                 ..Default::default()
             },
         );
-        let err = from_infer_input(&i, Some(&1.0f32.to_le_bytes())).unwrap_err();
+        let err = from_infer_input(i.clone(), Some(&1.0f32.to_le_bytes())).unwrap_err();
         assert!(err.to_string().contains("both"), "{err}");
         let err = from_infer_input(
-            &InferInputTensor {
+            InferInputTensor {
                 datatype: "FLOAT".into(),
                 ..i.clone()
             },

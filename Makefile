@@ -37,9 +37,10 @@ test: setup
 	cargo nextest run --workspace $(FEATURES)
 
 # The front door measured with NVIDIA's perf_analyzer (BENCHMARKS.md): the
-# model script's onnx package, a release build, then the benchmark.
+# model script's onnx package and matplotlib for the chart it draws
+# (docs/bench-perf.svg), a release build, then the benchmark.
 VENV ?= $(or $(HOTSWAP_VENV),.venv)
 bench-perf: setup
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check onnx==1.19.1
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check onnx==1.19.1 matplotlib==3.11.2
 	cargo build --release $(FEATURES) --bin hotswap
 	cargo bench -p hotswap-integration-tests --bench perf_analyzer

@@ -4,9 +4,11 @@
 pub mod attack;
 pub mod bucket;
 pub mod certs;
+pub mod chart;
 pub mod compose;
 pub mod control;
 pub mod counting;
+pub mod cpu;
 pub mod emulator;
 pub mod http;
 pub mod latency;

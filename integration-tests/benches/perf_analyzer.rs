@@ -194,6 +194,12 @@ fn main() {
         .position(|a| a == "--binary")
         .and_then(|i| args.get(i + 1))
         .map_or_else(hotswap_binary, PathBuf::from);
+    // `-- --only tiny`: one model's rows, for a quicker look.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let metrics: &[&str] = if args.iter().any(|a| a == "--metrics") {
         &["--metrics-listen", "127.0.0.1:0"]
     } else {
@@ -255,6 +261,9 @@ fn main() {
         let pids = [control.process.pid(), worker.process.pid()];
         let mut rows = Vec::new();
         for (bench, (_, file)) in MODELS.iter().zip(&files) {
+            if only.as_deref().is_some_and(|m| m != bench.name) {
+                continue;
+            }
             for concurrency in CONCURRENCY {
                 let calls = if bench.name == "tiny" { 40_000 } else { 4_000 };
                 let local = tokio::task::block_in_place(|| in_process(file, bench, concurrency, calls));
@@ -345,9 +354,11 @@ fn main() {
         targets(&rows, grown as f64 / weights as f64);
 
         // The chart is a by-product: failing to draw it leaves the table.
+        // One model's rows (`--only`) leave the committed chart alone.
         println!();
         let csv = chart::csv_path();
         match std::fs::write(&csv, chart::to_csv(&rows)) {
+            Ok(()) if only.is_some() => println!("Rows as CSV: {} (no chart with --only)", csv.display()),
             Ok(()) => {
                 println!("Rows as CSV: {}", csv.display());
                 let svg = chart::svg_path();

@@ -46,6 +46,12 @@ pub struct Holders {
 }
 
 impl Holders {
+    /// The holders' worker ids, placements past their grace included.
+    #[cfg(test)]
+    pub fn ids(&self) -> Vec<&str> {
+        self.holders.iter().map(|h| h.worker.id.as_str()).collect()
+    }
+
     /// Whether a worker reported serving the route.
     pub fn served(&self) -> bool {
         self.served > 0

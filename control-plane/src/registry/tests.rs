@@ -1,6 +1,6 @@
 //! The registry: a worker id belongs to its stream, caps on workers and
 //! routes, silent workers dropped (tokio's paused clock), malformed reports
-//! refused.
+//! refused, the routing table kept in step.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hotswap_proto::error::{Code, ServiceError};
 
-use crate::registry::{Registry, RegistryLimits, Route, SILENCE_LIMIT};
+use crate::registry::{PLACEMENT_GRACE, Registry, RegistryLimits, Route, SILENCE_LIMIT};
 use crate::testing::{Answer, Cluster, Gone, Scripted, report, version_route};
 use crate::worker::local::{LocalConnector, LocalWorker};
 
@@ -124,4 +124,55 @@ async fn reports_without_an_id_or_address_are_refused() {
         .unwrap_err();
     assert_eq!(unknown.code(), Code::InvalidArgument);
     assert_eq!(c.registry.all().len(), 1, "only the well-formed worker");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_routing_table_follows_reports_placements_and_departures() {
+    let c = Cluster::new();
+    c.worker("a", &[version_route(1)]);
+    c.worker("b", &[]);
+    let session = c.registry.session();
+    c.report(session, "w", "b", &[version_route(1), version_route(2)]);
+    let holders = |route: &Route| -> Vec<String> {
+        let table = c.registry.table();
+        let mut ids: Vec<String> = table
+            .holders(route)
+            .map(|h| h.ids().into_iter().map(str::to_owned).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    assert_eq!(holders(&version_route(1)), ["a", "w"]);
+    assert_eq!(holders(&version_route(2)), ["w"]);
+    assert!(c.registry.served_anywhere(&version_route(2)));
+
+    // A heartbeat that says what the last one said keeps the snapshot.
+    let before = Arc::clone(&c.registry.table());
+    c.report(session, "w", "b", &[version_route(1), version_route(2)]);
+    assert!(
+        Arc::ptr_eq(&before, &c.registry.table()),
+        "rebuilt for nothing"
+    );
+    c.report(session, "w", "b", &[version_route(2)]);
+    assert_eq!(holders(&version_route(1)), ["a"]);
+
+    // A placement counts at once, is not "served", and stops counting when
+    // its grace runs out, before any report says so.
+    let w = c.registry.get("w").unwrap();
+    c.registry.place(&w, &version_route(3));
+    assert_eq!(holders(&version_route(3)), ["w"]);
+    assert!(!c.registry.served_anywhere(&version_route(3)));
+    tokio::time::advance(PLACEMENT_GRACE + Duration::from_secs(1)).await;
+    let table = c.registry.table();
+    let expired = table.holders(&version_route(3)).unwrap();
+    assert!(expired.pick(None, |_| 0).is_none(), "an expired placement");
+    drop(table);
+    // The worker's next report takes it out of the table.
+    c.report(session, "w", "b", &[version_route(2)]);
+    assert!(c.registry.table().holders(&version_route(3)).is_none());
+    // A worker that leaves takes its routes with it.
+    c.registry.end(session, "w");
+    assert_eq!(holders(&version_route(2)), Vec::<String>::new());
+    let ids: Vec<String> = c.registry.all().iter().map(|w| w.id.clone()).collect();
+    assert_eq!(ids, ["a", "b"]);
 }

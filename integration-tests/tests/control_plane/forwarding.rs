@@ -10,9 +10,7 @@ use hotswap_control_plane::ControlPlaneConfig;
 use hotswap_integration_tests::control::ControlServer;
 use hotswap_integration_tests::store::StoreServer;
 use hotswap_integration_tests::wait::eventually;
-use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, iris_bucket};
-use hotswap_proto::inference::ModelInferRequest;
-use hotswap_proto::inference::model_infer_request::InferInputTensor;
+use hotswap_integration_tests::worker::{WorkerOptions, WorkerServer, iris_bucket, iris_infer};
 use prost::Message;
 use prost::bytes::{Buf, BufMut, Bytes};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -70,28 +68,6 @@ async fn infer_raw(channel: Channel, wire: &[u8]) -> Result<Bytes, Status> {
     )
     .await
     .map(tonic::Response::into_inner)
-}
-
-/// One iris row as raw contents, to `name` at `version`.
-fn iris_infer(name: &str, version: &str) -> ModelInferRequest {
-    ModelInferRequest {
-        model_name: name.into(),
-        model_version: version.into(),
-        inputs: vec![InferInputTensor {
-            name: "input".into(),
-            datatype: "FP32".into(),
-            shape: vec![1, 4],
-            ..Default::default()
-        }],
-        raw_input_contents: vec![
-            [5.1f32, 3.5, 1.4, 0.2]
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>()
-                .into(),
-        ],
-        ..Default::default()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
